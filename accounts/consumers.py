@@ -1,0 +1,41 @@
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from .realtime import CLOSE_UNAUTHENTICATED, user_group
+
+
+class MemberSocketMixin:
+    """Joins the member's personal group and obeys its events; every member socket uses it."""
+
+    async def join_member_group(self) -> None:
+        self.member_group = user_group(self.scope["user"].pk)
+        await self.channel_layer.group_add(self.member_group, self.channel_name)
+
+    async def leave_member_group(self) -> None:
+        if getattr(self, "member_group", None):
+            await self.channel_layer.group_discard(self.member_group, self.channel_name)
+
+    async def user_disconnect(self, event: dict) -> None:
+        await self.close(code=event["code"], reason=event["reason"])
+
+
+class NotificationConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
+    """``/ws/notifications/``: in-app notifications and status updates for the signed-in member."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        user = self.scope["user"]
+        if not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED, reason="authentication required")
+            return
+        await self.join_member_group()
+        await self.send_json({"type": "hello", "user_id": user.pk})
+
+    async def disconnect(self, code: int) -> None:
+        await self.leave_member_group()
+
+    async def receive_json(self, content, **kwargs) -> None:
+        # The notification socket is one-way; anything the client says is answered, not acted on.
+        await self.send_json({"type": "error", "code": "read_only", "message": "nothing to send"})
+
+    async def user_notify(self, event: dict) -> None:
+        await self.send_json({"type": "notification", **event["payload"]})

@@ -1,0 +1,56 @@
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+DEMO_PASSWORD = "salon-demo"  # noqa: S105 - demo data, refused when DEBUG is off
+ADMIN = ("admin", "Ada Admin")
+MEMBERS = [
+    ("alice", "Alice Liddell", "Hosts the Thursday product hour."),
+    ("bob", "Bob Marley", "Listens more than he talks."),
+    ("carol", "Carol Danvers", "Asks the hard questions."),
+]
+
+
+class Command(BaseCommand):
+    help = "Create demo members and content. Idempotent: running it again changes nothing."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--force", action="store_true", help="Seed even with DEBUG off (never in production)."
+        )
+
+    @transaction.atomic
+    def handle(self, *args, force: bool, **options):
+        if not settings.DEBUG and not force:
+            raise CommandError("seed_demo creates accounts with known passwords; DEBUG is off.")
+        User = get_user_model()
+        admin, created = User.objects.get_or_create(
+            username=ADMIN[0],
+            defaults={
+                "display_name": ADMIN[1],
+                "email": "admin@salon.localhost",
+                "is_staff": True,
+                "is_superuser": True,
+            },
+        )
+        if created:
+            admin.set_password(DEMO_PASSWORD)
+            admin.save(update_fields=["password"])
+        for username, display_name, bio in MEMBERS:
+            member, created = User.objects.get_or_create(
+                username=username,
+                defaults={
+                    "display_name": display_name,
+                    "bio": bio,
+                    "email": f"{username}@salon.localhost",
+                },
+            )
+            if created:
+                member.set_password(DEMO_PASSWORD)
+                member.save(update_fields=["password"])
+
+        self.stdout.write(self.style.SUCCESS("Demo data ready. Log in at http://127.0.0.1:8000/"))
+        self.stdout.write(f"  admin (staff): {ADMIN[0]} / {DEMO_PASSWORD}")
+        for username, *_ in MEMBERS:
+            self.stdout.write(f"  member:        {username} / {DEMO_PASSWORD}")

@@ -1,0 +1,28 @@
+import os
+
+import pytest
+
+from tests import services
+
+
+def pytest_configure(config):
+    # Before pytest-django's own pytest_configure (trylast): settings must see the service URLs.
+    services.start()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    from django.conf import settings
+
+    settings.DATABASES  # noqa: B018 - load the settings now, so pytest-django sets Django up
+
+
+def pytest_unconfigure(config):
+    services.stop()
+
+
+def pytest_report_header(config):
+    return services.report_lines()
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path):
+    """Every test writes uploads under its own temporary folder."""
+    settings.MEDIA_ROOT = tmp_path / "media"

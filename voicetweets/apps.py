@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class VoiceTweetsConfig(AppConfig):
+    name = "voicetweets"
+    verbose_name = "Voice tweets"
