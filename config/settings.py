@@ -237,6 +237,12 @@ SPECTACULAR_SETTINGS = {
 SALON_WEBSOCKET_MAX_MESSAGE_SIZE = env_int("SALON_WEBSOCKET_MAX_MESSAGE_SIZE", 16 * 1024)
 SALON_WEBSOCKET_MAX_FRAME_SIZE = env_int("SALON_WEBSOCKET_MAX_FRAME_SIZE", 16 * 1024)
 
+# --- Accounts (invitations, profiles, follows, blocks, suspension) ---------------------------
+
+# --- Voice tweets ---------------------------------------------------------------------------
+
+# --- Spaces and the live audio engine -------------------------------------------------------
+
 # --- Internationalisation, static and media -------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -10,6 +10,12 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("", include("accounts.urls")),
+    path("", include("voicetweets.urls")),
+    path("", include("spaces.urls")),
+    path("api/v1/", include("accounts.api_urls")),
+    path("api/v1/", include("voicetweets.api_urls")),
+    path("api/v1/", include("spaces.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
