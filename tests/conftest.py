@@ -26,3 +26,27 @@ def pytest_report_header(config):
 def _media_root(settings, tmp_path):
     """Every test writes uploads under its own temporary folder."""
     settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def live_server_process(transactional_db, tmp_path):
+    """Start real daphne servers (``manage.py serve``) that share the test database and Redis.
+
+    Call it to start one; every server started is stopped after the test.
+    """
+    from django.db import connection
+
+    from tests.live import ServerProcess
+
+    servers: list[ServerProcess] = []
+
+    def start(**extra_env) -> ServerProcess:
+        server = ServerProcess(
+            database_name=connection.settings_dict["NAME"], log_dir=tmp_path, extra_env=extra_env
+        )
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -1,6 +1,19 @@
+import daphne.server
 from daphne.cli import CommandLineInterface
+from daphne.ws_protocol import WebSocketFactory
 from django.conf import settings
 from django.core.management.base import BaseCommand
+
+
+class ClosingWebSocketFactory(WebSocketFactory):
+    """Daphne's factory, but protocol errors end with a close frame instead of a dropped socket.
+
+    Autobahn fails by dropping TCP by default, so a client whose message was too large sees an
+    abnormal closure (1006) instead of 1009 with a reason and cannot tell what it did wrong.
+    """
+
+    def setProtocolOptions(self, **options):  # noqa: N802 - autobahn's name
+        super().setProtocolOptions(failByDrop=False, **options)
 
 
 class Command(BaseCommand):
@@ -30,4 +43,6 @@ class Command(BaseCommand):
         if proxy_headers:
             argv.append("--proxy-headers")
         argv.append("config.asgi:application")
+        # Server.run() builds its factory from this module global.
+        daphne.server.WebSocketFactory = ClosingWebSocketFactory
         CommandLineInterface().run(argv)

@@ -1,0 +1,71 @@
+# Salon's set-up is two commands: `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint install install-dev test-deps worker beat bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Stamp files: reinstall only when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## run: install, migrate, create demo data and serve http://$(HOST):$(PORT) (embedded by default)
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
+
+## test-deps: Debian packages the suite needs (PostgreSQL, Redis, Chromium), installed when root
+test-deps:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "make test needs these Debian packages:$$missing -- run: sudo apt-get install$$missing" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+
+## test: the whole suite, against a throwaway PostgreSQL cluster and Redis server it starts itself
+test: install-dev test-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## lint: ruff (lint + format) and missing migrations
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+## worker / beat: real-mode Celery processes (set DATABASE_URL and REDIS_URL)
+worker: install
+	$(BIN)/celery -A config worker --loglevel INFO --queues default,audio
+
+beat: install
+	$(BIN)/celery -A config beat --loglevel INFO
+
+## bench: engine and pipeline benchmarks (prints figures and ratios; ffmpeg for the transcode baseline)
+bench: install-dev
+	@command -v ffmpeg >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq ffmpeg; } || echo "ffmpeg missing: the transcode baseline is skipped"
+	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script $(BENCH_ARGS) || exit 1; done
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache
