@@ -12,7 +12,7 @@ class ClosingWebSocketFactory(WebSocketFactory):
     abnormal closure (1006) instead of 1009 with a reason and cannot tell what it did wrong.
     """
 
-    def setProtocolOptions(self, **options):  # noqa: N802 - autobahn's name
+    def setProtocolOptions(self, **options):
         super().setProtocolOptions(failByDrop=False, **options)
 
 
