@@ -148,14 +148,14 @@ if REDIS_URL:
         }
     }
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_TASK_ALWAYS_EAGER = False
+    # The test suite runs on Redis but executes tasks where they are queued (see config.background).
+    CELERY_TASK_ALWAYS_EAGER = env_bool("SALON_CELERY_EAGER", False)
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CELERY_BROKER_URL = "memory://"
-    # Embedded: tasks run in the process that queues them.
+    # Embedded: tasks run in this process, on config.background's threads.
     CELERY_TASK_ALWAYS_EAGER = True
-    CELERY_TASK_EAGER_PROPAGATES = True
 
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = False
@@ -165,6 +165,8 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict = {}
+# With eager Celery: run queued tasks on the caller's thread (tests) instead of a background pool.
+SALON_TASKS_SYNCHRONOUS = env_bool("SALON_TASKS_SYNCHRONOUS", False)
 
 # --- Auth and accounts ----------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -8,6 +8,10 @@ from tests import services
 def pytest_configure(config):
     # Before pytest-django's own pytest_configure (trylast): settings must see the service URLs.
     services.start()
+    # Tasks run where they are queued, synchronously, so tests see their effects; tests that
+    # need a real worker start one in a subprocess.
+    os.environ["SALON_CELERY_EAGER"] = "1"
+    os.environ["SALON_TASKS_SYNCHRONOUS"] = "1"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from django.conf import settings
 

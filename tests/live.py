@@ -27,6 +27,8 @@ class ServerProcess:
             "DATABASE_URL": f"{base_url}/{database_name}",
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "PYTHONUNBUFFERED": "1",
+            # Like the embedded default: queued work runs on the server's own background threads.
+            "SALON_TASKS_SYNCHRONOUS": "0",
             **(extra_env or {}),
         }
         self.log_path = log_dir / f"daphne-{self.port}.log"

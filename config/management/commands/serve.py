@@ -43,6 +43,11 @@ class Command(BaseCommand):
         if proxy_headers:
             argv.append("--proxy-headers")
         argv.append("config.asgi:application")
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            # No celery beat process in the embedded default: schedules run in this process.
+            from config.background import EmbeddedBeat
+
+            EmbeddedBeat().start()
         # Server.run() builds its factory from this module global.
         daphne.server.WebSocketFactory = ClosingWebSocketFactory
         CommandLineInterface().run(argv)

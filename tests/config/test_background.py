@@ -1,0 +1,70 @@
+import threading
+from datetime import timedelta
+
+import pytest
+from celery import shared_task
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from config import background
+
+_ran: list = []
+_ran_event = threading.Event()
+
+
+@shared_task(name="tests.record")
+def record(value):
+    _ran.append((value, threading.current_thread().name))
+    _ran_event.set()
+
+
+@pytest.fixture(autouse=True)
+def _reset():
+    _ran.clear()
+    _ran_event.clear()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_enqueued_task_waits_for_commit():
+    """A task queued inside a transaction runs only once the transaction commits."""
+    with transaction.atomic():
+        background.enqueue(record, "after-commit")
+        assert _ran == []
+    assert [value for value, _ in _ran] == ["after-commit"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_enqueued_task_is_dropped_on_rollback():
+    """Work queued by a transaction that rolls back never runs."""
+    with pytest.raises(RuntimeError), transaction.atomic():
+        get_user_model().objects.create_user(username="ghost")
+        background.enqueue(record, "never")
+        raise RuntimeError("roll back")
+    assert _ran == []
+
+
+def test_embedded_mode_runs_tasks_off_the_request_thread(settings):
+    """Embedded: a queued task runs on the in-process pool, so the caller returns at once."""
+    settings.SALON_TASKS_SYNCHRONOUS = False
+
+    background.dispatch(record, ("pooled",))
+
+    assert _ran_event.wait(timeout=10)
+    value, thread_name = _ran[0]
+    assert value == "pooled"
+    assert thread_name.startswith("salon-task")
+
+
+def test_embedded_beat_runs_scheduled_tasks(settings):
+    """The embedded beat thread fires schedule entries without a celery beat process."""
+    settings.SALON_TASKS_SYNCHRONOUS = True
+    beat = background.EmbeddedBeat(
+        {"record": {"task": "tests.record", "schedule": timedelta(hours=1), "args": ("beat",)}}
+    )
+    beat.start()
+    try:
+        assert _ran_event.wait(timeout=10)
+    finally:
+        beat.stop()
+        beat.join(timeout=5)
+    assert _ran[0][0] == "beat"
