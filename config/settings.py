@@ -238,12 +238,82 @@ SPECTACULAR_SETTINGS = {
 # Audio frames are a few hundred bytes and control messages a few kilobytes.
 SALON_WEBSOCKET_MAX_MESSAGE_SIZE = env_int("SALON_WEBSOCKET_MAX_MESSAGE_SIZE", 16 * 1024)
 SALON_WEBSOCKET_MAX_FRAME_SIZE = env_int("SALON_WEBSOCKET_MAX_FRAME_SIZE", 16 * 1024)
+# The largest HTTP request body anywhere (avatars, forms); uploads of audio have their own cap in
+# SALON_REQUEST_BODY_LIMITS. Enforced before Django reads the body (config.http).
+SALON_MAX_REQUEST_BYTES = env_int("SALON_MAX_REQUEST_BYTES", 10 * 1024 * 1024)
 
 # --- Accounts (invitations, profiles, follows, blocks, suspension) ---------------------------
+# Invitations a new member can give; admins grant more from the Django admin.
+SALON_INVITATION_QUOTA = env_int("SALON_INVITATION_QUOTA", 2)
+SALON_INVITATION_TTL_DAYS = env_int("SALON_INVITATION_TTL_DAYS", 14)
+# Signup is only open to holders of a valid invitation (accounts.adapter).
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+# Avatars: uploads larger than this are refused before decoding; stored as a square WebP.
+SALON_AVATAR_MAX_BYTES = env_int("SALON_AVATAR_MAX_BYTES", 5 * 1024 * 1024)
+SALON_AVATAR_MAX_PIXELS = 40_000_000
+SALON_AVATAR_SIZE = 256
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].update(
+    {
+        "invitation_create": "10/hour",
+        "profile_list": "120/minute",
+        "auth_token": "10/minute",
+        "waitlist_join": "5/hour",
+    }
+)
 
 # --- Voice tweets ---------------------------------------------------------------------------
+SALON_VOICETWEET_MAX_SECONDS = 140
+# Longest recording accepted with "post as thread" (split into 140 s parts).
+SALON_VOICETWEET_MAX_THREAD_SECONDS = env_int("SALON_VOICETWEET_MAX_THREAD_SECONDS", 15 * 60)
+# 64 MB holds 15 minutes of anything compressed, or 11 minutes of 48 kHz mono WAV.
+SALON_VOICETWEET_MAX_UPLOAD_BYTES = env_int("SALON_VOICETWEET_MAX_UPLOAD_BYTES", 64 * 1024 * 1024)
+# Processing runs in a child process with these bounds; a child that dies rejects the tweet.
+SALON_VOICETWEET_PROCESS_SECONDS = env_int("SALON_VOICETWEET_PROCESS_SECONDS", 120)
+SALON_VOICETWEET_PROCESS_MEMORY_BYTES = env_int(
+    "SALON_VOICETWEET_PROCESS_MEMORY_BYTES", 1536 * 1024 * 1024
+)
+# A tweet still processing after this long is queued again (its worker died), at most twice.
+SALON_VOICETWEET_STALLED_SECONDS = 600
+SALON_VOICETWEET_MAX_ATTEMPTS = 2
+SALON_REQUEST_BODY_LIMITS = {
+    "/api/v1/voicetweets/": SALON_VOICETWEET_MAX_UPLOAD_BYTES,
+    "/voicetweets/": SALON_VOICETWEET_MAX_UPLOAD_BYTES,
+}
+CELERY_TASK_ROUTES = {"voicetweets.process": {"queue": "audio"}}
+CELERY_BEAT_SCHEDULE["voicetweets.requeue-stalled"] = {
+    "task": "voicetweets.requeue_stalled",
+    "schedule": timedelta(minutes=1),
+}
 
 # --- Spaces and the live audio engine -------------------------------------------------------
+# Staged rollout of hosting: members holding spaces.host_space (the "Space hosts" group admins
+# manage) may create spaces; this opens hosting to every member.
+SALON_SPACES_HOSTING_OPEN = env_bool("SALON_SPACES_HOSTING_OPEN", False)
+SALON_SPACE_MAX_COHOSTS = env_int("SALON_SPACE_MAX_COHOSTS", 2)
+SALON_SPACE_MAX_SPEAKERS = env_int("SALON_SPACE_MAX_SPEAKERS", 10)
+# Listeners a space admits beyond its host, co-hosts and speakers.
+SALON_SPACE_CAPACITY = env_int("SALON_SPACE_CAPACITY", 5000)
+SALON_SPACE_MAX_SCHEDULE_DAYS = 14
+SALON_SPACE_REMINDER_MINUTES = 30
+# Host's last connection dropped: the space ends after this long unless a co-host takes over.
+SALON_SPACE_HOST_GRACE_SECONDS = env_int("SALON_SPACE_HOST_GRACE_SECONDS", 300)
+# Presence: every open socket refreshes its participant's last_seen on this interval; a
+# participant with no connection left is removed after PRESENCE_TIMEOUT, and one whose
+# connections stopped refreshing (their process died) after STALE_SECONDS.
+SALON_SPACE_HEARTBEAT_SECONDS = env_int("SALON_SPACE_HEARTBEAT_SECONDS", 10)
+SALON_SPACE_PRESENCE_TIMEOUT_SECONDS = env_int("SALON_SPACE_PRESENCE_TIMEOUT_SECONDS", 15)
+SALON_SPACE_STALE_SECONDS = env_int("SALON_SPACE_STALE_SECONDS", 30)
+# Reactions are ephemeral; each member may send this many per window per space.
+SALON_SPACE_REACTION_RATE = (5, 5)  # (reactions, seconds)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "spaces.sweep": {"task": "spaces.sweep", "schedule": timedelta(seconds=5)},
+        "spaces.send-reminders": {
+            "task": "spaces.send_reminders",
+            "schedule": timedelta(minutes=1),
+        },
+    }
+)
 
 # --- Internationalisation, static and media -------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -1,0 +1,74 @@
+"""Reads of the accounts app. Rules that decide who may see or do what are here or in services."""
+
+from __future__ import annotations
+
+from django.apps import apps
+from django.db.models import Q, QuerySet
+
+from .models import Block, Follow, Invitation, User
+
+
+def is_blocked_between(*, user: User, other: User) -> bool:
+    """True if either member blocked the other. Spaces, profiles and follows all obey this."""
+    if user.pk is None or other.pk is None or user.pk == other.pk:
+        return False
+    return Block.objects.filter(
+        Q(blocker_id=user.pk, blocked_id=other.pk) | Q(blocker_id=other.pk, blocked_id=user.pk)
+    ).exists()
+
+
+def is_following(*, follower: User, followee: User) -> bool:
+    return Follow.objects.filter(follower_id=follower.pk, followee_id=followee.pk).exists()
+
+
+def following_ids(*, user: User) -> set[int]:
+    """Ids of the members ``user`` follows."""
+    return set(Follow.objects.filter(follower_id=user.pk).values_list("followee_id", flat=True))
+
+
+def blocked_ids(*, user: User) -> set[int]:
+    """Ids of members with a block in either direction with ``user``."""
+    pairs = Block.objects.filter(Q(blocker_id=user.pk) | Q(blocked_id=user.pk)).values_list(
+        "blocker_id", "blocked_id"
+    )
+    return {a if b == user.pk else b for a, b in pairs}
+
+
+def voice_tweet_count(*, user: User) -> int:
+    """Voice tweets by ``user``; 0 until the voicetweets app has its VoiceTweet model."""
+    try:
+        model = apps.get_model("voicetweets", "VoiceTweet")
+    except LookupError:
+        return 0
+    return model.objects.filter(author_id=user.pk).count()
+
+
+def profile_counts(*, user: User) -> dict[str, int]:
+    return {
+        "followers": Follow.objects.filter(followee_id=user.pk).count(),
+        "following": Follow.objects.filter(follower_id=user.pk).count(),
+        "voice_tweets": voice_tweet_count(user=user),
+    }
+
+
+def user_get_active(*, username: str) -> User | None:
+    """The active member with this username (case-insensitive), or None."""
+    return User.objects.filter(username__iexact=username, is_active=True).first()
+
+
+def followers_of(*, user: User) -> QuerySet[User]:
+    return User.objects.filter(is_active=True, following_set__followee_id=user.pk)
+
+
+def followees_of(*, user: User) -> QuerySet[User]:
+    return User.objects.filter(is_active=True, follower_set__follower_id=user.pk)
+
+
+def invitations_of(*, user: User) -> QuerySet[Invitation]:
+    return Invitation.objects.filter(inviter_id=user.pk).select_related("accepted_by")
+
+
+def invitation_get_by_token(*, token: str) -> Invitation | None:
+    if not token or len(token) > 64:
+        return None
+    return Invitation.objects.select_related("inviter").filter(token=token).first()

@@ -1,0 +1,469 @@
+"""Every write of the accounts app, and every rule about who may do it.
+
+Adapters (pages, API, admin actions, tasks, allauth's adapter) call these and map the domain
+errors in accounts.errors to responses. Transitions of an invitation are conditional UPDATEs on
+``state='pending'`` so concurrent callers cannot both win.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import secrets
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.mail import send_mail
+from django.db import IntegrityError, models, transaction
+from django.db.models import F
+from django.urls import reverse
+from django.utils import timezone
+from PIL import Image, ImageOps, UnidentifiedImageError
+from rest_framework.authtoken.models import Token
+
+from . import errors
+from .models import AuditEntry, Block, Follow, Invitation, User, WaitlistEntry
+from .realtime import CLOSE_FORBIDDEN, disconnect_user, notify_user
+
+logger = logging.getLogger(__name__)
+
+# --- Audit ------------------------------------------------------------------------------------
+
+
+def audit_record(
+    *,
+    actor: User | None,
+    action: str,
+    target: models.Model | None,
+    reason: str = "",
+    extra: dict | None = None,
+) -> AuditEntry:
+    """Append one entry to the audit log. Any app may record any action on any model."""
+    return AuditEntry.objects.create(
+        actor=actor,
+        action=action,
+        target_type=ContentType.objects.get_for_model(target) if target is not None else None,
+        target_id=str(target.pk) if target is not None else "",
+        target_repr=str(target)[:200] if target is not None else "",
+        reason=reason,
+        extra=extra or {},
+    )
+
+
+# --- Suspension -------------------------------------------------------------------------------
+
+
+def _check_moderator(by: User, user: User) -> None:
+    if not (by.is_active and by.is_staff):
+        raise errors.PermissionDenied("Only staff can suspend members.")
+    if by.pk == user.pk:
+        raise errors.PermissionDenied("You cannot suspend yourself.")
+    if user.is_superuser and not by.is_superuser:
+        raise errors.PermissionDenied("Only a superuser can suspend a superuser.")
+
+
+@transaction.atomic
+def user_suspend(*, user: User, by: User, reason: str) -> User:
+    """Suspend a member: no login, no session, no API token, open sockets closed on commit."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise errors.AccountsError("A reason is required to suspend a member.", code="reason")
+    _check_moderator(by, user)
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    if locked.is_suspended:
+        raise errors.InvalidTransition(f"{user.username} is already suspended.")
+    now = timezone.now()
+    User.objects.filter(pk=user.pk).update(
+        is_active=False, suspended_at=now, suspended_reason=reason, suspended_by=by
+    )
+    user.is_active, user.suspended_at, user.suspended_reason, user.suspended_by = (
+        False,
+        now,
+        reason,
+        by,
+    )
+    # Inactive users are refused by TokenAuthentication already; deleting the token also means
+    # an unsuspended member logs in again rather than reusing a token issued before.
+    Token.objects.filter(user_id=user.pk).delete()
+    audit_record(actor=by, action="user.suspend", target=user, reason=reason)
+    disconnect_user(user_id=user.pk, code=CLOSE_FORBIDDEN, reason="account suspended")
+    return user
+
+
+@transaction.atomic
+def user_unsuspend(*, user: User, by: User) -> User:
+    _check_moderator(by, user)
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    if not locked.is_suspended:
+        raise errors.InvalidTransition(f"{user.username} is not suspended.")
+    User.objects.filter(pk=user.pk).update(
+        is_active=True, suspended_at=None, suspended_reason="", suspended_by=None
+    )
+    user.is_active, user.suspended_at, user.suspended_reason, user.suspended_by = (
+        True,
+        None,
+        "",
+        None,
+    )
+    audit_record(actor=by, action="user.unsuspend", target=user)
+    return user
+
+
+# --- Invitations ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def user_grant_invitations(*, user: User, by: User, count: int, reason: str = "") -> User:
+    if not (by.is_active and by.is_staff):
+        raise errors.PermissionDenied("Only staff can grant invitations.")
+    if not 1 <= count <= 1000:
+        raise errors.AccountsError("Grant between 1 and 1000 invitations.", code="count")
+    User.objects.filter(pk=user.pk).update(invitations_left=F("invitations_left") + count)
+    user.refresh_from_db(fields=["invitations_left"])
+    audit_record(
+        actor=by, action="user.grant_invitations", target=user, reason=reason,
+        extra={"count": count},
+    )  # fmt: skip
+    return user
+
+
+def _normalise_email(email: str) -> str:
+    from django.core.validators import validate_email
+
+    email = (email or "").strip()
+    if not email:
+        return ""
+    if len(email) > 254:
+        raise errors.AccountsError("Enter a valid email address.", code="email")
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise errors.AccountsError("Enter a valid email address.", code="email") from None
+    local, _, domain = email.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+@transaction.atomic
+def invitation_create(*, inviter: User, email: str = "", use_quota: bool = True) -> Invitation:
+    """Create a pending invitation, taking one from the inviter's quota.
+
+    ``use_quota=False`` is for staff inviting from the waitlist.
+    """
+    if not inviter.is_active:
+        raise errors.PermissionDenied("Suspended members cannot invite.")
+    email = _normalise_email(email)
+    if use_quota:
+        # Conditional decrement: two concurrent creations cannot both take the last one.
+        taken = User.objects.filter(pk=inviter.pk, invitations_left__gt=0).update(
+            invitations_left=F("invitations_left") - 1
+        )
+        if not taken:
+            raise errors.QuotaExhausted("You have no invitations left.")
+        inviter.refresh_from_db(fields=["invitations_left"])
+    elif not inviter.is_staff:
+        raise errors.PermissionDenied("Only staff can invite without quota.")
+    return Invitation.objects.create(inviter=inviter, email=email)
+
+
+def _close_pending(invitation: Invitation, state: str, **extra) -> bool:
+    """Move a pending invitation to ``state``; False if it was no longer pending."""
+    now = timezone.now()
+    changed = Invitation.objects.filter(pk=invitation.pk, state=Invitation.State.PENDING).update(
+        state=state, closed_at=now, **extra
+    )
+    if changed:
+        invitation.state, invitation.closed_at = state, now
+        for field, value in extra.items():
+            setattr(invitation, field, value)
+    return bool(changed)
+
+
+def _refund(invitation: Invitation) -> None:
+    # Staff invitations sent from the waitlist never took quota, so they give none back.
+    if hasattr(invitation, "waitlist_entry"):
+        return
+    User.objects.filter(pk=invitation.inviter_id).update(invitations_left=F("invitations_left") + 1)
+
+
+@transaction.atomic
+def invitation_revoke(*, invitation: Invitation, by: User) -> Invitation:
+    """Revoke an unused invitation; the inviter gets the invitation back."""
+    if by.pk != invitation.inviter_id and not by.is_staff:
+        raise errors.NotFound("No such invitation.")
+    if invitation.state == Invitation.State.PENDING and invitation.is_expired:
+        invitation_expire(invitation=invitation)
+    if not _close_pending(invitation, Invitation.State.REVOKED):
+        invitation.refresh_from_db()
+        raise errors.InvalidTransition(f"This invitation is already {invitation.state}.")
+    _refund(invitation)
+    return invitation
+
+
+@transaction.atomic
+def invitation_expire(*, invitation: Invitation) -> Invitation:
+    """Mark a pending invitation past its expiry as expired and give the inviter it back."""
+    if not invitation.is_expired:
+        raise errors.InvalidTransition("This invitation has not expired yet.")
+    if _close_pending(invitation, Invitation.State.EXPIRED):
+        _refund(invitation)
+    return invitation
+
+
+def invitations_expire_due() -> int:
+    """Expire every pending invitation past its expiry; run periodically by Celery beat."""
+    due = Invitation.objects.filter(
+        state=Invitation.State.PENDING, expires_at__lte=timezone.now()
+    ).only("pk", "inviter_id", "expires_at")
+    count = 0
+    for invitation in due.iterator():
+        invitation_expire(invitation=invitation)
+        count += 1
+    return count
+
+
+_INVALID_MESSAGES = {
+    Invitation.State.ACCEPTED: "This invitation has already been used.",
+    Invitation.State.REVOKED: "This invitation was revoked by the member who sent it.",
+    Invitation.State.EXPIRED: "This invitation has expired.",
+}
+
+
+def invitation_check(*, token: str) -> Invitation:
+    """The usable invitation for ``token``, or InvalidInvitation saying why not."""
+    from .selectors import invitation_get_by_token
+
+    invitation = invitation_get_by_token(token=token)
+    if invitation is None:
+        raise errors.InvalidInvitation(
+            "This invitation link is not valid.", code="invitation_unknown"
+        )
+    if invitation.state == Invitation.State.PENDING and invitation.is_expired:
+        raise errors.InvalidInvitation(
+            _INVALID_MESSAGES[Invitation.State.EXPIRED], code="invitation_expired"
+        )
+    if invitation.state != Invitation.State.PENDING:
+        raise errors.InvalidInvitation(
+            _INVALID_MESSAGES[invitation.state], code=f"invitation_{invitation.state}"
+        )
+    if not invitation.inviter.is_active:
+        raise errors.InvalidInvitation(
+            "This invitation is not valid any more.", code="invitation_inviter_inactive"
+        )
+    return invitation
+
+
+def invitation_accept(*, token: str, user: User) -> Invitation:
+    """Use the invitation for the just-created ``user`` and record who invited them.
+
+    Precondition: the caller runs inside the transaction that created ``user``, so a failure
+    here rolls the account back. The conditional UPDATE takes the row lock; a concurrent
+    acceptance waits for it, then finds the state no longer pending and fails.
+    """
+    invitation = invitation_check(token=token)
+    accepted = Invitation.objects.filter(
+        pk=invitation.pk, state=Invitation.State.PENDING, expires_at__gt=timezone.now()
+    ).update(state=Invitation.State.ACCEPTED, closed_at=timezone.now(), accepted_by=user)
+    if not accepted:
+        # Someone else won the race (or it just expired): report the state they left.
+        invitation_check(token=token)
+        raise errors.InvalidInvitation(_INVALID_MESSAGES[Invitation.State.ACCEPTED])
+    invitation.refresh_from_db()
+    User.objects.filter(pk=user.pk).update(invited_by=invitation.inviter_id)
+    user.invited_by_id = invitation.inviter_id
+    WaitlistEntry.objects.filter(email__iexact=user.email).delete()
+    notify_user(
+        user_id=invitation.inviter_id,
+        payload={"kind": "invitation.accepted", "username": user.username},
+    )
+    return invitation
+
+
+# --- Waitlist ---------------------------------------------------------------------------------
+
+
+def waitlist_join(*, email: str, note: str = "") -> WaitlistEntry:
+    """Put an email on the waitlist. Joining twice is not an error and changes nothing."""
+    email = _normalise_email(email)
+    if not email:
+        raise errors.AccountsError("Enter your email address.", code="email")
+    note = (note or "").strip()
+    if len(note) > 280:
+        raise errors.AccountsError("Keep the note under 280 characters.", code="note")
+    entry, _ = WaitlistEntry.objects.get_or_create(
+        email__iexact=email, defaults={"email": email, "note": note}
+    )
+    return entry
+
+
+def invitation_url(*, invitation: Invitation, base_url: str = "") -> str:
+    return base_url.rstrip("/") + reverse("accounts:invitation", args=[invitation.token])
+
+
+@transaction.atomic
+def waitlist_invite(*, entry: WaitlistEntry, by: User, base_url: str = "") -> Invitation:
+    """Send an invitation from staff to a waitlisted email, without using anyone's quota."""
+    if not (by.is_active and by.is_staff):
+        raise errors.PermissionDenied("Only staff can invite from the waitlist.")
+    entry = WaitlistEntry.objects.select_for_update().get(pk=entry.pk)
+    if entry.invitation_id and entry.invitation.valid:
+        raise errors.InvalidTransition(f"{entry.email} already has a pending invitation.")
+    invitation = invitation_create(inviter=by, email=entry.email, use_quota=False)
+    entry.invitation = invitation
+    entry.save(update_fields=["invitation"])
+    audit_record(actor=by, action="waitlist.invite", target=entry, extra={"email": entry.email})
+    link = invitation_url(invitation=invitation, base_url=base_url)
+    transaction.on_commit(
+        lambda: send_mail(
+            "Your invitation to Salon",
+            f"You are invited to join Salon. Sign up here: {link}\n",
+            None,
+            [entry.email],
+            fail_silently=True,
+        )
+    )
+    return invitation
+
+
+# --- Follows and blocks -----------------------------------------------------------------------
+
+
+def follow_create(*, follower: User, followee: User) -> Follow:
+    """Follow a member. Following twice is not an error."""
+    from .selectors import is_blocked_between
+
+    if follower.pk == followee.pk:
+        raise errors.AccountsError("You cannot follow yourself.", code="self")
+    if not followee.is_active:
+        raise errors.NotFound("No such member.")
+    if is_blocked_between(user=follower, other=followee):
+        raise errors.PermissionDenied("You cannot follow this member.", code="blocked")
+    try:
+        with transaction.atomic():
+            follow, created = Follow.objects.get_or_create(follower=follower, followee=followee)
+    except IntegrityError:  # a concurrent identical follow won
+        return Follow.objects.get(follower=follower, followee=followee)
+    if created:
+        notify_user(
+            user_id=followee.pk, payload={"kind": "follow.created", "username": follower.username}
+        )
+    return follow
+
+
+def follow_delete(*, follower: User, followee: User) -> None:
+    """Stop following. Unfollowing someone you do not follow is not an error."""
+    Follow.objects.filter(follower_id=follower.pk, followee_id=followee.pk).delete()
+
+
+@transaction.atomic
+def block_create(*, blocker: User, blocked: User) -> Block:
+    """Block a member: follows both ways end, and is_blocked_between holds from now on."""
+    if blocker.pk == blocked.pk:
+        raise errors.AccountsError("You cannot block yourself.", code="self")
+    block, _ = Block.objects.get_or_create(blocker=blocker, blocked=blocked)
+    Follow.objects.filter(follower_id=blocker.pk, followee_id=blocked.pk).delete()
+    Follow.objects.filter(follower_id=blocked.pk, followee_id=blocker.pk).delete()
+    return block
+
+
+def block_delete(*, blocker: User, blocked: User) -> None:
+    Block.objects.filter(blocker_id=blocker.pk, blocked_id=blocked.pk).delete()
+
+
+# --- Profile ----------------------------------------------------------------------------------
+
+
+def user_update_profile(
+    *, user: User, display_name: str | None = None, bio: str | None = None
+) -> User:
+    changed = []
+    if display_name is not None:
+        user.display_name = display_name.strip()
+        changed.append("display_name")
+    if bio is not None:
+        user.bio = bio.strip()
+        changed.append("bio")
+    if not changed:
+        return user
+    try:
+        user.clean_fields(exclude=[f.name for f in User._meta.fields if f.name not in changed])
+    except ValidationError as exc:
+        user.refresh_from_db(fields=changed)
+        raise errors.AccountsError(
+            "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items()), code="invalid"
+        ) from None
+    user.save(update_fields=changed)
+    return user
+
+
+AVATAR_FORMATS = {"PNG", "JPEG", "GIF", "WEBP"}
+
+
+def _avatar_webp(data: bytes) -> bytes:
+    """Decode, check and square-crop an uploaded image; raise InvalidAvatar if it is not one."""
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            if probe.format not in AVATAR_FORMATS:
+                raise errors.InvalidAvatar()
+            width, height = probe.size
+            if width * height > settings.SALON_AVATAR_MAX_PIXELS:
+                raise errors.InvalidAvatar("The image has too many pixels.", code="avatar_too_big")
+            probe.verify()
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            image = image.convert("RGBA")
+            size = settings.SALON_AVATAR_SIZE
+            square = ImageOps.fit(image, (size, size), Image.Resampling.LANCZOS)
+            out = io.BytesIO()
+            square.save(out, format="WEBP", quality=85)
+            return out.getvalue()
+    except errors.InvalidAvatar:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        raise errors.InvalidAvatar("That file is not a readable image.") from None
+
+
+def user_set_avatar(*, user: User, upload) -> User:
+    """Replace the member's avatar with a 256 px square WebP made from ``upload``."""
+    if upload.size is not None and upload.size > settings.SALON_AVATAR_MAX_BYTES:
+        raise errors.InvalidAvatar(
+            f"The image must be at most {settings.SALON_AVATAR_MAX_BYTES // (1024 * 1024)} MB.",
+            code="avatar_too_big",
+        )
+    data = upload.read(settings.SALON_AVATAR_MAX_BYTES + 1)
+    if len(data) > settings.SALON_AVATAR_MAX_BYTES:
+        raise errors.InvalidAvatar("The image is too large.", code="avatar_too_big")
+    webp = _avatar_webp(data)
+    old_name = user.avatar.name if user.avatar else ""
+    user.avatar.save(f"{secrets.token_urlsafe(16)}.webp", ContentFile(webp), save=False)
+    user.save(update_fields=["avatar"])
+    if old_name:
+        storage = user.avatar.storage
+        transaction.on_commit(lambda: storage.delete(old_name))
+    return user
+
+
+def user_remove_avatar(*, user: User) -> User:
+    if user.avatar:
+        old_name, storage = user.avatar.name, user.avatar.storage
+        user.avatar = ""
+        user.save(update_fields=["avatar"])
+        transaction.on_commit(lambda: storage.delete(old_name))
+    return user
+
+
+# --- API tokens -------------------------------------------------------------------------------
+
+
+def auth_token_issue(*, user: User) -> Token:
+    """The member's API token, created on first use. Suspended members get none."""
+    if not user.is_active:
+        raise errors.PermissionDenied("This account is suspended.", code="suspended")
+    token, _ = Token.objects.get_or_create(user=user)
+    return token
+
+
+def auth_token_revoke(*, user: User) -> None:
+    Token.objects.filter(user_id=user.pk).delete()
