@@ -12,7 +12,14 @@ logger = logging.getLogger(__name__)
 
 
 def home(request: HttpRequest):
-    return render(request, "home.html")
+    context = {}
+    if request.user.is_authenticated:
+        from voicetweets.views import feed_page
+
+        context["feed"], context["feed_next"] = feed_page(
+            viewer=request.user, before=request.GET.get("before")
+        )
+    return render(request, "home.html", context)
 
 
 def _database_ok() -> bool:

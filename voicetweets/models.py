@@ -1,1 +1,92 @@
-# Models arrive with the voicetweets issue.
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+# Content types of the canonical audio files, by suffix (voicetweets.audio decides the format).
+AUDIO_CONTENT_TYPES = {".m4a": "audio/mp4", ".ogg": "audio/ogg", ".opus": "audio/ogg"}
+
+
+class VoiceTweet(models.Model):
+    """A short audio post: at most 140 s, optionally a reply to another voice tweet.
+
+    States: processing → ready | rejected. The upload is kept only while processing; a ready
+    tweet has its canonical audio (see voicetweets.audio for the format) and its waveform.
+    """
+
+    class State(models.TextChoices):
+        PROCESSING = "processing", "Processing"
+        READY = "ready", "Ready"
+        REJECTED = "rejected", "Rejected"
+
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="voice_tweets"
+    )
+    text = models.CharField(max_length=280, blank=True)
+    # A voice reply, or the next part of a thread split from one long recording.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
+    )
+    state = models.CharField(max_length=12, choices=State, default=State.PROCESSING)
+    # Shown to the author when processing rejected the upload (e.g. "longer than 140 s").
+    rejection_reason = models.CharField(max_length=300, blank=True)
+    # The member's original file; deleted once processing ends either way.
+    upload = models.FileField(upload_to="uploads/voicetweets/", blank=True)
+    # "Post as thread": a recording over 140 s is split into replies instead of rejected.
+    post_as_thread = models.BooleanField(default=False)
+    processing_attempts = models.PositiveSmallIntegerField(default=0)
+    audio = models.FileField(upload_to="voicetweets/%Y/%m/", blank=True)
+    # Measured from the decoded samples, never from the container's header.
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    # Peak levels (0..1) of equal slices of the audio, for drawing.
+    waveform = models.JSONField(default=list, blank=True)
+    # Kept by the like services, so feeds need no COUNT per item.
+    like_count = models.PositiveIntegerField(default=0)
+    # Hidden by a moderator: 404 for everyone but admins; the reason goes into the audit log.
+    is_hidden = models.BooleanField(default=False)
+    hidden_reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["author", "-created_at", "-id"], name="voicetweet_author_recent"),
+            models.Index(
+                fields=["created_at"],
+                condition=Q(state="processing"),
+                name="voicetweet_processing",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(state="ready") | Q(duration_ms__isnull=False),
+                name="voicetweet_ready_has_duration",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"voice tweet {self.pk} by {self.author_id}"
+
+    @property
+    def audio_content_type(self) -> str:
+        return AUDIO_CONTENT_TYPES.get(Path(self.audio.name).suffix, "application/octet-stream")
+
+    @property
+    def duration_seconds(self) -> float | None:
+        return None if self.duration_ms is None else self.duration_ms / 1000
+
+
+class Like(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    voice_tweet = models.ForeignKey(VoiceTweet, on_delete=models.CASCADE, related_name="likes")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "voice_tweet"], name="like_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} likes {self.voice_tweet_id}"

@@ -1,6 +1,14 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views
 
 app_name = "voicetweets"
 
-# HTML pages of the voicetweets app.
-urlpatterns: list = []
+urlpatterns = [
+    path("voicetweets/new", views.create, name="create"),
+    path("voicetweets/<int:pk>/", views.detail, name="detail"),
+    path("voicetweets/<int:pk>/card", views.card, name="card"),
+    path("voicetweets/<int:pk>/audio", views.audio, name="audio"),
+    path("voicetweets/<int:pk>/delete", views.delete, name="delete"),
+    path("voicetweets/<int:pk>/like", views.like, name="like"),
+]

@@ -1,0 +1,221 @@
+// Voice tweets in the page: players that seek on the waveform, the composer (record or upload,
+// with upload progress), and live processing state from the notification socket.
+
+const csrfToken = () =>
+  document.querySelector("input[name=csrfmiddlewaretoken]")?.value ??
+  document.cookie.match(/(?:^|; )csrftoken=([^;]+)/)?.[1] ?? "";
+
+const mmss = (seconds) => {
+  const whole = Math.max(0, Math.round(seconds));
+  return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, "0")}`;
+};
+
+// --- Players -----------------------------------------------------------------------------------
+
+function setupPlayer(player) {
+  if (player.dataset.ready) return;
+  player.dataset.ready = "1";
+  const button = player.querySelector(".play");
+  const wave = player.querySelector(".waveform");
+  const time = player.querySelector(".time");
+  const bars = [...wave.querySelectorAll("rect")];
+  const duration = parseFloat(player.dataset.duration) || 0;
+  let audio = null;
+
+  const ensureAudio = () => {
+    if (audio) return audio;
+    audio = new Audio(player.dataset.src);
+    audio.preload = "auto";
+    audio.addEventListener("timeupdate", render);
+    audio.addEventListener("ended", () => { button.textContent = "▶"; button.setAttribute("aria-label", "Play"); render(); });
+    audio.addEventListener("pause", () => { button.textContent = "▶"; });
+    audio.addEventListener("play", () => {
+      // One voice at a time, as in every audio feed.
+      document.querySelectorAll(".player").forEach((other) => other !== player && other.dispatchEvent(new Event("salon:pause")));
+      button.textContent = "❚❚";
+    });
+    return audio;
+  };
+  player.addEventListener("salon:pause", () => audio?.pause());
+
+  function render() {
+    const current = audio ? audio.currentTime : 0;
+    const played = duration ? current / duration : 0;
+    bars.forEach((bar, index) => bar.classList.toggle("played", index / bars.length < played));
+    wave.setAttribute("aria-valuenow", String(Math.round(current)));
+    wave.setAttribute("aria-valuetext", `${mmss(current)} of ${mmss(duration)}`);
+    time.textContent = audio && !audio.paused ? mmss(current) : mmss(current || duration);
+  }
+
+  const seek = (seconds) => {
+    const a = ensureAudio();
+    a.currentTime = Math.min(Math.max(0, seconds), duration);
+    render();
+  };
+
+  button.addEventListener("click", () => {
+    const a = ensureAudio();
+    if (a.paused) a.play().catch(() => {}); else a.pause();
+  });
+  wave.addEventListener("click", (event) => {
+    const box = wave.getBoundingClientRect();
+    seek(((event.clientX - box.left) / box.width) * duration);
+  });
+  wave.addEventListener("keydown", (event) => {
+    const step = { ArrowRight: 5, ArrowUp: 5, ArrowLeft: -5, ArrowDown: -5 }[event.key];
+    if (step !== undefined) { event.preventDefault(); seek((audio?.currentTime ?? 0) + step); }
+    if (event.key === "Home") { event.preventDefault(); seek(0); }
+    if (event.key === "End") { event.preventDefault(); seek(duration); }
+  });
+}
+
+// --- Cards that change state ---------------------------------------------------------------------
+
+async function refreshCard(id) {
+  const current = document.getElementById(`voicetweet-${id}`);
+  const response = await fetch(`/voicetweets/${id}/card`, { credentials: "same-origin" });
+  if (!response.ok) return;
+  const holder = document.createElement("div");
+  holder.innerHTML = (await response.text()).trim();
+  const fresh = holder.firstElementChild;
+  if (current) current.replaceWith(fresh); else document.querySelector(".feed-items")?.prepend(fresh);
+  fresh.querySelectorAll(".player").forEach(setupPlayer);
+}
+
+function listenForProcessing() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  let delay = 1000;
+  const connect = () => {
+    const socket = new WebSocket(`${scheme}://${location.host}/ws/notifications/`);
+    socket.addEventListener("open", () => { delay = 1000; });
+    socket.addEventListener("message", (event) => {
+      const message = JSON.parse(event.data);
+      if (message.type !== "notification") return;
+      if (message.event === "voicetweet.ready") (message.thread_ids ?? [message.id]).forEach(refreshCard);
+      if (message.event === "voicetweet.rejected") refreshCard(message.id);
+    });
+    socket.addEventListener("close", (event) => {
+      if (event.code >= 4400 && event.code < 4500) return; // signed out or refused: do not hammer
+      setTimeout(connect, delay);
+      delay = Math.min(delay * 2, 30000);
+    });
+  };
+  connect();
+}
+
+// --- Composer: record or upload ------------------------------------------------------------------
+
+function pickMimeType() {
+  for (const type of ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/webm", "audio/mp4"]) {
+    if (window.MediaRecorder?.isTypeSupported?.(type)) return type;
+  }
+  return "";
+}
+
+function setupComposer(form) {
+  const status = form.querySelector(".composer-status");
+  const progress = form.querySelector(".upload-progress");
+  const fileInput = form.querySelector("input[type=file]");
+  const threadBox = form.querySelector("input[name=post_as_thread]");
+  const recorderBox = form.querySelector(".recorder");
+  const maxSeconds = () => parseInt(threadBox.checked ? form.dataset.maxThreadSeconds : form.dataset.maxSeconds, 10);
+  let recording = null; // {blob, type}
+
+  if (navigator.mediaDevices?.getUserMedia && window.MediaRecorder) {
+    recorderBox.hidden = false;
+    const button = recorderBox.querySelector(".record");
+    const timer = recorderBox.querySelector(".timer");
+    const meter = recorderBox.querySelector(".level");
+    const preview = recorderBox.querySelector(".preview");
+    let session = null;
+
+    const stop = () => session?.recorder.state === "recording" && session.recorder.stop();
+    button.addEventListener("click", async () => {
+      if (session) { stop(); return; }
+      let stream;
+      try {
+        stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
+      } catch (error) {
+        status.textContent = `The microphone is not available (${error.name}). You can upload a file instead.`;
+        return;
+      }
+      const type = pickMimeType();
+      const recorder = new MediaRecorder(stream, type ? { mimeType: type } : undefined);
+      const chunks = [];
+      const context = new AudioContext();
+      const analyser = context.createAnalyser();
+      analyser.fftSize = 1024;
+      context.createMediaStreamSource(stream).connect(analyser);
+      const samples = new Float32Array(analyser.fftSize);
+      const started = performance.now();
+      session = { recorder, stream, context };
+      const tick = () => {
+        if (!session) return;
+        const elapsed = (performance.now() - started) / 1000;
+        timer.textContent = mmss(elapsed);
+        analyser.getFloatTimeDomainData(samples);
+        meter.value = Math.min(1, Math.sqrt(samples.reduce((sum, s) => sum + s * s, 0) / samples.length) * 4);
+        if (elapsed >= maxSeconds()) stop(); else requestAnimationFrame(tick);
+      };
+      recorder.addEventListener("dataavailable", (event) => event.data.size && chunks.push(event.data));
+      recorder.addEventListener("stop", () => {
+        stream.getTracks().forEach((track) => track.stop());
+        context.close();
+        session = null;
+        button.textContent = "● Record again";
+        button.setAttribute("aria-label", "Record again");
+        meter.value = 0;
+        recording = { blob: new Blob(chunks, { type: recorder.mimeType }), type: recorder.mimeType };
+        preview.src = URL.createObjectURL(recording.blob);
+        preview.hidden = false;
+        status.textContent = `Recorded ${timer.textContent}. Post it, or record again.`;
+      });
+      recorder.start(1000);
+      button.textContent = "■ Stop";
+      button.setAttribute("aria-label", "Stop recording");
+      status.textContent = "Recording…";
+      requestAnimationFrame(tick);
+    });
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const data = new FormData();
+    const text = form.querySelector("input[name=text]").value;
+    const file = fileInput.files[0];
+    if (file) data.append("audio", file);
+    else if (recording) data.append("audio", recording.blob, recording.type.includes("ogg") ? "recording.ogg" : recording.type.includes("mp4") ? "recording.m4a" : "recording.webm");
+    else { status.textContent = "Record something or choose a file first."; return; }
+    data.append("text", text);
+    data.append("post_as_thread", threadBox.checked ? "true" : "false");
+    const parent = form.querySelector("input[name=parent_id]");
+    if (parent) data.append("parent_id", parent.value);
+
+    const request = new XMLHttpRequest();
+    request.open("POST", "/api/v1/voicetweets/");
+    request.setRequestHeader("X-CSRFToken", csrfToken());
+    request.responseType = "json";
+    progress.hidden = false;
+    progress.value = 0;
+    status.textContent = "Uploading…";
+    request.upload.addEventListener("progress", (e) => { if (e.lengthComputable) progress.value = e.loaded / e.total; });
+    request.addEventListener("load", () => {
+      progress.hidden = true;
+      if (request.status === 202) {
+        status.textContent = "Uploaded. Processing…";
+        form.reset();
+        recording = null;
+        refreshCard(request.response.id);
+      } else {
+        const body = request.response ?? {};
+        status.textContent = body.detail?.detail ?? body.detail ?? Object.values(body).flat().join(" ") ?? `Upload failed (${request.status}).`;
+      }
+    });
+    request.addEventListener("error", () => { progress.hidden = true; status.textContent = "The upload failed: check your connection."; });
+    request.send(data);
+  });
+}
+
+document.querySelectorAll(".player").forEach(setupPlayer);
+document.querySelectorAll("[data-composer]").forEach(setupComposer);
+if (document.querySelector("[data-composer], [data-voicetweet]")) listenForProcessing();

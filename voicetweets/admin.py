@@ -1,0 +1,78 @@
+from django import forms
+from django.contrib import admin, messages
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.html import format_html
+
+from . import services
+from .models import VoiceTweet
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(max_length=300, widget=forms.TextInput(attrs={"size": 60}))
+
+
+@admin.register(VoiceTweet)
+class VoiceTweetAdmin(admin.ModelAdmin):
+    list_display = ("id", "author", "state", "duration", "like_count", "is_hidden", "created_at")
+    list_filter = ("state", "is_hidden", "created_at")
+    search_fields = ("author__username", "text")
+    raw_id_fields = ("author", "parent")
+    readonly_fields = (
+        "author", "parent", "state", "rejection_reason", "duration_ms", "player", "waveform",
+        "like_count", "is_hidden", "hidden_reason", "processing_attempts", "created_at",
+        "processed_at",
+    )  # fmt: skip
+    exclude = ("audio", "upload")
+    actions = ["hide", "unhide"]
+
+    @admin.display(description="duration")
+    def duration(self, tweet: VoiceTweet) -> str:
+        return "–" if tweet.duration_ms is None else f"{tweet.duration_ms / 1000:.1f} s"
+
+    @admin.display(description="audio")
+    def player(self, tweet: VoiceTweet) -> str:
+        if tweet.state != VoiceTweet.State.READY:
+            return "–"
+        src = reverse("voicetweets:audio", args=[tweet.pk])
+        return format_html('<audio controls preload="none" src="{}"></audio>', src)
+
+    def has_add_permission(self, request) -> bool:
+        return False  # voice tweets are posted by members, through processing
+
+    def _with_reason(self, request, queryset, action: str, title: str):
+        form = ReasonForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            for tweet in queryset:
+                if action == "hide":
+                    services.voicetweet_hide(
+                        voicetweet=tweet, by=request.user, reason=form.cleaned_data["reason"]
+                    )
+                else:
+                    services.voicetweet_unhide(
+                        voicetweet=tweet, by=request.user, reason=form.cleaned_data["reason"]
+                    )
+            self.message_user(
+                request, f"{title}: {queryset.count()} voice tweet(s).", messages.SUCCESS
+            )
+            return None
+        return render(
+            request,
+            "admin/voicetweets/reason.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": title,
+                "form": form,
+                "queryset": queryset,
+                "action": action,
+                "opts": self.model._meta,
+            },
+        )
+
+    @admin.action(description="Hide selected voice tweets (reason required)")
+    def hide(self, request, queryset):
+        return self._with_reason(request, queryset, "hide", "Hide voice tweets")
+
+    @admin.action(description="Unhide selected voice tweets")
+    def unhide(self, request, queryset):
+        return self._with_reason(request, queryset, "unhide", "Unhide voice tweets")

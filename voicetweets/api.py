@@ -1,0 +1,189 @@
+"""REST API for voice tweets: thin adapters over selectors and services."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException
+from rest_framework.generics import ListAPIView
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.selectors import is_blocked_between
+
+from . import selectors, services
+from .models import VoiceTweet
+
+
+class VoiceTweetAPIError(APIException):
+    """A domain error as a 4xx with a stable ``code`` and a human ``detail``."""
+
+    def __init__(self, error: services.VoiceTweetError):
+        status_by_code = {"not_found": 404, "forbidden": 403}
+        self.status_code = status_by_code.get(error.code, 400)
+        super().__init__(detail={"code": error.code, "detail": error.message})
+
+
+class AuthorSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    display_name = serializers.CharField(source="name")
+
+
+class VoiceTweetSerializer(serializers.ModelSerializer):
+    author = AuthorSerializer(read_only=True)
+    parent_id = serializers.IntegerField(read_only=True, allow_null=True)
+    duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
+    audio_url = serializers.SerializerMethodField()
+    liked_by_me = serializers.BooleanField(read_only=True, default=False)
+
+    class Meta:
+        model = VoiceTweet
+        fields = [
+            "id", "author", "text", "parent_id", "state", "rejection_reason", "duration_seconds",
+            "waveform", "audio_url", "like_count", "liked_by_me", "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_audio_url(self, tweet: VoiceTweet) -> str | None:
+        if tweet.state != VoiceTweet.State.READY:
+            return None
+        return self.context["request"].build_absolute_uri(
+            reverse("voicetweets:audio", args=[tweet.pk])
+        )
+
+
+class VoiceTweetCreateSerializer(serializers.Serializer):
+    audio = serializers.FileField(help_text="webm/ogg/opus, m4a/mp4/aac, mp3, wav or flac.")
+    text = serializers.CharField(max_length=280, required=False, allow_blank=True, default="")
+    parent_id = serializers.IntegerField(required=False, allow_null=True, default=None)
+    post_as_thread = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Split a recording over 140 s into a thread instead of rejecting it.",
+    )
+
+
+class FeedPagination(CursorPagination):
+    ordering = ("-created_at", "-id")
+    page_size = 20
+
+
+class ThreadPagination(CursorPagination):
+    ordering = ("created_at", "id")
+    page_size = 50
+
+
+def _call(service, **kwargs):
+    try:
+        return service(**kwargs)
+    except services.VoiceTweetError as error:
+        raise VoiceTweetAPIError(error) from error
+
+
+class VoiceTweetCreateView(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request=VoiceTweetCreateSerializer,
+        responses={202: VoiceTweetSerializer, 400: OpenApiResponse(description="Refused upload")},
+        summary="Post a voice tweet",
+        description="Returns at once with the tweet in state `processing`; poll it or listen "
+        "on /ws/notifications/ for `voicetweet.ready` / `voicetweet.rejected`.",
+    )
+    def post(self, request):
+        data = VoiceTweetCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        parent = None
+        if data.validated_data["parent_id"] is not None:
+            parent = _visible_or_404(request, data.validated_data["parent_id"])
+        tweet = _call(
+            services.voicetweet_create,
+            author=request.user,
+            upload=data.validated_data["audio"],
+            text=data.validated_data["text"],
+            parent=parent,
+            post_as_thread=data.validated_data["post_as_thread"],
+        )
+        tweet = selectors.voicetweet_for_viewer(viewer=request.user, pk=tweet.pk)
+        return Response(
+            VoiceTweetSerializer(tweet, context={"request": request}).data,
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+def _visible_or_404(request, pk: int) -> VoiceTweet:
+    return selectors.voicetweet_for_viewer(viewer=request.user, pk=pk)
+
+
+class VoiceTweetDetailView(APIView):
+    @extend_schema(responses=VoiceTweetSerializer, summary="A voice tweet, with its state")
+    def get(self, request, pk: int):
+        tweet = _visible_or_404(request, pk)
+        return Response(VoiceTweetSerializer(tweet, context={"request": request}).data)
+
+    @extend_schema(responses={204: None}, summary="Delete your voice tweet and its audio")
+    def delete(self, request, pk: int):
+        tweet = _visible_or_404(request, pk)
+        _call(services.voicetweet_delete, voicetweet=tweet, by=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+_like_response = inline_serializer(
+    "LikeState", {"liked": serializers.BooleanField(), "like_count": serializers.IntegerField()}
+)
+
+
+class VoiceTweetLikeView(APIView):
+    def _state(self, request, pk: int) -> Response:
+        tweet = _visible_or_404(request, pk)
+        return Response({"liked": tweet.liked_by_me, "like_count": tweet.like_count})
+
+    @extend_schema(request=None, responses=_like_response, summary="Like (idempotent)")
+    def post(self, request, pk: int):
+        _call(services.voicetweet_like, user=request.user, voicetweet=_visible_or_404(request, pk))
+        return self._state(request, pk)
+
+    @extend_schema(responses=_like_response, summary="Unlike (idempotent)")
+    def delete(self, request, pk: int):
+        tweet = _visible_or_404(request, pk)
+        _call(services.voicetweet_unlike, user=request.user, voicetweet=tweet)
+        return self._state(request, pk)
+
+
+class FeedView(ListAPIView):
+    """Voice tweets by you and the people you follow, newest first (cursor-paginated)."""
+
+    serializer_class = VoiceTweetSerializer
+    pagination_class = FeedPagination
+
+    def get_queryset(self):
+        return selectors.feed_for(viewer=self.request.user)
+
+
+class RepliesView(ListAPIView):
+    """Voice replies and thread continuations of a voice tweet, oldest first."""
+
+    serializer_class = VoiceTweetSerializer
+    pagination_class = ThreadPagination
+
+    def get_queryset(self):
+        tweet = _visible_or_404(self.request, self.kwargs["pk"])
+        return selectors.replies_to(voicetweet=tweet, viewer=self.request.user)
+
+
+class UserVoiceTweetsView(ListAPIView):
+    """A member's voice tweets, newest first; empty across a block."""
+
+    serializer_class = VoiceTweetSerializer
+    pagination_class = FeedPagination
+
+    def get_queryset(self):
+        author = get_object_or_404(get_user_model(), username=self.kwargs["username"])
+        if is_blocked_between(user=self.request.user, other=author):
+            return VoiceTweet.objects.none()
+        return selectors.voicetweets_by(author=author, viewer=self.request.user)

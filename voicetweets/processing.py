@@ -1,0 +1,150 @@
+"""Run the voice-tweet audio pipeline (voicetweets.audio) in a child process, with hard bounds.
+
+Decoding files from strangers is the riskiest thing Salon does: a hostile file may make FFmpeg
+spin or allocate without end. The child sets its own address-space and CPU limits before it
+imports anything heavy, and the parent kills it at a wall-clock deadline; either way only the
+child dies and the voice tweet is rejected. This module imports no Django, so the child starts
+fast; the parent passes the limits in.
+
+Child protocol: ``python -m voicetweets.processing --memory BYTES --cpu SECONDS
+--max-thread-seconds S [--thread] UPLOAD WORK_DIR`` prints one JSON object on stdout:
+``{"status": "ready", "parts": [...]}`` or ``{"status": "rejected", "message": ...}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One processed voice tweet: a whole recording, or one part of a thread."""
+
+    path: Path
+    duration_ms: int
+    waveform: list[float]
+
+
+class Rejected(Exception):
+    """The upload cannot become a voice tweet; ``message`` is for the member."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def process_in_child(
+    upload: Path,
+    work_dir: Path,
+    *,
+    allow_thread: bool,
+    timeout_seconds: float | None = None,
+    memory_bytes: int | None = None,
+) -> list[Part]:
+    """Process ``upload`` in a bounded child process; raise :class:`Rejected` with a reason."""
+    from django.conf import settings
+
+    timeout_seconds = timeout_seconds or settings.SALON_VOICETWEET_PROCESS_SECONDS
+    max_thread_seconds = settings.SALON_VOICETWEET_MAX_THREAD_SECONDS
+    memory_bytes = memory_bytes or settings.SALON_VOICETWEET_PROCESS_MEMORY_BYTES
+    work_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        sys.executable, "-m", "voicetweets.processing",
+        "--memory", str(memory_bytes), "--cpu", str(int(timeout_seconds) + 5),
+        "--max-thread-seconds", str(max_thread_seconds),
+        *(["--thread"] if allow_thread else []),
+        str(upload), str(work_dir),
+    ]  # fmt: skip
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        # One thread each: the limits are per process, and BLAS pools reserve memory per thread.
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+    }
+    try:
+        result = subprocess.run(  # noqa: S603 - our own interpreter and module, no shell
+            argv, capture_output=True, timeout=timeout_seconds, env=env, check=False
+        )
+    except subprocess.TimeoutExpired:
+        logger.warning("voice tweet processing timed out after %s s: %s", timeout_seconds, upload)
+        raise Rejected("Processing this recording took too long.") from None
+    if result.returncode != 0:
+        logger.warning(
+            "voice tweet processing died (exit %s): %s\n%s",
+            result.returncode,
+            upload,
+            result.stderr.decode(errors="replace")[-2000:],
+        )
+        raise Rejected("We could not process this recording.")
+    outcome = json.loads(result.stdout)
+    if outcome["status"] == "rejected":
+        raise Rejected(outcome["message"])
+    return [
+        Part(path=Path(p["path"]), duration_ms=int(p["duration_ms"]), waveform=p["waveform"])
+        for p in outcome["parts"]
+    ]
+
+
+def remove_dir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _limit_self(memory_bytes: int, cpu_seconds: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--memory", type=int, required=True)
+    parser.add_argument("--cpu", type=int, required=True)
+    parser.add_argument("--thread", action="store_true")
+    parser.add_argument("--max-thread-seconds", type=float, required=True)
+    parser.add_argument("upload", type=Path)
+    parser.add_argument("work_dir", type=Path)
+    args = parser.parse_args(argv)
+    _limit_self(args.memory, args.cpu)
+
+    from voicetweets import audio  # heavy imports (av, numpy) only under the limits
+
+    try:
+        with open(args.upload, "rb") as source:
+            result = audio.process_upload(
+                source,
+                output_dir=args.work_dir,
+                allow_thread=args.thread,
+                max_thread_seconds=args.max_thread_seconds,
+                # The parent's deadline kills the child; this one lets it say why first.
+                time_limit_seconds=max(1, args.cpu - 10),
+            )
+    except audio.AudioRejected as rejected:
+        print(json.dumps({"status": "rejected", "message": rejected.message}))
+        return 0
+    parts = [
+        {
+            "path": str(part.path),
+            "duration_ms": round(part.duration_seconds * 1000),
+            "waveform": list(part.waveform),
+        }
+        for part in result.parts
+    ]
+    print(json.dumps({"status": "ready", "parts": parts}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
