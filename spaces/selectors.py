@@ -1,0 +1,152 @@
+"""Reads of spaces: who may see what, hallway lists and the shapes sent to clients."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import Count
+
+from accounts.selectors import following_ids, is_blocked_between, is_following
+
+from .models import Participant, Space, SpaceBan, SpaceInvite, SpaceSubscription
+from .protocol import REACTIONS
+
+
+def user_can_host(*, user) -> bool:
+    """Hosting is a staged rollout: a permission (via a group), or open to all by a setting."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return settings.SALON_SPACES_HOSTING_OPEN or user.has_perm("spaces.host_space")
+
+
+def user_moderates_all_spaces(*, user) -> bool:
+    return user.is_authenticated and user.has_perm("spaces.moderate_space")
+
+
+def space_is_visible_to(*, space: Space, user) -> bool:
+    """The visibility rule: open to members, followers = people the host follows, closed =
+    invited members; the host sees their own; a block either way hides the space."""
+    if not user.is_authenticated:
+        return False
+    if user.pk == space.host_id or user_moderates_all_spaces(user=user):
+        return True
+    if is_blocked_between(user=space.host, other=user):
+        return False
+    if space.visibility == Space.Visibility.OPEN:
+        return True
+    invited = SpaceInvite.objects.filter(space=space, user=user).exists()
+    if space.visibility == Space.Visibility.FOLLOWERS:
+        return invited or is_following(follower=space.host, followee=user)
+    return invited
+
+
+def space_is_banned(*, space: Space, user) -> bool:
+    return SpaceBan.objects.filter(space=space, user=user).exists()
+
+
+def participant_data(participant: Participant) -> dict:
+    user = participant.user
+    return {
+        "user_id": participant.user_id,
+        "username": user.username,
+        "name": user.name,
+        "role": participant.role,
+        "hand_raised": participant.hand_raised,
+        "is_muted": participant.is_muted,
+        "muted_by_moderator": participant.muted_by_moderator,
+        "invited_to_speak": participant.invited_to_speak,
+        "joined_at": participant.joined_at.isoformat(),
+    }
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def space_data(space: Space, *, participants: list[Participant] | None = None) -> dict:
+    """The Twitter-like shape of a space, shared by the API, snapshots and pages."""
+    if participants is None:
+        participants = list(space.participants.all())
+    return {
+        "id": space.pk,
+        "title": space.title,
+        "state": space.state,
+        "visibility": space.visibility,
+        "host": {"id": space.host_id, "username": space.host.username, "name": space.host.name},
+        "cohost_ids": [p.user_id for p in participants if p.role == Participant.Role.COHOST],
+        "speaker_ids": [p.user_id for p in participants if p.role == Participant.Role.SPEAKER],
+        "participant_count": len(participants),
+        "scheduled_start": _iso(space.scheduled_start),
+        "started_at": _iso(space.started_at),
+        "ended_at": _iso(space.ended_at),
+        "is_recording": space.is_recording,
+        "pinned_voice_tweet_id": space.pinned_voice_tweet_id,
+    }
+
+
+def space_snapshot(*, space: Space, user) -> dict:
+    """The first frame a socket receives: the whole room as the member may see it."""
+    participants = list(space.participants.select_related("user"))
+    you = next((p for p in participants if p.user_id == user.pk), None)
+    return {
+        "type": "snapshot",
+        "space": space_data(space, participants=participants),
+        "participants": [participant_data(p) for p in participants],
+        "you": participant_data(you) if you else None,
+        "reactions": list(REACTIONS),
+    }
+
+
+def spaces_visible(*, user, states: tuple[str, ...], limit: int = 100) -> list[Space]:
+    """Spaces in ``states`` the member may see, newest first, with ``live_count`` annotated."""
+    queryset = (
+        Space.objects.filter(state__in=states)
+        .select_related("host")
+        .annotate(live_count=Count("participants"))
+        .order_by("-started_at", "scheduled_start", "-pk")
+    )
+    # The visibility rule is per space (follows, invites, blocks); lists are short enough.
+    return [s for s in queryset[: limit * 2] if space_is_visible_to(space=s, user=user)][:limit]
+
+
+def hallway(*, user, limit: int = 30) -> list[Space]:
+    """Live spaces for the home page: hosted by people the member follows first, then the rest,
+    each group busiest first."""
+    spaces = spaces_visible(user=user, states=(Space.State.LIVE,), limit=limit)
+    followed = following_ids(user=user)
+    return sorted(spaces, key=lambda s: (s.host_id not in followed, -s.live_count))
+
+
+def scheduled_spaces(*, user, limit: int = 50) -> list[Space]:
+    """Upcoming spaces the member may see, soonest first, with ``is_subscribed`` set."""
+    spaces = spaces_visible(user=user, states=(Space.State.SCHEDULED,), limit=limit)
+    subscribed = set(
+        SpaceSubscription.objects.filter(user=user, space__in=spaces).values_list(
+            "space_id", flat=True
+        )
+    )
+    for space in spaces:
+        space.is_subscribed = space.pk in subscribed
+    return sorted(spaces, key=lambda s: s.scheduled_start)
+
+
+def space_for_member(*, user, pk: int) -> Space | None:
+    space = Space.objects.select_related("host").filter(pk=pk).first()
+    if space is None or not space_is_visible_to(space=space, user=user):
+        return None
+    return space
+
+
+def participant_of(*, space: Space, user) -> Participant | None:
+    return space.participants.filter(user=user).first()
+
+
+def live_participant_counts(*, space_ids: list[int]) -> dict[int, int]:
+    rows = (
+        Participant.objects.filter(space_id__in=space_ids)
+        .values("space_id")
+        .annotate(n=Count("pk"))
+    )
+    return {row["space_id"]: row["n"] for row in rows}
+
+
+HOSTS_GROUP = "Space hosts"

@@ -1,0 +1,784 @@
+"""Every write and every rule of spaces. Adapters (API, pages, consumer, admin, tasks) call these.
+
+Conventions: live-space actions lock the space row (``_lock_live``) so role limits and capacity
+hold under concurrency; events go to the space's group with ``transaction.on_commit``, so no
+client sees a change the database rolled back; illegal actions raise ``spaces.errors``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.apps import apps
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import F, Q
+from django.db.models.functions import Greatest
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.realtime import notify_user
+from accounts.services import audit_record
+
+from . import errors
+from .models import (
+    Notification,
+    Participant,
+    Space,
+    SpaceBan,
+    SpaceInvite,
+    SpaceSubscription,
+)
+from .protocol import REACTIONS
+from .selectors import (
+    participant_data,
+    space_is_banned,
+    space_is_visible_to,
+    user_can_host,
+    user_moderates_all_spaces,
+)
+
+logger = logging.getLogger(__name__)
+
+Role = Participant.Role
+# Who outranks whom: moderators act only on participants ranked below them.
+RANK = {Role.HOST: 3, Role.COHOST: 2, Role.SPEAKER: 1, Role.LISTENER: 0}
+
+
+def space_group(space_id: int) -> str:
+    return f"space-{space_id}"
+
+
+def channel_message_type(event_type: str) -> str:
+    """``participant.joined`` travels as ``space.participant_joined`` (handler
+    ``space_participant_joined`` on the consumer)."""
+    return "space." + event_type.replace(".", "_")
+
+
+def _send_now(space_id: int, event: dict) -> None:
+    message = {"type": channel_message_type(event["type"]), "event": event}
+    async_to_sync(get_channel_layer().group_send)(space_group(space_id), message)
+
+
+def _broadcast(space_id: int, event_type: str, **fields) -> None:
+    """Send an event to everyone in the space once the current transaction commits."""
+    event = {"type": event_type, **fields}
+    transaction.on_commit(lambda: _send_now(space_id, event))
+
+
+# --- Lifecycle --------------------------------------------------------------------------------
+
+
+def _transition(space: Space, state: str) -> None:
+    if not space.can_transition_to(state):
+        raise errors.SpaceStateError(f"a {space.state} space cannot become {state}")
+    space.state = state
+
+
+def _check_title(title: str) -> str:
+    title = (title or "").strip()
+    if not title:
+        raise errors.InvalidInput("a space needs a title")
+    if len(title) > 120:
+        raise errors.InvalidInput("a title has at most 120 characters")
+    return title
+
+
+@transaction.atomic
+def space_create(
+    *, host, title: str, visibility: str = Space.Visibility.OPEN, scheduled_start=None
+) -> Space:
+    """Start a live space now, or schedule one up to SALON_SPACE_MAX_SCHEDULE_DAYS ahead."""
+    if not user_can_host(user=host):
+        raise errors.SpaceForbidden("hosting spaces is not open to you yet")
+    title = _check_title(title)
+    if visibility not in Space.Visibility.values:
+        raise errors.InvalidInput(f"visibility must be one of {', '.join(Space.Visibility)}")
+    now = timezone.now()
+    if scheduled_start is None:
+        # The host has not connected yet: the grace period also bounds a space nobody opens.
+        return Space.objects.create(
+            host=host,
+            title=title,
+            visibility=visibility,
+            state=Space.State.LIVE,
+            started_at=now,
+            host_absent_since=now,
+        )
+    if scheduled_start <= now:
+        raise errors.InvalidInput("the start must be in the future")
+    if scheduled_start > now + timedelta(days=settings.SALON_SPACE_MAX_SCHEDULE_DAYS):
+        raise errors.InvalidInput(
+            f"spaces are scheduled at most {settings.SALON_SPACE_MAX_SCHEDULE_DAYS} days ahead"
+        )
+    return Space.objects.create(
+        host=host,
+        title=title,
+        visibility=visibility,
+        state=Space.State.SCHEDULED,
+        scheduled_start=scheduled_start,
+    )
+
+
+def _lock(space: Space) -> Space:
+    """Reload ``space`` with its row locked for the rest of the transaction."""
+    try:
+        return Space.objects.select_for_update().select_related("host").get(pk=space.pk)
+    except Space.DoesNotExist:
+        raise errors.SpaceNotFound("no such space") from None
+
+
+def _lock_live(space: Space) -> Space:
+    locked = _lock(space)
+    if locked.state != Space.State.LIVE:
+        raise errors.SpaceStateError(f"the space is {locked.state}")
+    return locked
+
+
+@transaction.atomic
+def space_start(*, space: Space, by) -> Space:
+    """The host opens a scheduled space; subscribers hear of it from the reminders task."""
+    space = _lock(space)
+    if by.pk != space.host_id:
+        raise errors.SpaceForbidden("only the host can start the space")
+    _transition(space, Space.State.LIVE)
+    space.started_at = space.host_absent_since = timezone.now()
+    space.save(update_fields=["state", "started_at", "host_absent_since"])
+    return space
+
+
+@transaction.atomic
+def space_cancel(*, space: Space, by) -> Space:
+    space = _lock(space)
+    if by.pk != space.host_id:
+        raise errors.SpaceForbidden("only the host can cancel the space")
+    _transition(space, Space.State.CANCELLED)
+    space.save(update_fields=["state"])
+    for subscription in space.subscriptions.select_related("user"):
+        notification_send(
+            user=subscription.user,
+            kind=Notification.Kind.SPACE_CANCELLED,
+            text=f"“{space.title}” was cancelled.",
+            space=space,
+        )
+    return space
+
+
+@transaction.atomic
+def space_end(*, space: Space, by=None, reason: str = "ended") -> Space:
+    """End a live space: everyone's socket gets ``space.ended`` and is closed (4410).
+
+    ``by`` is the host, a member holding spaces.moderate_space (audited), or None for the
+    system (host grace period over).
+    """
+    space = _lock_live(space)
+    if by is not None and by.pk != space.host_id:
+        if not user_moderates_all_spaces(user=by):
+            raise errors.SpaceForbidden("only the host can end the space")
+        audit_record(actor=by, action="space.end", target=space, reason=reason)
+    _transition(space, Space.State.ENDED)
+    space.ended_at = timezone.now()
+    space.is_recording = False
+    space.host_absent_since = None
+    space.save(update_fields=["state", "ended_at", "is_recording", "host_absent_since"])
+    space.participants.all().delete()
+    _broadcast(space.pk, "space.ended", reason=reason, by=by.pk if by else None)
+    return space
+
+
+# --- Subscriptions, invitations, notifications --------------------------------------------------
+
+
+def notification_send(*, user, kind: str, text: str, space: Space | None = None) -> Notification:
+    """In-app notification, pushed live to the member's sockets; emailed when email is set up."""
+    url = reverse("spaces:detail", args=[space.pk]) if space else ""
+    notification = Notification.objects.create(
+        user=user, kind=kind, text=text, url=url, space=space
+    )
+    notify_user(
+        user_id=user.pk,
+        payload={"id": notification.pk, "kind": kind, "text": text, "url": url},
+    )
+    if settings.EMAIL_CONFIGURED and user.email:
+        email = user.email
+        transaction.on_commit(
+            lambda: send_mail("Salon: " + text, text, None, [email], fail_silently=True)
+        )
+    return notification
+
+
+def _check_visible(space: Space, user) -> None:
+    if not space_is_visible_to(space=space, user=user):
+        raise errors.SpaceNotFound("no such space")
+
+
+@transaction.atomic
+def space_subscribe(*, space: Space, user) -> SpaceSubscription:
+    _check_visible(space, user)
+    if space.state != Space.State.SCHEDULED:
+        raise errors.SpaceStateError("only scheduled spaces take reminders")
+    subscription, _ = SpaceSubscription.objects.get_or_create(space=space, user=user)
+    return subscription
+
+
+@transaction.atomic
+def space_unsubscribe(*, space: Space, user) -> None:
+    SpaceSubscription.objects.filter(space=space, user=user).delete()
+
+
+@transaction.atomic
+def space_invite(*, space: Space, by, username: str) -> SpaceInvite:
+    """Host or co-host invites a member (by username) into a closed or followers space."""
+    space = _lock(space)
+    if space.state not in (Space.State.SCHEDULED, Space.State.LIVE):
+        raise errors.SpaceStateError(f"the space is {space.state}")
+    if by.pk != space.host_id:
+        actor = Participant.objects.filter(space=space, user=by).first()
+        if actor is None or not actor.is_moderator:
+            raise errors.SpaceForbidden("only the host or a co-host can invite")
+    user = get_user_model().objects.filter(username__iexact=username, is_active=True).first()
+    if user is None:
+        raise errors.InvalidInput(f"no member called {username!r}")
+    invite, created = SpaceInvite.objects.get_or_create(
+        space=space, user=user, defaults={"invited_by": by}
+    )
+    if created:
+        notification_send(
+            user=user,
+            kind=Notification.Kind.SPACE_INVITED,
+            text=f"{by.name} invited you to “{space.title}”.",
+            space=space,
+        )
+    return invite
+
+
+def _due_subscriptions(queryset):
+    # skip_locked: two beat runs (or workers) never notify the same subscription twice.
+    return queryset.select_for_update(skip_locked=True, of=("self",)).select_related(
+        "space", "user"
+    )
+
+
+@transaction.atomic
+def space_send_reminders(*, now: datetime | None = None) -> int:
+    """Notify subscribers 30 minutes before a scheduled start and when the space goes live."""
+    now = now or timezone.now()
+    soon = now + timedelta(minutes=settings.SALON_SPACE_REMINDER_MINUTES)
+    sent = 0
+    for subscription in _due_subscriptions(
+        SpaceSubscription.objects.filter(
+            space__state=Space.State.SCHEDULED,
+            space__scheduled_start__lte=soon,
+            soon_reminder_sent_at__isnull=True,
+        )
+    ):
+        notification_send(
+            user=subscription.user,
+            kind=Notification.Kind.SPACE_SOON,
+            text=f"“{subscription.space.title}” starts soon.",
+            space=subscription.space,
+        )
+        subscription.soon_reminder_sent_at = now
+        subscription.save(update_fields=["soon_reminder_sent_at"])
+        sent += 1
+    for subscription in _due_subscriptions(
+        SpaceSubscription.objects.filter(
+            space__state=Space.State.LIVE, started_notice_sent_at__isnull=True
+        )
+    ):
+        notification_send(
+            user=subscription.user,
+            kind=Notification.Kind.SPACE_STARTED,
+            text=f"“{subscription.space.title}” is live now.",
+            space=subscription.space,
+        )
+        subscription.started_notice_sent_at = now
+        subscription.save(update_fields=["started_notice_sent_at"])
+        sent += 1
+    return sent
+
+
+# --- Presence ---------------------------------------------------------------------------------
+
+
+def space_check_access(*, space: Space, user) -> None:
+    """Whether ``user`` may enter ``space`` now; raises the reason why not."""
+    if not user.is_authenticated:
+        raise errors.SpaceForbidden("authentication required")
+    if not user.is_active or getattr(user, "is_suspended", False):
+        raise errors.SpaceSuspended("your account is suspended")
+    if space.state != Space.State.LIVE:
+        raise errors.SpaceStateError(f"the space is {space.state}")
+    if space_is_banned(space=space, user=user):
+        raise errors.SpaceBanned("you were removed from this space")
+    if not space_is_visible_to(space=space, user=user):
+        from accounts.selectors import is_blocked_between
+
+        if is_blocked_between(user=space.host, other=user):
+            raise errors.SpaceBlocked("you cannot join this host's spaces")
+        raise errors.SpaceForbidden("this space is for invited members")
+
+
+@transaction.atomic
+def participant_join(*, space_id: int, user) -> Participant:
+    """A socket opens: add the member (as host or listener) or count one more connection."""
+    try:
+        space = Space.objects.select_for_update().select_related("host").get(pk=space_id)
+    except Space.DoesNotExist:
+        raise errors.SpaceNotFound("no such space") from None
+    now = timezone.now()
+    existing = Participant.objects.filter(space=space, user=user).first()
+    if existing is not None and space.state == Space.State.LIVE:
+        Participant.objects.filter(pk=existing.pk).update(
+            connection_count=F("connection_count") + 1, last_seen=now
+        )
+        existing.refresh_from_db()
+        return existing
+    space_check_access(space=space, user=user)
+    role = Role.HOST if user.pk == space.host_id else Role.LISTENER
+    if role == Role.LISTENER:
+        listeners = Participant.objects.filter(space=space, role=Role.LISTENER).count()
+        if listeners >= settings.SALON_SPACE_CAPACITY:
+            raise errors.SpaceFull("this space is full")
+    participant = Participant.objects.create(
+        space=space, user=user, role=role, connection_count=1, last_seen=now
+    )
+    if role == Role.HOST and space.host_absent_since is not None:
+        space.host_absent_since = None
+        space.save(update_fields=["host_absent_since"])
+    _broadcast(space.pk, "participant.joined", participant=participant_data(participant))
+    return participant
+
+
+def participant_disconnect(*, space_id: int, user_id: int) -> None:
+    """A socket closed. The participant stays until the sweep finds no connection left."""
+    Participant.objects.filter(space_id=space_id, user_id=user_id).update(
+        connection_count=Greatest(F("connection_count") - 1, 0), last_seen=timezone.now()
+    )
+
+
+def participant_heartbeat(*, space_id: int, user_id: int) -> bool:
+    """An open socket is still there. False when the participant is gone (removed, ended)."""
+    return bool(
+        Participant.objects.filter(space_id=space_id, user_id=user_id).update(
+            last_seen=timezone.now()
+        )
+    )
+
+
+def _depart(space: Space, participant: Participant, *, reason: str) -> None:
+    """Caller holds the space lock. Removes the participant; a departing host starts the grace
+    period."""
+    participant.delete()
+    if participant.role == Role.HOST:
+        space.host_absent_since = timezone.now()
+        space.save(update_fields=["host_absent_since"])
+    _broadcast(space.pk, "participant.left", user_id=participant.user_id, reason=reason)
+
+
+@transaction.atomic
+def participant_leave(*, space: Space, user) -> None:
+    """The member leaves on purpose (all their tabs in this space close)."""
+    space = _lock_live(space)
+    _depart(space, _participant(space, user), reason="left")
+
+
+def _promote_cohost_or_end(space: Space) -> None:
+    """Caller holds the space lock; the host has been away for the whole grace period."""
+    cohost = (
+        Participant.objects.filter(space=space, role=Role.COHOST)
+        .select_related("user")
+        .order_by("joined_at")
+        .first()
+    )
+    if cohost is None:
+        space_end(space=space, by=None, reason="host_left")
+        return
+    cohost.role = Role.HOST
+    cohost.save(update_fields=["role"])
+    space.host = cohost.user
+    space.host_absent_since = None
+    space.save(update_fields=["host", "host_absent_since"])
+    _broadcast(
+        space.pk,
+        "role.changed",
+        user_id=cohost.user_id,
+        role=Role.HOST,
+        previous_role=Role.COHOST,
+        by=None,
+        participant=participant_data(cohost),
+    )
+
+
+def space_sweep(*, now: datetime | None = None) -> dict:
+    """Periodic: remove participants without a live connection, then apply the host grace.
+
+    A participant is gone when no socket holds it for PRESENCE_TIMEOUT seconds, or when no
+    socket has refreshed it for STALE_SECONDS (its server process died and never decremented
+    the count): so a restart leaves no ghosts.
+    """
+    now = now or timezone.now()
+    absent = now - timedelta(seconds=settings.SALON_SPACE_PRESENCE_TIMEOUT_SECONDS)
+    stale = now - timedelta(seconds=settings.SALON_SPACE_STALE_SECONDS)
+    gone = Q(connection_count=0, last_seen__lt=absent) | Q(last_seen__lt=stale)
+    removed = 0
+    space_ids = set(
+        Participant.objects.filter(gone, space__state=Space.State.LIVE).values_list(
+            "space_id", flat=True
+        )
+    )
+    for space_id in space_ids:
+        with transaction.atomic():
+            space = Space.objects.select_for_update().get(pk=space_id)
+            for participant in Participant.objects.filter(gone, space=space):
+                _depart(space, participant, reason="timeout")
+                removed += 1
+    grace_over = now - timedelta(seconds=settings.SALON_SPACE_HOST_GRACE_SECONDS)
+    handed_over = 0
+    for space in Space.objects.filter(state=Space.State.LIVE, host_absent_since__lt=grace_over):
+        with transaction.atomic():
+            space = Space.objects.select_for_update().get(pk=space.pk)
+            absent_since = space.host_absent_since
+            if space.state == Space.State.LIVE and absent_since and absent_since < grace_over:
+                _promote_cohost_or_end(space)
+                handed_over += 1
+    return {"removed": removed, "host_grace_applied": handed_over}
+
+
+# --- Stage and moderation -----------------------------------------------------------------------
+
+
+def _participant(space: Space, user, *, lock: bool = True) -> Participant:
+    queryset = Participant.objects.select_related("user")
+    if lock:
+        queryset = queryset.select_for_update(of=("self",))
+    participant = queryset.filter(space=space, user=user).first()
+    if participant is None:
+        raise errors.NotParticipant("you are not in this space")
+    return participant
+
+
+def _target(space: Space, user_id) -> Participant:
+    if not isinstance(user_id, int) or isinstance(user_id, bool):
+        raise errors.InvalidInput("user_id must be an integer")
+    participant = (
+        Participant.objects.select_for_update(of=("self",))
+        .select_related("user")
+        .filter(space=space, user_id=user_id)
+        .first()
+    )
+    if participant is None:
+        raise errors.NotParticipant("that member is not in this space")
+    return participant
+
+
+def _moderator(space: Space, user) -> Participant:
+    actor = _participant(space, user)
+    if not actor.is_moderator:
+        raise errors.SpaceForbidden("only the host or a co-host can do that")
+    return actor
+
+
+def _check_outranks(actor: Participant, target: Participant) -> None:
+    if RANK[actor.role] <= RANK[target.role]:
+        raise errors.SpaceForbidden(f"a {actor.role} cannot do that to a {target.role}")
+
+
+def _check_stage_room(space: Space, role: str) -> None:
+    limit = (
+        settings.SALON_SPACE_MAX_COHOSTS
+        if role == Role.COHOST
+        else settings.SALON_SPACE_MAX_SPEAKERS
+    )
+    if Participant.objects.filter(space=space, role=role).count() >= limit:
+        raise errors.RoleLimitReached(f"this space already has {limit} {role}s")
+
+
+def _set_role(participant: Participant, role: str, *, by) -> None:
+    previous = participant.role
+    participant.role = role
+    participant.hand_raised = False
+    participant.invited_to_speak = False
+    if role == Role.LISTENER:
+        participant.is_muted = True
+        participant.muted_by_moderator = False
+    participant.save(
+        update_fields=["role", "hand_raised", "invited_to_speak", "is_muted", "muted_by_moderator"]
+    )
+    _broadcast(
+        participant.space_id,
+        "role.changed",
+        user_id=participant.user_id,
+        role=role,
+        previous_role=previous,
+        by=by.pk if by else None,
+        participant=participant_data(participant),
+    )
+
+
+@transaction.atomic
+def hand_raise(*, space: Space, user) -> None:
+    space = _lock_live(space)
+    participant = _participant(space, user)
+    if participant.role != Role.LISTENER:
+        raise errors.InvalidInput("you are already on stage")
+    if not participant.hand_raised:
+        participant.hand_raised = True
+        participant.save(update_fields=["hand_raised"])
+        _broadcast(space.pk, "hand.raised", user_id=participant.user_id)
+
+
+@transaction.atomic
+def hand_lower(*, space: Space, user) -> None:
+    space = _lock_live(space)
+    participant = _participant(space, user)
+    if participant.hand_raised:
+        participant.hand_raised = False
+        participant.save(update_fields=["hand_raised"])
+        _broadcast(space.pk, "hand.lowered", user_id=participant.user_id, by=None)
+
+
+@transaction.atomic
+def hand_approve(*, space: Space, by, user_id: int) -> None:
+    """Host or co-host brings a listener with a raised hand up to speak."""
+    space = _lock_live(space)
+    _moderator(space, by)
+    target = _target(space, user_id)
+    if target.role != Role.LISTENER or not target.hand_raised:
+        raise errors.InvalidInput("that member has not raised their hand")
+    _check_stage_room(space, Role.SPEAKER)
+    _set_role(target, Role.SPEAKER, by=by)
+
+
+@transaction.atomic
+def hand_dismiss(*, space: Space, by, user_id: int) -> None:
+    space = _lock_live(space)
+    _moderator(space, by)
+    target = _target(space, user_id)
+    if not target.hand_raised:
+        raise errors.InvalidInput("that member has not raised their hand")
+    target.hand_raised = False
+    target.save(update_fields=["hand_raised"])
+    _broadcast(space.pk, "hand.lowered", user_id=target.user_id, by=by.pk)
+
+
+@transaction.atomic
+def speak_invite(*, space: Space, by, user_id: int) -> None:
+    """Host or co-host asks a listener to speak; the listener accepts or declines."""
+    space = _lock_live(space)
+    _moderator(space, by)
+    target = _target(space, user_id)
+    if target.role != Role.LISTENER:
+        raise errors.InvalidInput("that member is already on stage")
+    if not target.invited_to_speak:
+        target.invited_to_speak = True
+        target.save(update_fields=["invited_to_speak"])
+        _broadcast(space.pk, "speak.invited", user_id=target.user_id, by=by.pk)
+
+
+@transaction.atomic
+def speak_invite_accept(*, space: Space, user) -> None:
+    space = _lock_live(space)
+    participant = _participant(space, user)
+    if participant.role != Role.LISTENER or not participant.invited_to_speak:
+        raise errors.InvalidInput("you have not been invited to speak")
+    _check_stage_room(space, Role.SPEAKER)
+    _set_role(participant, Role.SPEAKER, by=user)
+
+
+@transaction.atomic
+def speak_invite_decline(*, space: Space, user) -> None:
+    space = _lock_live(space)
+    participant = _participant(space, user)
+    if not participant.invited_to_speak:
+        raise errors.InvalidInput("you have not been invited to speak")
+    participant.invited_to_speak = False
+    participant.save(update_fields=["invited_to_speak"])
+    _broadcast(space.pk, "speak.declined", user_id=participant.user_id)
+
+
+def _set_muted(participant: Participant, *, muted: bool, by) -> None:
+    participant.is_muted = muted
+    # A moderator's mute is remembered; the speaker unmuting themselves clears it.
+    participant.muted_by_moderator = muted and by.pk != participant.user_id
+    participant.save(update_fields=["is_muted", "muted_by_moderator"])
+    _broadcast(
+        participant.space_id,
+        "mute.changed",
+        user_id=participant.user_id,
+        is_muted=muted,
+        muted_by_moderator=participant.muted_by_moderator,
+        by=by.pk,
+    )
+
+
+@transaction.atomic
+def participant_set_muted(*, space: Space, user, muted: bool) -> None:
+    """A member on stage mutes or unmutes themselves — also after a moderator muted them."""
+    if not isinstance(muted, bool):
+        raise errors.InvalidInput("muted must be true or false")
+    space = _lock_live(space)
+    participant = _participant(space, user)
+    if not participant.on_stage:
+        raise errors.SpaceForbidden("listeners cannot speak; raise your hand")
+    if participant.is_muted != muted:
+        _set_muted(participant, muted=muted, by=user)
+
+
+@transaction.atomic
+def speaker_mute(*, space: Space, by, user_id: int) -> None:
+    space = _lock_live(space)
+    actor = _moderator(space, by)
+    target = _target(space, user_id)
+    if not target.on_stage:
+        raise errors.InvalidInput("that member is not on stage")
+    _check_outranks(actor, target)
+    if not target.is_muted:
+        _set_muted(target, muted=True, by=by)
+
+
+@transaction.atomic
+def speakers_mute_all(*, space: Space, by) -> int:
+    """Mute everyone on stage whom the actor outranks; returns how many were muted."""
+    space = _lock_live(space)
+    actor = _moderator(space, by)
+    targets = Participant.objects.select_for_update().filter(
+        space=space, role__in=Participant.STAGE_ROLES, is_muted=False
+    )
+    muted = 0
+    for target in targets:
+        if RANK[target.role] < RANK[actor.role]:
+            _set_muted(target, muted=True, by=by)
+            muted += 1
+    return muted
+
+
+@transaction.atomic
+def speaker_move_to_listeners(*, space: Space, by, user_id: int) -> None:
+    """Take a speaker off the stage: muted, and unable to unmute until brought back."""
+    space = _lock_live(space)
+    actor = _moderator(space, by)
+    target = _target(space, user_id)
+    if target.role != Role.SPEAKER:
+        raise errors.InvalidInput("that member is not a speaker")
+    _check_outranks(actor, target)
+    _set_role(target, Role.LISTENER, by=by)
+
+
+@transaction.atomic
+def participant_remove(*, space: Space, by, user_id: int, ban: bool = False) -> None:
+    """Host or co-host (or a site moderator, audited) removes someone, optionally for good.
+
+    Every socket the member has in the space receives ``participant.removed`` and closes (4001,
+    or 4002 when banned).
+    """
+    space = _lock_live(space)
+    target = _target(space, user_id)
+    site_moderator = user_moderates_all_spaces(user=by)
+    actor = Participant.objects.filter(space=space, user=by).first()
+    if not site_moderator:
+        if actor is None or not actor.is_moderator:
+            raise errors.SpaceForbidden("only the host or a co-host can do that")
+        _check_outranks(actor, target)
+    target.delete()
+    if target.role == Role.HOST:
+        space.host_absent_since = timezone.now()
+        space.save(update_fields=["host_absent_since"])
+    if ban:
+        SpaceBan.objects.get_or_create(space=space, user=target.user, defaults={"banned_by": by})
+    if site_moderator or ban:
+        audit_record(
+            actor=by,
+            action="space.ban" if ban else "space.remove_participant",
+            target=space,
+            extra={"user_id": target.user_id},
+        )
+    _broadcast(space.pk, "participant.removed", user_id=target.user_id, banned=ban, by=by.pk)
+
+
+@transaction.atomic
+def cohost_add(*, space: Space, by, user_id: int) -> None:
+    space = _lock_live(space)
+    actor = _participant(space, by)
+    if actor.role != Role.HOST:
+        raise errors.SpaceForbidden("only the host adds co-hosts")
+    target = _target(space, user_id)
+    if target.role in (Role.HOST, Role.COHOST):
+        raise errors.InvalidInput(f"that member is already the {target.role}")
+    _check_stage_room(space, Role.COHOST)
+    _set_role(target, Role.COHOST, by=by)
+
+
+@transaction.atomic
+def cohost_remove(*, space: Space, by, user_id: int) -> None:
+    """The host takes co-host rights away; the member stays on stage as a speaker."""
+    space = _lock_live(space)
+    actor = _participant(space, by)
+    if actor.role != Role.HOST:
+        raise errors.SpaceForbidden("only the host removes co-hosts")
+    target = _target(space, user_id)
+    if target.role != Role.COHOST:
+        raise errors.InvalidInput("that member is not a co-host")
+    _set_role(target, Role.SPEAKER, by=by)
+
+
+def _check_voice_tweet(voice_tweet_id: int) -> None:
+    try:
+        VoiceTweet = apps.get_model("voicetweets", "VoiceTweet")
+    except LookupError:  # a deployment without voice tweets pins plain ids
+        return
+    if not VoiceTweet.objects.filter(pk=voice_tweet_id).exists():
+        raise errors.InvalidInput("no such voice tweet")
+
+
+@transaction.atomic
+def space_pin_tweet(*, space: Space, by, voice_tweet_id: int | None) -> None:
+    """Host or co-host pins a voice tweet to the space (None unpins)."""
+    space = _lock_live(space)
+    _moderator(space, by)
+    if voice_tweet_id is not None:
+        if not isinstance(voice_tweet_id, int) or isinstance(voice_tweet_id, bool):
+            raise errors.InvalidInput("voice_tweet_id must be an integer or null")
+        _check_voice_tweet(voice_tweet_id)
+    space.pinned_voice_tweet_id = voice_tweet_id
+    space.save(update_fields=["pinned_voice_tweet_id"])
+    _broadcast(space.pk, "pin.changed", voice_tweet_id=voice_tweet_id, by=by.pk)
+
+
+@transaction.atomic
+def space_set_recording(*, space: Space, by, is_recording: bool) -> None:
+    """The host says whether the space is being recorded; everyone sees the state."""
+    if not isinstance(is_recording, bool):
+        raise errors.InvalidInput("is_recording must be true or false")
+    space = _lock_live(space)
+    if by.pk != space.host_id:
+        raise errors.SpaceForbidden("only the host controls recording")
+    if space.is_recording != is_recording:
+        space.is_recording = is_recording
+        space.save(update_fields=["is_recording"])
+        _broadcast(space.pk, "recording.changed", is_recording=is_recording, by=by.pk)
+
+
+def reaction_send(*, space: Space, user, emoji: str) -> None:
+    """Ephemeral: broadcast, never stored; SALON_SPACE_REACTION_RATE per member per space."""
+    if emoji not in REACTIONS:
+        raise errors.InvalidInput(f"reactions are {' '.join(REACTIONS)}")
+    if not Participant.objects.filter(space=space, user=user, space__state="live").exists():
+        raise errors.NotParticipant("you are not in this space")
+    limit, window = settings.SALON_SPACE_REACTION_RATE
+    key = f"spaces:reactions:{space.pk}:{user.pk}"
+    cache.add(key, 0, timeout=window)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # the window expired between add and incr
+        cache.add(key, 1, timeout=window)
+        count = 1
+    if count > limit:
+        raise errors.RateLimited(f"at most {limit} reactions every {window} seconds")
+    _broadcast(space.pk, "reaction", user_id=user.pk, emoji=emoji)
