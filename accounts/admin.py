@@ -1,10 +1,213 @@
-from django.contrib import admin
-from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+"""Django admin for members, invitations, the waitlist and the audit log.
 
-from .models import User
+Actions that change a member go through accounts.services, which records each in the audit log.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.template.response import TemplateResponse
+from django.utils.html import format_html
+
+from . import errors, services
+from .forms import GrantInvitationsForm, SuspendForm
+from .models import AuditEntry, Block, Follow, Invitation, User, WaitlistEntry
+
+
+def _form_action(modeladmin, request, queryset, *, form_class, title, apply):
+    """An admin action with an intermediate form (reason, count); ``apply`` runs per object."""
+    form = form_class(request.POST if "apply" in request.POST else None)
+    if "apply" in request.POST and form.is_valid():
+        done = 0
+        for obj in queryset:
+            try:
+                apply(obj, form.cleaned_data)
+                done += 1
+            except errors.AccountsError as exc:
+                modeladmin.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
+        if done:
+            modeladmin.message_user(request, f"{title}: {done} done.", messages.SUCCESS)
+        return None
+    return TemplateResponse(
+        request,
+        "accounts/admin/action_form.html",
+        {
+            **modeladmin.admin_site.each_context(request),
+            "title": title,
+            "form": form,
+            "queryset": queryset,
+            "action": request.POST.get("action"),
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            "opts": modeladmin.model._meta,
+        },
+    )
+
+
+class SuspendedFilter(admin.SimpleListFilter):
+    title = "suspended"
+    parameter_name = "suspended"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Suspended"), ("no", "Not suspended")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(suspended_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(suspended_at__isnull=True)
+        return queryset
 
 
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
-    fieldsets = (*BaseUserAdmin.fieldsets, ("Profile", {"fields": ("display_name", "bio")}))
-    list_display = ("username", "display_name", "email", "is_staff", "date_joined")
+    fieldsets = (
+        *BaseUserAdmin.fieldsets,
+        ("Profile", {"fields": ("display_name", "bio", "avatar")}),
+        ("Invitations", {"fields": ("invited_by", "invitations_left")}),
+        ("Suspension", {"fields": ("suspended_at", "suspended_reason", "suspended_by")}),
+    )
+    # Suspension and quota change only through the actions, so each is audited.
+    readonly_fields = (
+        "invited_by", "invitations_left", "suspended_at", "suspended_reason", "suspended_by",
+    )  # fmt: skip
+    list_display = (
+        "username", "display_name", "email", "is_staff", "suspended", "invitations_left",
+        "invited_by", "date_joined",
+    )  # fmt: skip
+    list_filter = (SuspendedFilter, "is_staff", "is_superuser", "is_active", "date_joined")
+    search_fields = ("username", "display_name", "email")
+    list_select_related = ("invited_by",)
+    actions = ["suspend_members", "unsuspend_members", "grant_invitations"]
+
+    @admin.display(boolean=True, ordering="suspended_at")
+    def suspended(self, user: User) -> bool:
+        return user.is_suspended
+
+    @admin.action(description="Suspend selected members (reason required)")
+    def suspend_members(self, request, queryset):
+        return _form_action(
+            self, request, queryset, form_class=SuspendForm, title="Suspend members",
+            apply=lambda user, data: services.user_suspend(
+                user=user, by=request.user, reason=data["reason"]
+            ),
+        )  # fmt: skip
+
+    @admin.action(description="Unsuspend selected members")
+    def unsuspend_members(self, request, queryset):
+        done = 0
+        for user in queryset:
+            try:
+                services.user_unsuspend(user=user, by=request.user)
+                done += 1
+            except errors.AccountsError as exc:
+                self.message_user(request, f"{user}: {exc.message}", messages.ERROR)
+        if done:
+            self.message_user(request, f"Unsuspended {done} member(s).", messages.SUCCESS)
+
+    @admin.action(description="Grant invitations to selected members")
+    def grant_invitations(self, request, queryset):
+        return _form_action(
+            self, request, queryset, form_class=GrantInvitationsForm, title="Grant invitations",
+            apply=lambda user, data: services.user_grant_invitations(
+                user=user, by=request.user, count=data["count"], reason=data["reason"]
+            ),
+        )  # fmt: skip
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ("id", "inviter", "email", "state", "created_at", "expires_at", "accepted_by")
+    list_filter = ("state", "created_at")
+    search_fields = ("inviter__username", "email", "accepted_by__username")
+    list_select_related = ("inviter", "accepted_by")
+    readonly_fields = (
+        "token", "inviter", "email", "state", "created_at", "expires_at", "closed_at",
+        "accepted_by",
+    )  # fmt: skip
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Revoke selected pending invitations")
+    def revoke(self, request, queryset):
+        for invitation in queryset:
+            try:
+                services.invitation_revoke(invitation=invitation, by=request.user)
+                services.audit_record(
+                    actor=request.user, action="invitation.revoke", target=invitation
+                )
+            except errors.AccountsError as exc:
+                self.message_user(request, f"{invitation}: {exc.message}", messages.ERROR)
+
+
+@admin.register(WaitlistEntry)
+class WaitlistEntryAdmin(admin.ModelAdmin):
+    list_display = ("email", "note", "created_at", "invitation_state")
+    search_fields = ("email", "note")
+    list_filter = (("invitation", admin.EmptyFieldListFilter), "created_at")
+    readonly_fields = ("email", "note", "created_at", "invitation")
+    list_select_related = ("invitation",)
+    actions = ["send_invitation"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="invitation")
+    def invitation_state(self, entry: WaitlistEntry) -> str:
+        return entry.invitation.state if entry.invitation_id else "—"
+
+    @admin.action(description="Send an invitation to selected emails")
+    def send_invitation(self, request, queryset):
+        base = request.build_absolute_uri("/")
+        sent = 0
+        for entry in queryset:
+            try:
+                services.waitlist_invite(entry=entry, by=request.user, base_url=base)
+                sent += 1
+            except errors.AccountsError as exc:
+                self.message_user(request, f"{entry}: {exc.message}", messages.ERROR)
+        if sent:
+            self.message_user(request, f"Sent {sent} invitation(s).", messages.SUCCESS)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "actor", "action", "target", "reason")
+    list_filter = ("action", "target_type", "created_at")
+    search_fields = ("action", "target_repr", "reason", "actor__username")
+    list_select_related = ("actor", "target_type")
+    date_hierarchy = "created_at"
+
+    @admin.display(description="target")
+    def target(self, entry: AuditEntry) -> str:
+        if not entry.target_type_id:
+            return "—"
+        return format_html("{} <span class='muted'>{}</span>", entry.target_repr, entry.target_type)
+
+
+@admin.register(Follow)
+class FollowAdmin(ReadOnlyAdmin):
+    list_display = ("follower", "followee", "created_at")
+    search_fields = ("follower__username", "followee__username")
+    list_select_related = ("follower", "followee")
+
+
+@admin.register(Block)
+class BlockAdmin(ReadOnlyAdmin):
+    list_display = ("blocker", "blocked", "created_at")
+    search_fields = ("blocker__username", "blocked__username")
+    list_select_related = ("blocker", "blocked")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Q, QuerySet
 
 from .models import Block, Follow, Invitation, User
@@ -38,9 +39,14 @@ def voice_tweet_count(*, user: User) -> int:
     """Voice tweets by ``user``; 0 until the voicetweets app has its VoiceTweet model."""
     try:
         model = apps.get_model("voicetweets", "VoiceTweet")
-    except LookupError:
+        model._meta.get_field("author")
+    except (LookupError, FieldDoesNotExist):
         return 0
-    return model.objects.filter(author_id=user.pk).count()
+    queryset = model.objects.filter(author_id=user.pk)
+    visible = getattr(model, "State", None)
+    if visible is not None and hasattr(visible, "READY"):
+        queryset = queryset.filter(state=visible.READY)
+    return queryset.count()
 
 
 def profile_counts(*, user: User) -> dict[str, int]:
@@ -72,3 +78,15 @@ def invitation_get_by_token(*, token: str) -> Invitation | None:
     if not token or len(token) > 64:
         return None
     return Invitation.objects.select_related("inviter").filter(token=token).first()
+
+
+def has_blocked(*, blocker: User, blocked: User) -> bool:
+    """True if ``blocker`` blocked ``blocked`` (one direction only)."""
+    return Block.objects.filter(blocker_id=blocker.pk, blocked_id=blocked.pk).exists()
+
+
+def profile_visible_to(*, owner: User, viewer: User) -> bool:
+    """Whether ``viewer`` may see ``owner``'s profile content: not if ``owner`` blocked them."""
+    if not owner.is_active:
+        return False
+    return not has_blocked(blocker=owner, blocked=viewer)

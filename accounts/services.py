@@ -198,6 +198,8 @@ def invitation_revoke(*, invitation: Invitation, by: User) -> Invitation:
         invitation.refresh_from_db()
         raise errors.InvalidTransition(f"This invitation is already {invitation.state}.")
     _refund(invitation)
+    if by.pk != invitation.inviter_id:
+        audit_record(actor=by, action="invitation.revoke", target=invitation)
     return invitation
 
 

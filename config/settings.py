@@ -260,6 +260,11 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].update(
         "waitlist_join": "5/hour",
     }
 )
+# Expired invitations go back to their inviters' quota within the hour.
+CELERY_BEAT_SCHEDULE["accounts-expire-invitations"] = {
+    "task": "accounts.expire_invitations",
+    "schedule": 3600.0,
+}
 
 # --- Voice tweets ---------------------------------------------------------------------------
 SALON_VOICETWEET_MAX_SECONDS = 140

@@ -50,7 +50,27 @@ class Command(BaseCommand):
                 member.set_password(DEMO_PASSWORD)
                 member.save(update_fields=["password"])
 
+        self._seed_accounts(admin)
+
         self.stdout.write(self.style.SUCCESS("Demo data ready. Log in at http://127.0.0.1:8000/"))
         self.stdout.write(f"  admin (staff): {ADMIN[0]} / {DEMO_PASSWORD}")
         for username, *_ in MEMBERS:
             self.stdout.write(f"  member:        {username} / {DEMO_PASSWORD}")
+
+    def _seed_accounts(self, admin) -> None:
+        """Invitations and follows among the demo members, made through the accounts services."""
+        from accounts import services
+        from accounts.models import Invitation
+
+        User = get_user_model()
+        members = {
+            m.username: m for m in User.objects.filter(username__in=[u for u, *_ in MEMBERS])
+        }
+        for member in members.values():
+            if member.invited_by_id is None:
+                User.objects.filter(pk=member.pk).update(invited_by=admin)
+        alice = members["alice"]
+        if not Invitation.objects.filter(inviter=alice).exists():
+            services.invitation_create(inviter=alice, email="friend@salon.localhost")
+        for follower, followee in [("alice", "bob"), ("bob", "alice"), ("carol", "alice")]:
+            services.follow_create(follower=members[follower], followee=members[followee])

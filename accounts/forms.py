@@ -1,0 +1,32 @@
+from django import forms
+
+
+class ProfileForm(forms.Form):
+    display_name = forms.CharField(max_length=50, required=False)
+    bio = forms.CharField(max_length=160, required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    avatar = forms.FileField(
+        required=False, help_text="PNG, JPEG, GIF or WebP, up to 5 MB. Cropped to a square."
+    )
+    remove_avatar = forms.BooleanField(required=False, label="Remove my avatar")
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(
+        required=False, max_length=254, help_text="Optional: who it is for. Prefills their signup."
+    )
+
+
+class WaitlistForm(forms.Form):
+    email = forms.EmailField(max_length=254)
+    note = forms.CharField(
+        max_length=280, required=False, label="Anything we should know? (optional)"
+    )
+
+
+class SuspendForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
+
+
+class GrantInvitationsForm(forms.Form):
+    count = forms.IntegerField(min_value=1, max_value=1000, initial=2)
+    reason = forms.CharField(required=False, max_length=2000)
