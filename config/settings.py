@@ -319,34 +319,6 @@ CELERY_BEAT_SCHEDULE.update(
         },
     }
 )
-# Staged rollout of hosting: members holding spaces.host_space (the "Space hosts" group admins
-# manage) may create spaces; this opens hosting to every member.
-SALON_SPACES_HOSTING_OPEN = env_bool("SALON_SPACES_HOSTING_OPEN", False)
-SALON_SPACE_MAX_COHOSTS = env_int("SALON_SPACE_MAX_COHOSTS", 2)
-SALON_SPACE_MAX_SPEAKERS = env_int("SALON_SPACE_MAX_SPEAKERS", 10)
-# Listeners a space admits beyond its host, co-hosts and speakers.
-SALON_SPACE_CAPACITY = env_int("SALON_SPACE_CAPACITY", 5000)
-SALON_SPACE_MAX_SCHEDULE_DAYS = 14
-SALON_SPACE_REMINDER_MINUTES = 30
-# Host's last connection dropped: the space ends after this long unless a co-host takes over.
-SALON_SPACE_HOST_GRACE_SECONDS = env_int("SALON_SPACE_HOST_GRACE_SECONDS", 300)
-# Presence: every open socket refreshes its participant's last_seen on this interval; a
-# participant with no connection left is removed after PRESENCE_TIMEOUT, and one whose
-# connections stopped refreshing (their process died) after STALE_SECONDS.
-SALON_SPACE_HEARTBEAT_SECONDS = env_int("SALON_SPACE_HEARTBEAT_SECONDS", 10)
-SALON_SPACE_PRESENCE_TIMEOUT_SECONDS = env_int("SALON_SPACE_PRESENCE_TIMEOUT_SECONDS", 15)
-SALON_SPACE_STALE_SECONDS = env_int("SALON_SPACE_STALE_SECONDS", 30)
-# Reactions are ephemeral; each member may send this many per window per space.
-SALON_SPACE_REACTION_RATE = (5, 5)  # (reactions, seconds)
-CELERY_BEAT_SCHEDULE.update(
-    {
-        "spaces.sweep": {"task": "spaces.sweep", "schedule": timedelta(seconds=5)},
-        "spaces.send-reminders": {
-            "task": "spaces.send_reminders",
-            "schedule": timedelta(minutes=1),
-        },
-    }
-)
 
 # --- Internationalisation, static and media -------------------------------------------------
 LANGUAGE_CODE = "en-us"
