@@ -79,8 +79,19 @@ async function refreshCard(id) {
   holder.innerHTML = (await response.text()).trim();
   const fresh = holder.firstElementChild;
   if (current) current.replaceWith(fresh); else document.querySelector(".feed-items")?.prepend(fresh);
+  document.querySelector(".feed-items > .empty")?.remove();
   fresh.querySelectorAll(".player").forEach(setupPlayer);
+  const composerStatus = pending.get(String(id));
+  if (composerStatus && fresh.dataset.state !== "processing") {
+    pending.delete(String(id));
+    composerStatus.textContent = fresh.dataset.state === "ready"
+      ? "Posted."
+      : `Not posted: ${fresh.querySelector(".status")?.textContent.replace(/^Not posted: /, "") ?? "rejected"}`;
+  }
 }
+
+// Tweets this page uploaded and is waiting for, with the status line to update.
+const pending = new Map();
 
 function listenForProcessing() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
@@ -205,6 +216,7 @@ function setupComposer(form) {
         status.textContent = "Uploaded. Processing…";
         form.reset();
         recording = null;
+        pending.set(String(request.response.id), status);
         refreshCard(request.response.id);
       } else {
         const body = request.response ?? {};
