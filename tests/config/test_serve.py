@@ -34,3 +34,15 @@ def test_daphne_closes_oversized_websocket_messages_with_1009(
 
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1009
+
+
+def test_close_codes_carry_their_reason_through_daphne(live_server_process):
+    """A server-side close reaches the client with its code and reason (daphne alone drops it)."""
+    server = live_server_process()
+    ws_url = server.url.replace("http", "ws") + "/ws/notifications/"
+
+    with connect(ws_url, origin=server.url) as socket, pytest.raises(ConnectionClosed) as closed:
+        socket.recv(timeout=10)
+
+    assert closed.value.rcvd.code == 4401
+    assert closed.value.rcvd.reason == "authentication required"

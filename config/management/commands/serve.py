@@ -1,16 +1,31 @@
 import daphne.server
 from daphne.cli import CommandLineInterface
-from daphne.ws_protocol import WebSocketFactory
+from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
 
+class ReasonedWebSocketProtocol(WebSocketProtocol):
+    """Daphne's protocol, but ``websocket.close`` keeps its ``reason`` (daphne drops it)."""
+
+    def handle_reply(self, message):
+        if message.get("type") == "websocket.close" and self.state != self.STATE_CONNECTING:
+            code = message.get("code") or 1000
+            # Autobahn allows 123 bytes of UTF-8 for a reason.
+            reason = (message.get("reason") or "").encode()[:123].decode(errors="ignore")
+            self.sendClose(code=code, reason=reason or None)
+            return
+        super().handle_reply(message)
+
+
 class ClosingWebSocketFactory(WebSocketFactory):
-    """Daphne's factory, but protocol errors end with a close frame instead of a dropped socket.
+    """Daphne's factory, so that clients always learn why a socket closed.
 
     Autobahn fails by dropping TCP by default, so a client whose message was too large sees an
     abnormal closure (1006) instead of 1009 with a reason and cannot tell what it did wrong.
     """
+
+    protocol = ReasonedWebSocketProtocol
 
     def setProtocolOptions(self, **options):
         super().setProtocolOptions(failByDrop=False, **options)
