@@ -13,12 +13,18 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
+from spaces.auth import SuspendedMemberMiddleware, TokenAuthMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        "websocket": TokenAuthMiddleware(
+            # Browsers: same-origin check, then the session cookie.
+            session_app=AllowedHostsOriginValidator(
+                AuthMiddlewareStack(SuspendedMemberMiddleware(URLRouter(websocket_urlpatterns)))
+            ),
+            # Other clients: an API token, never sent ambiently, so no origin check applies.
+            token_app=URLRouter(websocket_urlpatterns),
         ),
     }
 )

@@ -1,4 +1,8 @@
-from django.urls import path  # noqa: F401
+from rest_framework.routers import SimpleRouter
+
+from . import api
 
 # REST API of the spaces app, mounted under /api/v1/.
-urlpatterns: list = []
+router = SimpleRouter()
+router.register("spaces", api.SpaceViewSet, basename="api-space")
+urlpatterns = router.urls

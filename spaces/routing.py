@@ -1,4 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from .consumers import SpaceConsumer
 
 # Websocket routes of the spaces app.
-websocket_urlpatterns: list = []
+websocket_urlpatterns = [
+    path("ws/spaces/<int:space_id>/", SpaceConsumer.as_asgi()),
+]

@@ -1,0 +1,74 @@
+// The room's state, kept from the snapshot and the events of /ws/spaces/<id>/ (docs/protocol.md).
+// No DOM here: view.js renders it, and the audio step can read the same state.
+
+export class Room {
+  constructor(userId) {
+    this.userId = userId;
+    this.space = null;
+    this.participants = new Map(); // user_id → participant
+    this.reactions = [];
+  }
+
+  get me() {
+    return this.participants.get(this.userId) || null;
+  }
+
+  get isModerator() {
+    const me = this.me;
+    return !!me && (me.role === "host" || me.role === "cohost");
+  }
+
+  // Apply one server event; returns a short human line for the activity log, or null.
+  apply(event) {
+    const p = this.participants.get(event.user_id);
+    const name = p ? p.name : "Someone";
+    switch (event.type) {
+      case "snapshot":
+        this.space = event.space;
+        this.reactions = event.reactions;
+        this.participants = new Map(event.participants.map((x) => [x.user_id, x]));
+        return null;
+      case "participant.joined":
+        this.participants.set(event.participant.user_id, event.participant);
+        return `${event.participant.name} joined`;
+      case "participant.left":
+        this.participants.delete(event.user_id);
+        return `${name} left`;
+      case "participant.removed":
+        this.participants.delete(event.user_id);
+        return `${name} was removed`;
+      case "role.changed":
+        this.participants.set(event.user_id, event.participant);
+        return `${event.participant.name} is now ${event.role}`;
+      case "hand.raised":
+        if (p) p.hand_raised = true;
+        return `${name} raised their hand`;
+      case "hand.lowered":
+        if (p) p.hand_raised = false;
+        return null;
+      case "speak.invited":
+        if (p) p.invited_to_speak = true;
+        return `${name} was invited to speak`;
+      case "speak.declined":
+        if (p) p.invited_to_speak = false;
+        return `${name} declined to speak`;
+      case "mute.changed":
+        if (p) {
+          p.is_muted = event.is_muted;
+          p.muted_by_moderator = event.muted_by_moderator;
+        }
+        return null;
+      case "pin.changed":
+        this.space.pinned_voice_tweet_id = event.voice_tweet_id;
+        return event.voice_tweet_id ? "A voice tweet was pinned" : "The pin was removed";
+      case "recording.changed":
+        this.space.is_recording = event.is_recording;
+        return event.is_recording ? "Recording started" : "Recording stopped";
+      case "space.ended":
+        this.space.state = "ended";
+        return "The space has ended";
+      default:
+        return null;
+    }
+  }
+}

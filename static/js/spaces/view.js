@@ -1,0 +1,130 @@
+// Renders a Room into the space page. Buttons carry data-command (+ data-user-id) and are
+// handled by one delegated listener in space.js, so re-rendering never loses handlers.
+
+const ROLE_LABEL = { host: "Host", cohost: "Co-host", speaker: "Speaker", listener: "Listener" };
+
+function el(tag, attrs = {}, text = "") {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+  if (text) node.textContent = text;
+  return node;
+}
+
+function commandButton(label, command, { userId, accessible, className = "secondary" } = {}) {
+  const button = el("button", { type: "button", "data-command": command, class: className }, label);
+  if (userId !== undefined) button.dataset.userId = userId;
+  if (accessible) button.setAttribute("aria-label", accessible);
+  return button;
+}
+
+const RANK = { host: 3, cohost: 2, speaker: 1, listener: 0 };
+
+function moderationButtons(room, p) {
+  const me = room.me;
+  const buttons = [];
+  if (!room.isModerator || p.user_id === room.userId || RANK[me.role] <= RANK[p.role]) {
+    return buttons;
+  }
+  const who = p.name;
+  if (p.role === "listener" && p.hand_raised) {
+    buttons.push(commandButton("Approve", "hand.approve", { userId: p.user_id, accessible: `Let ${who} speak` }));
+    buttons.push(commandButton("Dismiss", "hand.dismiss", { userId: p.user_id, accessible: `Dismiss ${who}'s hand` }));
+  } else if (p.role === "listener" && !p.invited_to_speak) {
+    buttons.push(commandButton("Invite to speak", "speak.invite", { userId: p.user_id, accessible: `Invite ${who} to speak` }));
+  }
+  if (p.role !== "listener" && !p.is_muted) {
+    buttons.push(commandButton("Mute", "speaker.mute", { userId: p.user_id, accessible: `Mute ${who}` }));
+  }
+  if (p.role === "speaker") {
+    buttons.push(commandButton("To listeners", "speaker.move_to_listeners", { userId: p.user_id, accessible: `Move ${who} to the listeners` }));
+  }
+  if (me.role === "host" && (p.role === "speaker" || p.role === "listener")) {
+    buttons.push(commandButton("Make co-host", "cohost.add", { userId: p.user_id, accessible: `Make ${who} co-host` }));
+  }
+  if (me.role === "host" && p.role === "cohost") {
+    buttons.push(commandButton("Remove co-host", "cohost.remove", { userId: p.user_id, accessible: `Remove ${who} as co-host` }));
+  }
+  buttons.push(commandButton("Remove", "participant.remove", { userId: p.user_id, accessible: `Remove ${who} from the space` }));
+  const ban = commandButton("Ban", "participant.remove", { userId: p.user_id, accessible: `Remove and ban ${who}`, className: "danger" });
+  ban.dataset.ban = "true";
+  buttons.push(ban);
+  return buttons;
+}
+
+function participantTile(room, p) {
+  const item = el("li", { class: `participant role-${p.role}`, "data-user-id": p.user_id });
+  const initials = el("span", { class: "avatar", "aria-hidden": "true" }, p.name.slice(0, 1).toUpperCase());
+  const name = el("strong", { class: "participant-name" }, p.name + (p.user_id === room.userId ? " (you)" : ""));
+  const state = [];
+  if (p.role !== "listener") state.push(ROLE_LABEL[p.role]);
+  if (p.role !== "listener") state.push(p.is_muted ? "muted" : "unmuted");
+  if (p.hand_raised) state.push("✋ hand raised");
+  if (p.invited_to_speak) state.push("invited to speak");
+  item.append(initials, name, el("span", { class: "participant-state muted" }, state.join(" · ")));
+  const buttons = moderationButtons(room, p);
+  if (buttons.length) {
+    const tools = el("div", { class: "participant-tools", role: "group", "aria-label": `Moderate ${p.name}` });
+    tools.append(...buttons);
+    item.append(tools);
+  }
+  return item;
+}
+
+function ownControls(room) {
+  const me = room.me;
+  const controls = [];
+  if (!me) return controls;
+  if (me.role === "listener") {
+    controls.push(me.hand_raised
+      ? commandButton("Lower hand", "hand.lower")
+      : commandButton("✋ Raise hand", "hand.raise", { className: "" }));
+    if (me.invited_to_speak) {
+      controls.push(commandButton("Accept invitation to speak", "speak.accept", { className: "" }));
+      controls.push(commandButton("Decline", "speak.decline"));
+    }
+  } else {
+    const unmute = commandButton(me.is_muted ? "Unmute" : "Mute", "mute.set", { className: me.is_muted ? "" : "secondary" });
+    unmute.dataset.muted = String(!me.is_muted);
+    controls.push(unmute);
+  }
+  const reactions = el("div", { class: "reactions", role: "group", "aria-label": "Reactions" });
+  for (const emoji of room.reactions) {
+    const button = commandButton(emoji, "reaction.send", { accessible: `React ${emoji}` });
+    button.dataset.emoji = emoji;
+    reactions.append(button);
+  }
+  controls.push(reactions, commandButton("Leave quietly", "leave"));
+  return controls;
+}
+
+export function render(root, room) {
+  const stage = root.querySelector('[data-role="stage"]');
+  const listeners = root.querySelector('[data-role="listeners"]');
+  const people = [...room.participants.values()].sort((a, b) => RANK[b.role] - RANK[a.role]);
+  stage.replaceChildren(...people.filter((p) => p.role !== "listener").map((p) => participantTile(room, p)));
+  listeners.replaceChildren(...people.filter((p) => p.role === "listener").map((p) => participantTile(room, p)));
+  root.querySelector('[data-role="controls"]').replaceChildren(...ownControls(room));
+  root.querySelector('[data-role="host-controls"]').hidden = !room.isModerator;
+  root.querySelector('[data-role="recording"]').hidden = !room.space.is_recording;
+  const pinned = root.querySelector('[data-role="pinned"]');
+  pinned.hidden = !room.space.pinned_voice_tweet_id;
+  pinned.textContent = room.space.pinned_voice_tweet_id ? `📌 Voice tweet #${room.space.pinned_voice_tweet_id}` : "";
+}
+
+export function showStatus(root, text) {
+  root.querySelector('[data-role="status"]').textContent = text;
+}
+
+export function log(root, line) {
+  if (!line) return;
+  const list = root.querySelector('[data-role="log"]');
+  list.prepend(el("li", {}, line));
+  while (list.children.length > 8) list.lastElementChild.remove();
+}
+
+export function floatReaction(root, emoji, name) {
+  const float = root.querySelector('[data-role="reaction-float"]');
+  const bubble = el("span", { class: "reaction-bubble", title: name }, emoji);
+  float.append(bubble);
+  setTimeout(() => bubble.remove(), 2500);
+}

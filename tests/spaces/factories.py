@@ -1,0 +1,78 @@
+"""Helpers for the spaces tests: members, spaces built through services, checked sockets."""
+
+from __future__ import annotations
+
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+
+from spaces import services
+from spaces.protocol import validate_event
+from spaces.selectors import HOSTS_GROUP
+
+
+def make_member(username: str, *, host: bool = False):
+    user = get_user_model().objects.create_user(username=username, password="x-pass-12345")
+    if host:
+        # The group comes from a data migration, which transactional tests flush away.
+        group, _ = Group.objects.get_or_create(name=HOSTS_GROUP)
+        group.permissions.add(Permission.objects.get(codename="host_space"))
+        user.groups.add(group)
+        user = get_user_model().objects.get(pk=user.pk)  # drop the permission cache
+    return user
+
+
+def make_live_space(host, *, visibility: str = "open", title: str = "Morning show"):
+    return services.space_create(host=host, title=title, visibility=visibility)
+
+
+class SpaceSocket:
+    """A WebsocketCommunicator on /ws/spaces/<id>/ that checks every frame against the protocol."""
+
+    def __init__(self, space_id: int, user=None, *, token: str | None = None, path=None):
+        from config.asgi import application
+
+        headers = [(b"host", b"127.0.0.1"), (b"origin", b"http://127.0.0.1")]
+        if token:
+            headers.append((b"authorization", f"Token {token}".encode()))
+        self.user = user
+        self.communicator = WebsocketCommunicator(
+            application, path or f"/ws/spaces/{space_id}/", headers=headers
+        )
+
+    async def connect(self):
+        connected, _ = await self.communicator.connect()
+        assert connected
+        return self
+
+    async def receive(self, timeout: float = 3) -> dict:
+        event = await self.communicator.receive_json_from(timeout=timeout)
+        assert validate_event(event) == [], event
+        return event
+
+    async def receive_type(self, kind: str, timeout: float = 3) -> dict:
+        """Skip frames until one of ``kind`` arrives."""
+        while True:
+            event = await self.receive(timeout)
+            if event["type"] == kind:
+                return event
+
+    async def send(self, message: dict) -> None:
+        await self.communicator.send_json_to(message)
+
+    async def receive_close(self, timeout: float = 3) -> dict:
+        """Skip frames until the server closes; returns the close message."""
+        while True:
+            output = await self.communicator.receive_output(timeout)
+            if output["type"] == "websocket.close":
+                return output
+            if output.get("text"):
+                import json
+
+                assert validate_event(json.loads(output["text"])) == []
+
+    async def nothing(self, timeout: float = 0.3) -> bool:
+        return await self.communicator.receive_nothing(timeout)
+
+    async def disconnect(self) -> None:
+        await self.communicator.disconnect()
