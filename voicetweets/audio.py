@@ -544,7 +544,8 @@ def _decoded_mono(
                 yield from _frames_as_mono(resampler.resample(frame))
         if resampler is not None:
             yield from _frames_as_mono(resampler.resample(None))
-    except (av.error.FFmpegError, ValueError) as error:
+    except (av.error.FFmpegError, ValueError, PermissionError) as error:
+        # PermissionError: a demuxer tried a nested open mid-stream and _refuse_nested_open said no.
         raise _undecodable() from error
 
 
