@@ -9,8 +9,9 @@ What happens to an upload
    FFmpeg never probes, so it can never choose the ``hls``, ``concat``/``ffconcat``,
    ``image2`` or any other demuxer that reads a second file, a URL or a picture.
 2. **Open** the upload as a Python file object (never a path string, which FFmpeg could read as
-   ``concat:``, ``http:`` ...) with an ``io_open`` hook that refuses every nested open, so even a
-   demuxer that wanted to follow a reference (an mp4 data reference, say) cannot.
+   ``concat:``, ``http:`` ...) with an ``io_open`` hook that refuses every nested open and an
+   empty protocol whitelist, so even a demuxer that wanted to follow a reference (an mp4 data
+   reference, a playlist entry) cannot.
 3. **Pass 1 (analysis)** decodes the single audio stream, resamples to 48 kHz mono float and
    streams it through: a sample counter (the true duration; container headers can lie), a
    BS.1770 loudness meter (100 ms K-weighted energies) and a peak envelope (5 ms maxima).
@@ -427,6 +428,21 @@ def _refuse_nested_open(url: str, flags: int, options: dict) -> BinaryIO:
     raise PermissionError(f"uploads may not reference other files or URLs ({url!r})")
 
 
+def _input_options(container_format: str) -> dict[str, str]:
+    """Demuxer options that keep FFmpeg inside the upload; a second layer behind sniffing.
+
+    ``io_open`` alone is not enough: demuxers that open a whole nested input (``concat``
+    does) create their own context without our hook, but they do inherit the protocol
+    whitelist. Our upload is read through our own I/O context, which needs no protocol, so
+    the whitelist names none (an unknown name matches nothing).
+    """
+    options = {"protocol_whitelist": "none"}
+    if container_format.startswith("mov"):
+        # The default already, stated so that nobody turns external data references on.
+        options["enable_drefs"] = "0"
+    return options
+
+
 def _container_format_of(upload: _UploadReader) -> str:
     upload.seek(0, io.SEEK_END)
     size = upload.tell()
@@ -459,16 +475,12 @@ def _open_audio(
 ) -> Iterator[tuple[av.container.InputContainer, av.AudioStream]]:
     """Open the upload with the sniffed demuxer and yield it with its only audio stream."""
     container_format = _container_format_of(upload)
-    options = {}
-    if container_format.startswith("mov"):
-        # The default already, stated so that nobody turns external data references on.
-        options["enable_drefs"] = "0"
     try:
         container = av.open(
             upload,
             mode="r",
             format=container_format,
-            options=options,
+            options=_input_options(container_format),
             io_open=_refuse_nested_open,
             metadata_errors="replace",
         )

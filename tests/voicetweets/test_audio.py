@@ -286,6 +286,7 @@ def test_hiss_far_below_speech_level_is_rejected_as_silent(tmp_path):
 
 
 def test_empty_file_is_rejected(tmp_path):
+    """A zero-byte upload is refused as empty."""
     empty = tmp_path / "empty.webm"
     empty.write_bytes(b"")
 
@@ -314,10 +315,25 @@ def test_playlists_pointing_at_real_files_are_rejected(tmp_path, playlist):
     assert rejection(fake).reason == RejectionReason.NOT_AUDIO
 
 
-def test_nested_opens_are_refused_even_if_a_demuxer_asks():
-    """The io_open hook we give FFmpeg refuses any second file or URL."""
-    with pytest.raises(PermissionError):
-        audio._refuse_nested_open("file:/etc/passwd", 1, {})
+@pytest.mark.parametrize("demuxer", ["hls", "concat"])
+def test_nested_opens_fail_even_if_a_playlist_demuxer_were_chosen(tmp_path, demuxer):
+    """Second layer: with our open options, playlist demuxers cannot reach the listed files.
+
+    Sniffing already keeps these demuxers away; this pins that the io_open hook (hls) and the
+    empty protocol whitelist (concat opens its nested input without the hook) also hold.
+    """
+    real = audiofiles.write_audio(tmp_path / "real.wav", audiofiles.sine(2.0))
+    make = audiofiles.hls_playlist if demuxer == "hls" else audiofiles.ffconcat_playlist
+    options = audio._input_options(demuxer)
+    if demuxer == "concat":
+        options["safe"] = "0"  # allow absolute paths, the worst case
+    with pytest.raises((PermissionError, av.error.FFmpegError)):
+        av.open(
+            io.BytesIO(make(real)),
+            format=demuxer,
+            options=options,
+            io_open=audio._refuse_nested_open,
+        )
 
 
 def test_id3_tag_in_front_of_a_playlist_is_not_audio_either(tmp_path):
@@ -330,6 +346,7 @@ def test_id3_tag_in_front_of_a_playlist_is_not_audio_either(tmp_path):
 
 
 def test_video_only_file_is_rejected(tmp_path):
+    """An MP4 with only a video track has nothing to play."""
     source = audiofiles.write_video_only(tmp_path / "clip.mp4")
 
     refused = rejection(source)
@@ -339,6 +356,7 @@ def test_video_only_file_is_rejected(tmp_path):
 
 
 def test_several_audio_tracks_are_rejected(tmp_path):
+    """We will not guess which of two audio tracks is the voice."""
     source = audiofiles.write_two_audio_streams(tmp_path / "two.mkv")
 
     assert rejection(source).reason == RejectionReason.MULTIPLE_AUDIO_STREAMS
@@ -391,6 +409,7 @@ def test_sniff_container_format(head, expected):
 
 
 def test_id3_tag_in_front_of_adts_selects_the_aac_demuxer():
+    """What follows an ID3 tag decides the demuxer; the tag size is syncsafe."""
     assert audio.sniff_container_format(b"ID3", next_after_id3=b"\xff\xf1\x4c\x40") == "aac"
     assert audio.id3v2_tag_size(b"ID3\x04\x00\x00\x00\x00\x01\x00") == 10 + 128
 
