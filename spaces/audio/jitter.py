@@ -1,0 +1,256 @@
+"""Per-speaker jitter buffer: reorders frames by sequence number and paces them at one per tick.
+
+Policy (docs/audio.md has the prose version):
+
+* Sequence numbers are uint32 and wrap; they are unwrapped to a growing integer relative to the
+  highest one seen, so ordering works across the wrap.
+* A talk spurt starts playing once ``target`` frames are buffered (priming). While playing,
+  each ``pop`` returns the next frame, or ``CONCEAL`` when it is missing:
+  - later frames are buffered → the frame is lost: conceal it and move on;
+  - nothing is buffered → the stream is late: conceal *without* moving on, so when the
+    frames arrive playout resumes where it stopped (this is how the delay grows to absorb a
+    jitter spike). After ``max_conceal`` such frames the speaker is idle (stopped talking,
+    muted, left) and ``pop`` returns ``NOTHING`` until a new talk spurt primes.
+* ``target`` adapts: it follows the spread of arrival delays over the last frames (grows at
+  once), and shrinks by one frame at most every ``shrink_interval`` frames. When the buffer
+  holds at least ``trim_surplus`` frames more than the target for ``trim_after`` pops in a
+  row, one frame is skipped to bring latency back down.
+* Frames older than the playout point are late, frames already buffered or just played are
+  duplicates, frames beyond ``capacity`` evict the oldest (overflow): all dropped and counted.
+* A forward jump larger than ``max_conceal`` (a client that resumes after mute with a new
+  sequence) re-primes from the new frames instead of concealing across the gap; a backward
+  jump larger than ``restart_after`` (a client that restarted its counter) resets the buffer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+
+from .codec import FRAME_SECONDS
+
+_HALF_RANGE = 1 << 31
+_RANGE = 1 << 32
+
+
+class Playout(Enum):
+    """What ``JitterBuffer.pop`` returns when it has no payload for this tick."""
+
+    CONCEAL = "conceal"  # a frame is missing mid-stream: the decoder should conceal it
+    NOTHING = "nothing"  # the speaker is idle or the buffer is still priming: contribute nothing
+
+
+@dataclass(frozen=True, slots=True)
+class JitterSettings:
+    initial_target: int = 2
+    min_target: int = 1
+    max_target: int = 10  # 200 ms: beyond that, conversation suffers more than from glitches
+    capacity: int = 25  # 500 ms of frames; more means the speaker floods us
+    max_conceal: int = 5  # 100 ms of concealment before the speaker counts as idle
+    shrink_interval: int = 250  # 5 s between one-frame decreases of the target
+    delay_window: int = 64  # frames of arrival history used to measure jitter
+    trim_surplus: int = 2
+    trim_after: int = 50  # 1 s of steady surplus before skipping a frame
+    restart_after: int = 500  # 10 s backwards: the sender restarted its counter
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_target <= self.initial_target <= self.max_target < self.capacity:
+            raise ValueError("need 1 <= min_target <= initial_target <= max_target < capacity")
+
+
+@dataclass(slots=True)
+class JitterStats:
+    received: int = 0
+    played: int = 0
+    concealed: int = 0
+    late: int = 0
+    duplicate: int = 0
+    overflow: int = 0
+    trimmed: int = 0
+    resyncs: int = 0
+    # late + duplicate + overflow + trimmed, kept as one field so the mixer can diff it cheaply.
+    dropped: int = 0
+
+
+@dataclass(slots=True)
+class _DelayTracker:
+    """Spread of (arrival time - media time) over recent frames, in frames."""
+
+    window: int
+    _delays: deque[float] = field(default_factory=deque)
+
+    def observe(self, extended_sequence: int, arrival_time: float) -> None:
+        self._delays.append(arrival_time - extended_sequence * FRAME_SECONDS)
+        if len(self._delays) > self.window:
+            self._delays.popleft()
+
+    def spread_frames(self) -> float:
+        if len(self._delays) < 2:
+            return 0.0
+        return (max(self._delays) - min(self._delays)) / FRAME_SECONDS
+
+    def clear(self) -> None:
+        self._delays.clear()
+
+
+class JitterBuffer:
+    """Not thread-safe: push and pop from the same thread (the mixer drains its inbox)."""
+
+    def __init__(self, settings: JitterSettings | None = None) -> None:
+        self.settings = settings or JitterSettings()
+        self.stats = JitterStats()
+        self.target = self.settings.initial_target
+        self._frames: dict[int, bytes] = {}
+        self._highest: int | None = None  # highest unwrapped sequence seen
+        self._next: int | None = None  # unwrapped sequence the next pop plays
+        self._playing = False
+        self._priming_pops = 0
+        self._starved = 0
+        self._surplus_pops = 0
+        self._since_target_change = 0
+        self._recently_played: deque[int] = deque(maxlen=self.settings.capacity)
+        self._delays = _DelayTracker(self.settings.delay_window)
+
+    @property
+    def depth(self) -> int:
+        return len(self._frames)
+
+    @property
+    def playing(self) -> bool:
+        return self._playing
+
+    def push(self, sequence: int, payload: bytes, arrival_time: float) -> bool:
+        """Buffer one frame; returns False when it was dropped (late or duplicate)."""
+        stats = self.stats
+        stats.received += 1
+        extended = self._unwrap(sequence)
+        if self._next is not None and extended < self._next:
+            if self._next - extended > self.settings.restart_after:
+                self._restart()
+                extended = self._unwrap(sequence)
+            else:
+                if extended in self._recently_played:
+                    stats.duplicate += 1
+                else:
+                    stats.late += 1
+                stats.dropped += 1
+                return False
+        if extended in self._frames:
+            stats.duplicate += 1
+            stats.dropped += 1
+            return False
+        self._frames[extended] = payload
+        if extended > self._highest:
+            self._highest = extended
+        self._delays.observe(extended, arrival_time)
+        self._adapt_target()
+        if len(self._frames) > self.settings.capacity:
+            self._evict_oldest()
+        return True
+
+    def pop(self) -> bytes | Playout:
+        """Once per tick: the next payload, ``Playout.CONCEAL`` or ``Playout.NOTHING``."""
+        if not self._playing and not self._start_playing():
+            return Playout.NOTHING
+        frames = self._frames
+        payload = frames.pop(self._next, None)
+        if payload is not None:
+            self._play(self._next)
+            return payload
+        if frames:
+            earliest = min(frames)
+            if earliest - self._next > self.settings.max_conceal:
+                # A new talk spurt after a pause: prime again rather than conceal the gap.
+                self.stats.resyncs += 1
+                self._go_idle()
+                return self.pop()
+            self._next += 1
+            self.stats.concealed += 1
+            return Playout.CONCEAL
+        self._starved += 1
+        if self._starved > self.settings.max_conceal:
+            self._go_idle()
+            return Playout.NOTHING
+        self.stats.concealed += 1
+        return Playout.CONCEAL
+
+    def clear(self) -> None:
+        """Drop everything buffered and wait for a new talk spurt (speaker muted or demoted)."""
+        self._frames.clear()
+        self._go_idle()
+
+    def _start_playing(self) -> bool:
+        if not self._frames:
+            self._priming_pops = 0
+            return False
+        self._priming_pops += 1
+        # A lone frame must not wait forever for company: start after max_target ticks anyway.
+        if len(self._frames) < self.target and self._priming_pops < self.settings.max_target:
+            return False
+        self._playing = True
+        self._next = min(self._frames)
+        self._starved = 0
+        self._surplus_pops = 0
+        return True
+
+    def _play(self, extended: int) -> None:
+        self.stats.played += 1
+        self._recently_played.append(extended)
+        self._next = extended + 1
+        self._starved = 0
+        settings = self.settings
+        if len(self._frames) >= self.target + settings.trim_surplus - 1:
+            self._surplus_pops += 1
+            if self._surplus_pops >= settings.trim_after and self._next in self._frames:
+                # Skip one frame: latency went up during a jitter spike and stayed there.
+                del self._frames[self._next]
+                self._next += 1
+                self._surplus_pops = 0
+                self.stats.trimmed += 1
+                self.stats.dropped += 1
+        else:
+            self._surplus_pops = 0
+
+    def _go_idle(self) -> None:
+        self._playing = False
+        self._priming_pops = 0
+        self._starved = 0
+        # The next talk spurt may arrive with a new offset between sequence and wall time.
+        self._delays.clear()
+
+    def _restart(self) -> None:
+        self._frames.clear()
+        self._recently_played.clear()
+        self._highest = None
+        self._next = None
+        self.stats.resyncs += 1
+        self._go_idle()
+
+    def _unwrap(self, sequence: int) -> int:
+        if self._highest is None:
+            self._highest = sequence
+            return sequence
+        delta = (sequence - self._highest + _HALF_RANGE) % _RANGE - _HALF_RANGE
+        return self._highest + delta
+
+    def _evict_oldest(self) -> None:
+        oldest = min(self._frames)
+        del self._frames[oldest]
+        if self._next is not None and oldest >= self._next:
+            self._next = oldest + 1
+        self.stats.overflow += 1
+        self.stats.dropped += 1
+
+    def _adapt_target(self) -> None:
+        settings = self.settings
+        self._since_target_change += 1
+        wanted = math.ceil(self._delays.spread_frames()) + 1
+        wanted = max(settings.min_target, min(settings.max_target, wanted))
+        if wanted > self.target:
+            self.target = wanted
+            self._since_target_change = 0
+        elif wanted < self.target and self._since_target_change >= settings.shrink_interval:
+            self.target -= 1
+            self._since_target_change = 0

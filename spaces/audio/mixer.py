@@ -1,0 +1,406 @@
+"""One mixer per room: every 20 ms, one frame per speaker in, one shared mix + mix-minus out.
+
+Threading: ``push`` and the speaker-control methods may be called from any thread (the
+websocket transport); they only append to an inbox, which ``tick`` drains on the mixer thread,
+in call order. So a demotion pushed before a frame drops that frame, and everything takes
+effect at the next tick. All other state belongs to the thread calling ``tick``.
+
+Mixing rules:
+
+* Only speakers who are allowed to publish and not muted are considered; frames pushed for
+  anyone else (a listener, a muted or demoted speaker) are dropped and counted.
+* A speaker is *talking* when their frame is above the talk threshold, held for a hangover.
+  Only talking speakers are summed into the mix. That makes "silent speaker's mix-minus ==
+  full mix" exactly true, so silent speakers get the shared packet and the encodes per tick
+  are ``1 + len(talking)`` whatever the number of participants.
+* The sum is done in int32 and saturated to int16 (Janus AudioBridge casts without
+  saturating, which wraps loud peaks into full-scale clicks of the opposite sign).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .codec import FRAME_SAMPLES, CodecError, OpusDecoder, OpusEncoder, OpusSettings
+from .jitter import JitterBuffer, JitterSettings, JitterStats, Playout
+from .levels import (
+    SILENCE_DBFS,
+    LevelsEvent,
+    SpeakerLevel,
+    TalkDetector,
+    frame_level_dbfs,
+    meter_from_dbfs,
+)
+from .wire import UINT32_MODULO
+
+logger = logging.getLogger(__name__)
+
+SpeakerId = Hashable
+_INT16_MIN = -32768
+_INT16_MAX = 32767
+
+# Inbox message tags (tuples beat objects on the hot path: ~10 frames per tick per room).
+_FRAME = 0
+_ADD = 1
+_REMOVE = 2
+_SET_ALLOWED = 3
+_SET_MUTED = 4
+
+
+@dataclass(frozen=True, slots=True)
+class MixPacket:
+    """The shared full-mix packet of one tick, as handed to mix observers (e.g. a recorder)."""
+
+    tick: int
+    timestamp: int  # 48 kHz samples, uint32, wraps; = tick * 960
+    packet: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    tick: int
+    timestamp: int
+    # Opus packet of the full mix: every listener, and every speaker not talking, gets this.
+    shared_packet: bytes
+    # Talking speakers only: the mix without their own voice.
+    mix_minus: dict[SpeakerId, bytes]
+    # This tick's level (dBFS) of every publishing speaker, talking or not.
+    levels: dict[SpeakerId, float]
+    talking: frozenset[SpeakerId]
+    decodes: int
+    concealed: int
+    encodes: int
+    # Frames dropped while draining this tick's inbox (late, duplicate, overflow, not allowed).
+    dropped: int
+    levels_event: LevelsEvent | None = None
+
+
+@dataclass(slots=True)
+class MixerStats:
+    """Cumulative counters; ``RoomMixer.stats()`` returns a snapshot."""
+
+    ticks: int = 0
+    decodes: int = 0
+    encodes: int = 0
+    concealed: int = 0
+    invalid_packets: int = 0
+    dropped_late: int = 0
+    dropped_duplicate: int = 0
+    dropped_overflow: int = 0
+    trimmed: int = 0
+    dropped_not_publishing: int = 0
+    dropped_unknown_speaker: int = 0
+    observer_errors: int = 0
+
+    @property
+    def dropped(self) -> int:
+        return (
+            self.dropped_late
+            + self.dropped_duplicate
+            + self.dropped_overflow
+            + self.trimmed
+            + self.dropped_not_publishing
+            + self.dropped_unknown_speaker
+        )
+
+
+@dataclass(slots=True)
+class _Speaker:
+    speaker_id: SpeakerId
+    jitter: JitterBuffer
+    decoder: OpusDecoder
+    talk: TalkDetector
+    allowed: bool = True
+    muted: bool = False
+    # Created the first time the speaker talks, then kept: Opus streams are stateful.
+    mix_minus_encoder: OpusEncoder | None = None
+    window_peak_dbfs: float = SILENCE_DBFS
+    window_talked: bool = False
+
+    @property
+    def publishing(self) -> bool:
+        return self.allowed and not self.muted
+
+
+@dataclass(slots=True)
+class _RetiredJitterStats:
+    """Jitter counters of removed speakers, so cumulative stats never go backwards."""
+
+    totals: JitterStats = field(default_factory=JitterStats)
+
+    def add(self, stats: JitterStats) -> None:
+        for name in JitterStats.__slots__:
+            setattr(self.totals, name, getattr(self.totals, name) + getattr(stats, name))
+
+
+class RoomMixer:
+    def __init__(
+        self,
+        *,
+        opus: OpusSettings | None = None,
+        jitter: JitterSettings | None = None,
+        talk_threshold_dbfs: float = -45.0,
+        talk_hangover_ticks: int = 15,
+        levels_every_ticks: int = 10,
+    ) -> None:
+        self.opus = opus or OpusSettings()
+        self.jitter_settings = jitter or JitterSettings()
+        self.talk_threshold_dbfs = talk_threshold_dbfs
+        self.talk_hangover_ticks = talk_hangover_ticks
+        self.levels_every_ticks = levels_every_ticks
+        # Called on the mixer thread with each tick's shared packet; keep them quick.
+        self.mix_observers: list[Callable[[MixPacket], None]] = []
+        self.levels_observers: list[Callable[[LevelsEvent], None]] = []
+
+        self._inbox: deque[tuple] = deque()
+        self._speakers: dict[SpeakerId, _Speaker] = {}
+        self._shared_encoder = OpusEncoder(self.opus)
+        self._tick = 0
+        self._stats = MixerStats()
+        self._retired = _RetiredJitterStats()
+        # Reused every tick: no per-tick numpy allocation.
+        self._sum = np.zeros(FRAME_SAMPLES, dtype=np.int32)
+        self._scratch32 = np.zeros(FRAME_SAMPLES, dtype=np.int32)
+        self._level_scratch = np.zeros(FRAME_SAMPLES, dtype=np.float32)
+
+    # -- Any thread -------------------------------------------------------------------------
+
+    def push(
+        self, speaker_id: SpeakerId, sequence: int, payload: bytes, arrival_time: float
+    ) -> None:
+        """Queue one Opus frame from a speaker (``arrival_time`` on the mixer clock, seconds)."""
+        self._inbox.append((_FRAME, speaker_id, sequence, payload, arrival_time))
+
+    def add_speaker(self, speaker_id: SpeakerId, *, allowed: bool = True) -> None:
+        self._inbox.append((_ADD, speaker_id, allowed))
+
+    def remove_speaker(self, speaker_id: SpeakerId) -> None:
+        self._inbox.append((_REMOVE, speaker_id))
+
+    def set_allowed(self, speaker_id: SpeakerId, allowed: bool) -> None:
+        """Promote/demote: a speaker who is not allowed contributes nothing from the next tick."""
+        self._inbox.append((_SET_ALLOWED, speaker_id, allowed))
+
+    def set_muted(self, speaker_id: SpeakerId, muted: bool) -> None:
+        self._inbox.append((_SET_MUTED, speaker_id, muted))
+
+    # -- Mixer thread -----------------------------------------------------------------------
+
+    @property
+    def speaker_ids(self) -> tuple[SpeakerId, ...]:
+        """Speakers as of the last drained inbox (i.e. the last tick)."""
+        return tuple(self._speakers)
+
+    @property
+    def tick_count(self) -> int:
+        return self._tick
+
+    def stats(self) -> MixerStats:
+        totals = JitterStats()
+        for name in JitterStats.__slots__:
+            setattr(totals, name, getattr(self._retired.totals, name))
+        for speaker in self._speakers.values():
+            for name in ("late", "duplicate", "overflow", "trimmed"):
+                setattr(totals, name, getattr(totals, name) + getattr(speaker.jitter.stats, name))
+        stats = self._stats
+        return MixerStats(
+            ticks=stats.ticks,
+            decodes=stats.decodes,
+            encodes=stats.encodes,
+            concealed=stats.concealed,
+            invalid_packets=stats.invalid_packets,
+            dropped_late=totals.late,
+            dropped_duplicate=totals.duplicate,
+            dropped_overflow=totals.overflow,
+            trimmed=totals.trimmed,
+            dropped_not_publishing=stats.dropped_not_publishing,
+            dropped_unknown_speaker=stats.dropped_unknown_speaker,
+            observer_errors=stats.observer_errors,
+        )
+
+    def tick(self) -> TickResult:
+        """Mix one 20 ms frame. Call exactly once per clock tick, from one thread."""
+        dropped = self._drain_inbox()
+        total = self._sum
+        total.fill(0)
+        level_scratch = self._level_scratch
+        decodes = concealed = 0
+        levels: dict[SpeakerId, float] = {}
+        talking: list[tuple[_Speaker, np.ndarray]] = []
+
+        for speaker in self._speakers.values():
+            if not speaker.publishing:
+                continue
+            item = speaker.jitter.pop()
+            if item is Playout.NOTHING:
+                level = SILENCE_DBFS
+                pcm = None
+            else:
+                if item is Playout.CONCEAL:
+                    pcm = speaker.decoder.conceal()
+                    concealed += 1
+                else:
+                    try:
+                        pcm = speaker.decoder.decode(item)
+                        decodes += 1
+                    except CodecError:
+                        self._stats.invalid_packets += 1
+                        pcm = speaker.decoder.conceal()
+                        concealed += 1
+                level = frame_level_dbfs(pcm, level_scratch)
+            levels[speaker.speaker_id] = level
+            is_talking = speaker.talk.update(level)
+            if level > speaker.window_peak_dbfs:
+                speaker.window_peak_dbfs = level
+            if is_talking:
+                speaker.window_talked = True
+                if pcm is not None:
+                    np.add(total, pcm, out=total)
+                    talking.append((speaker, pcm))
+
+        scratch = self._scratch32
+        np.clip(total, _INT16_MIN, _INT16_MAX, out=scratch)
+        shared_packet = self._shared_encoder.encode(scratch)
+        mix_minus: dict[SpeakerId, bytes] = {}
+        for speaker, pcm in talking:
+            # Saturate (sum - own), not (saturated sum) - own: the latter would leave a
+            # residue of the speaker's own voice wherever the full mix clipped.
+            np.subtract(total, pcm, out=scratch)
+            np.clip(scratch, _INT16_MIN, _INT16_MAX, out=scratch)
+            encoder = speaker.mix_minus_encoder
+            if encoder is None:
+                encoder = speaker.mix_minus_encoder = OpusEncoder(self.opus)
+            mix_minus[speaker.speaker_id] = encoder.encode(scratch)
+        encodes = 1 + len(mix_minus)
+
+        tick = self._tick
+        timestamp = (tick * FRAME_SAMPLES) % UINT32_MODULO
+        self._tick = tick + 1
+        stats = self._stats
+        stats.ticks += 1
+        stats.decodes += decodes
+        stats.concealed += concealed
+        stats.encodes += encodes
+
+        if self.mix_observers:
+            self._notify(self.mix_observers, MixPacket(tick, timestamp, shared_packet))
+        levels_event = None
+        if self._tick % self.levels_every_ticks == 0:
+            levels_event = self._levels_event(tick)
+            if self.levels_observers:
+                self._notify(self.levels_observers, levels_event)
+
+        return TickResult(
+            tick=tick,
+            timestamp=timestamp,
+            shared_packet=shared_packet,
+            mix_minus=mix_minus,
+            levels=levels,
+            talking=frozenset(speaker.speaker_id for speaker, _ in talking),
+            decodes=decodes,
+            concealed=concealed,
+            encodes=encodes,
+            dropped=dropped,
+            levels_event=levels_event,
+        )
+
+    def _drain_inbox(self) -> int:
+        """Apply queued frames and commands in order; returns how many frames were dropped."""
+        inbox = self._inbox
+        speakers = self._speakers
+        stats = self._stats
+        dropped = 0
+        while inbox:
+            message = inbox.popleft()
+            if message[0] == _FRAME:
+                _, speaker_id, sequence, payload, arrival_time = message
+                speaker = speakers.get(speaker_id)
+                if speaker is None:
+                    stats.dropped_unknown_speaker += 1
+                    dropped += 1
+                elif not speaker.publishing:
+                    stats.dropped_not_publishing += 1
+                    dropped += 1
+                else:
+                    jitter_stats = speaker.jitter.stats
+                    before = jitter_stats.dropped
+                    speaker.jitter.push(sequence, payload, arrival_time)
+                    dropped += jitter_stats.dropped - before
+            else:
+                self._apply_command(message)
+        return dropped
+
+    def _apply_command(self, message: tuple) -> None:
+        tag, speaker_id = message[0], message[1]
+        speakers = self._speakers
+        if tag == _ADD:
+            if speaker_id not in speakers:
+                speakers[speaker_id] = _Speaker(
+                    speaker_id=speaker_id,
+                    jitter=JitterBuffer(self.jitter_settings),
+                    decoder=OpusDecoder(),
+                    talk=TalkDetector(self.talk_threshold_dbfs, self.talk_hangover_ticks),
+                    allowed=message[2],
+                )
+            else:
+                self._set_publishing(speakers[speaker_id], allowed=message[2])
+            return
+        speaker = speakers.get(speaker_id)
+        if speaker is None:
+            return
+        if tag == _REMOVE:
+            self._retired.add(speaker.jitter.stats)
+            del speakers[speaker_id]
+        elif tag == _SET_ALLOWED:
+            self._set_publishing(speaker, allowed=message[2])
+        elif tag == _SET_MUTED:
+            self._set_publishing(speaker, muted=message[2])
+
+    @staticmethod
+    def _set_publishing(
+        speaker: _Speaker, *, allowed: bool | None = None, muted: bool | None = None
+    ) -> None:
+        was_publishing = speaker.publishing
+        if allowed is not None:
+            speaker.allowed = allowed
+        if muted is not None:
+            speaker.muted = muted
+        if was_publishing and not speaker.publishing:
+            # Nothing buffered may leak out after the mute/demotion, and a later unmute
+            # starts a fresh talk spurt rather than concealing across the silence.
+            speaker.jitter.clear()
+            speaker.talk.reset()
+        elif speaker.publishing and not was_publishing:
+            speaker.decoder.reset()
+
+    def _levels_event(self, tick: int) -> LevelsEvent:
+        levels: dict[SpeakerId, SpeakerLevel] = {}
+        talking = []
+        for speaker in self._speakers.values():
+            if not speaker.publishing:
+                continue
+            dbfs = speaker.window_peak_dbfs
+            levels[speaker.speaker_id] = SpeakerLevel(
+                dbfs=round(dbfs, 1),
+                meter=round(meter_from_dbfs(dbfs), 3),
+                talking=speaker.window_talked,
+            )
+            if speaker.window_talked:
+                talking.append(speaker.speaker_id)
+            speaker.window_peak_dbfs = SILENCE_DBFS
+            speaker.window_talked = False
+        return LevelsEvent(tick=tick, levels=levels, talking=frozenset(talking))
+
+    def _notify(self, observers: list, event: object) -> None:
+        for observer in observers:
+            try:
+                observer(event)
+            except Exception:
+                # A broken recorder or event sink must not silence the room.
+                self._stats.observer_errors += 1
+                logger.exception("audio mixer observer %r failed", observer)
