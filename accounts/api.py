@@ -108,7 +108,7 @@ class AuthTokenAPI(AccountsAPIView):
 
     def get_authenticators(self):
         # DELETE needs to know who is logging out; POST must not trip over a stale token.
-        if self.request.method == "DELETE":
+        if getattr(self.request, "method", None) == "DELETE":
             from rest_framework.settings import api_settings
 
             return [auth() for auth in api_settings.DEFAULT_AUTHENTICATION_CLASSES]
