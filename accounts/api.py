@@ -162,8 +162,6 @@ class MeAvatarAPI(AccountsAPIView):
         services.user_set_avatar(user=request.user, upload=data.validated_data["avatar"])
         return Response(MeSerializer(request.user, context={"request": request}).data)
 
-    post = put
-
     @extend_schema(
         operation_id="me_avatar_delete",
         summary="Remove your avatar",

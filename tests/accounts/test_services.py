@@ -213,3 +213,28 @@ def test_waitlist_invite_sends_an_invitation_without_quota(
 def test_voice_tweet_count_does_not_crash(alice):
     """The profile counts include voice tweets whether or not that app has models yet."""
     assert selectors.profile_counts(user=alice)["voice_tweets"] == 0
+
+
+def test_expiry_task_runs_the_service(alice):
+    """The beat task expires due invitations through the same service."""
+    from accounts.tasks import expire_invitations
+
+    invitation = services.invitation_create(inviter=alice)
+    Invitation.objects.filter(pk=invitation.pk).update(expires_at=timezone.now())
+
+    assert expire_invitations.delay().get() == 1
+    assert Invitation.objects.get(pk=invitation.pk).state == Invitation.State.EXPIRED
+
+
+def test_seed_demo_creates_follows_and_invitations_idempotently():
+    """seed_demo gives demo members an inviter, an invitation and follows, once."""
+    from django.core.management import call_command
+
+    call_command("seed_demo", force=True)
+    call_command("seed_demo", force=True)
+
+    alice = User.objects.get(username="alice")
+    assert alice.invited_by.username == "admin"
+    assert Invitation.objects.filter(inviter=alice).count() == 1
+    assert selectors.following_ids(user=alice) == {User.objects.get(username="bob").pk}
+    assert Follow.objects.count() == 3
