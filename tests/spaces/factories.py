@@ -50,11 +50,11 @@ class SpaceSocket:
         assert validate_event(event) == [], event
         return event
 
-    async def receive_type(self, kind: str, timeout: float = 3) -> dict:
-        """Skip frames until one of ``kind`` arrives."""
+    async def receive_type(self, kind: str, timeout: float = 3, **match) -> dict:
+        """Skip frames until one of ``kind`` (with the ``match`` fields) arrives."""
         while True:
             event = await self.receive(timeout)
-            if event["type"] == kind:
+            if event["type"] == kind and all(event.get(k) == v for k, v in match.items()):
                 return event
 
     async def send(self, message: dict) -> None:
@@ -71,8 +71,40 @@ class SpaceSocket:
 
                 assert validate_event(json.loads(output["text"])) == []
 
+    async def drain(self, timeout: float = 0.3) -> list[dict]:
+        """Every frame that arrives until the socket is quiet for ``timeout`` seconds."""
+        events = []
+        while not await self.communicator.receive_nothing(timeout):
+            events.append(await self.receive())
+        return events
+
     async def nothing(self, timeout: float = 0.3) -> bool:
         return await self.communicator.receive_nothing(timeout)
 
     async def disconnect(self) -> None:
         await self.communicator.disconnect()
+
+
+def session_cookie(user) -> bytes:
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+def cookie_socket(space_id: int, cookie: bytes) -> WebsocketCommunicator:
+    from config.asgi import application
+
+    headers = [(b"host", b"127.0.0.1"), (b"origin", b"http://127.0.0.1"), (b"cookie", cookie)]
+    return WebsocketCommunicator(application, f"/ws/spaces/{space_id}/", headers=headers)
+
+
+def put_on_stage(space, host, user, role: str) -> None:
+    """Give a participant ``role`` through the same services the host would use."""
+    if role == "listener":
+        return
+    services.hand_raise(space=space, user=user)
+    services.hand_approve(space=space, by=host, user_id=user.pk)
+    if role == "cohost":
+        services.cohost_add(space=space, by=host, user_id=user.pk)
