@@ -49,7 +49,7 @@ class JitterSettings:
     max_target: int = 10  # 200 ms: beyond that, conversation suffers more than from glitches
     capacity: int = 25  # 500 ms of frames; more means the speaker floods us
     max_conceal: int = 5  # 100 ms of concealment before the speaker counts as idle
-    shrink_interval: int = 250  # 5 s between one-frame decreases of the target
+    shrink_interval: int = 150  # 3 s between one-frame decreases of the target
     delay_window: int = 64  # frames of arrival history used to measure jitter
     trim_surplus: int = 2
     trim_after: int = 50  # 1 s of steady surplus before skipping a frame
@@ -246,7 +246,8 @@ class JitterBuffer:
     def _adapt_target(self) -> None:
         settings = self.settings
         self._since_target_change += 1
-        wanted = math.ceil(self._delays.spread_frames()) + 1
+        # The epsilon keeps float noise in exactly periodic arrivals from adding a whole frame.
+        wanted = math.ceil(self._delays.spread_frames() - 1e-6) + 1
         wanted = max(settings.min_target, min(settings.max_target, wanted))
         if wanted > self.target:
             self.target = wanted
