@@ -7,7 +7,7 @@ Every live action here is also a websocket command; both call the same service, 
 from __future__ import annotations
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
@@ -70,20 +70,30 @@ class ParticipantSerializer(serializers.Serializer):
     joined_at = serializers.DateTimeField()
 
 
-UsernameSerializer = inline_serializer("SpaceInvite", {"username": serializers.CharField()})
-RemoveSerializer = inline_serializer(
-    "ParticipantRemove", {"ban": serializers.BooleanField(default=False)}
-)
-MutedSerializer = inline_serializer("MuteSet", {"muted": serializers.BooleanField()})
-PinSerializer = inline_serializer(
-    "PinSet", {"voice_tweet_id": serializers.IntegerField(allow_null=True)}
-)
-RecordingSerializer = inline_serializer(
-    "RecordingSet", {"is_recording": serializers.BooleanField()}
-)
-ReactionSerializer = inline_serializer(
-    "ReactionSend", {"emoji": serializers.ChoiceField(choices=list(REACTIONS))}
-)
+class UsernameSerializer(serializers.Serializer):
+    username = serializers.CharField()
+
+
+class RemoveSerializer(serializers.Serializer):
+    ban = serializers.BooleanField(default=False)
+
+
+class MutedSerializer(serializers.Serializer):
+    muted = serializers.BooleanField()
+
+
+class PinSerializer(serializers.Serializer):
+    voice_tweet_id = serializers.IntegerField(allow_null=True)
+
+
+class RecordingSerializer(serializers.Serializer):
+    is_recording = serializers.BooleanField()
+
+
+class ReactionSerializer(serializers.Serializer):
+    emoji = serializers.ChoiceField(choices=list(REACTIONS))
+
+
 NO_CONTENT = {204: None}
 USER_ID = OpenApiParameter("user_id", int, OpenApiParameter.PATH)
 
