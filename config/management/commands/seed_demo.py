@@ -51,6 +51,7 @@ class Command(BaseCommand):
                 member.save(update_fields=["password"])
 
         self._seed_accounts(admin)
+        self._seed_spaces()
 
         self.stdout.write(self.style.SUCCESS("Demo data ready. Log in at http://127.0.0.1:8000/"))
         self.stdout.write(f"  admin (staff): {ADMIN[0]} / {DEMO_PASSWORD}")
@@ -74,3 +75,34 @@ class Command(BaseCommand):
             services.invitation_create(inviter=alice, email="friend@salon.localhost")
         for follower, followee in [("alice", "bob"), ("bob", "alice"), ("carol", "alice")]:
             services.follow_create(follower=members[follower], followee=members[followee])
+
+    def _seed_spaces(self) -> None:
+        """Alice may host (Space hosts group) and has a live open space and a scheduled one.
+
+        The live space ends by itself five minutes after nobody hosts it (the host grace period);
+        running seed_demo again opens a new one.
+        """
+        from datetime import timedelta
+
+        from django.contrib.auth.models import Group, Permission
+        from django.utils import timezone
+
+        from spaces import services
+        from spaces.models import Space
+        from spaces.selectors import HOSTS_GROUP
+
+        alice = get_user_model().objects.get(username="alice")
+        group, _ = Group.objects.get_or_create(name=HOSTS_GROUP)
+        group.permissions.add(Permission.objects.get(codename="host_space"))
+        alice.groups.add(group)
+        alice = get_user_model().objects.get(pk=alice.pk)  # fresh permission cache
+        hosted = Space.objects.filter(host=alice)
+        if not hosted.filter(state=Space.State.LIVE).exists():
+            services.space_create(host=alice, title="Thursday product hour", visibility="open")
+        if not hosted.filter(state=Space.State.SCHEDULED).exists():
+            services.space_create(
+                host=alice,
+                title="Ask me anything",
+                visibility="open",
+                scheduled_start=timezone.now() + timedelta(days=1),
+            )
