@@ -76,23 +76,41 @@ class JitterStats:
 
 @dataclass(slots=True)
 class _DelayTracker:
-    """Spread of (arrival time - media time) over recent frames, in frames."""
+    """Spread of (arrival time - media time) over recent frames, in frames.
+
+    Min and max are kept incrementally and only rescanned when the value leaving the window
+    was one of them: this runs for every frame of every speaker.
+    """
 
     window: int
     _delays: deque[float] = field(default_factory=deque)
+    _low: float = math.inf
+    _high: float = -math.inf
 
     def observe(self, extended_sequence: int, arrival_time: float) -> None:
-        self._delays.append(arrival_time - extended_sequence * FRAME_SECONDS)
-        if len(self._delays) > self.window:
-            self._delays.popleft()
+        delays = self._delays
+        delay = arrival_time - extended_sequence * FRAME_SECONDS
+        delays.append(delay)
+        if delay < self._low:
+            self._low = delay
+        if delay > self._high:
+            self._high = delay
+        if len(delays) > self.window:
+            leaving = delays.popleft()
+            if leaving == self._low:
+                self._low = min(delays)
+            if leaving == self._high:
+                self._high = max(delays)
 
     def spread_frames(self) -> float:
         if len(self._delays) < 2:
             return 0.0
-        return (max(self._delays) - min(self._delays)) / FRAME_SECONDS
+        return (self._high - self._low) / FRAME_SECONDS
 
     def clear(self) -> None:
         self._delays.clear()
+        self._low = math.inf
+        self._high = -math.inf
 
 
 class JitterBuffer:
