@@ -1,0 +1,231 @@
+"""Deliver a room's mixed audio to this process's sockets: one call per tick, not per listener.
+
+Sending through the channel layer costs one message per listener (a process saturates around
+2,000 messages/s), and even Channels' own ``send`` costs a coroutine and a round of ASGI checks
+per socket. Server-to-client websocket frames are not masked, so the bytes of one frame are the
+same for every listener: this module frames each packet once and writes those bytes straight
+to each listener's transport.
+
+Under daphne each socket's ``send`` callable is ``partial(Server.handle_reply, protocol)``, which
+is how a :class:`DirectSink` finds the autobahn protocol and its Twisted transport. Anywhere
+else (tests with ``WebsocketCommunicator``, another ASGI server) an :class:`AsyncSink` sends
+through the ASGI ``send`` with a small bounded queue.
+
+Slow listeners never grow memory or slow the room. A direct sink registers as the transport's
+push producer: Twisted pauses it when the socket's write buffer passes its high-water mark
+(64 KiB), and while paused the sink drops frames (counted) instead of queueing them. An async
+sink keeps at most ``ASYNC_QUEUE_FRAMES`` frames and drops the oldest.
+
+Everything here runs on the event loop thread; the mixer thread hands ticks over with
+``loop.call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+logger = logging.getLogger(__name__)
+
+ASYNC_QUEUE_FRAMES = 10
+
+
+def websocket_binary_frame(payload: bytes) -> bytes:
+    """One unfragmented, unmasked binary frame (RFC 6455 §5.2), as a server sends it."""
+    length = len(payload)
+    if length < 126:
+        header = struct.pack("!BB", 0x82, length)
+    elif length < 1 << 16:
+        header = struct.pack("!BBH", 0x82, 126, length)
+    else:
+        header = struct.pack("!BBQ", 0x82, 127, length)
+    return header + payload
+
+
+@dataclass
+class SinkStats:
+    sent: int = 0
+    dropped: int = 0
+
+
+class DirectSink:
+    """Writes ready-made frames to a daphne (autobahn over Twisted) socket's transport."""
+
+    def __init__(self, protocol) -> None:
+        self.protocol = protocol
+        self.transport = protocol.transport
+        self.stats = SinkStats()
+        self.paused = False
+        try:
+            # Streaming producer: Twisted calls pauseProducing/resumeProducing as the socket's
+            # write buffer fills and drains.
+            self.transport.registerProducer(self, True)
+            self._registered = True
+        except RuntimeError:  # another producer holds the transport: fall back to polling
+            self._registered = False
+
+    # IPushProducer
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+
+    def stopProducing(self) -> None:
+        self.paused = True
+
+    def _congested(self) -> bool:
+        if self._registered:
+            return self.paused
+        buffered = len(getattr(self.transport, "dataBuffer", b"")) + getattr(
+            self.transport, "_tempDataLen", 0
+        )
+        return buffered > 64 * 1024
+
+    def write_frame(self, frame: bytes) -> None:
+        if self.protocol.state != self.protocol.STATE_OPEN or self.transport.disconnecting:
+            return
+        if self._congested():
+            self.stats.dropped += 1
+            return
+        self.transport.write(frame)
+        self.stats.sent += 1
+
+    def close(self) -> None:
+        if self._registered and getattr(self.transport, "producer", None) is self:
+            self.transport.unregisterProducer()
+        self._registered = False
+
+
+class AsyncSink:
+    """Sends through the ASGI ``send`` callable, keeping only the newest few frames."""
+
+    def __init__(self, send: Callable[[dict], Awaitable[None]]) -> None:
+        self.send = send
+        self.stats = SinkStats()
+        self.queue: deque[bytes] = deque()
+        self._wakeup = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._drain())
+
+    def write_payload(self, payload: bytes) -> None:
+        if len(self.queue) >= ASYNC_QUEUE_FRAMES:
+            self.queue.popleft()
+            self.stats.dropped += 1
+        self.queue.append(payload)
+        self._wakeup.set()
+
+    async def _drain(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self.queue:
+                await self.send({"type": "websocket.send", "bytes": self.queue.popleft()})
+                self.stats.sent += 1
+
+    def close(self) -> None:
+        self._task.cancel()
+
+
+def sink_for(send) -> DirectSink | AsyncSink:
+    """The fastest sink this server allows for a socket, given its ASGI ``send``."""
+    protocol = _daphne_protocol(send)
+    if protocol is not None and getattr(protocol, "transport", None) is not None:
+        return DirectSink(protocol)
+    return AsyncSink(send)
+
+
+def _daphne_protocol(send):
+    # Middleware may wrap ``send`` in further partials; unwrap to daphne's handle_reply.
+    while isinstance(send, partial):
+        if getattr(send.func, "__name__", "") == "handle_reply" and send.args:
+            candidate = send.args[0]
+            if hasattr(candidate, "sendMessage") and hasattr(candidate, "STATE_OPEN"):
+                return candidate
+        send = send.func
+    return None
+
+
+@dataclass
+class _Member:
+    sink: DirectSink | AsyncSink
+    # The member's user id when they are on stage: they hear the mix without their own voice.
+    speaker_id: int | None = None
+
+
+@dataclass
+class RoomFanout:
+    members: dict[str, _Member] = field(default_factory=dict)
+    ticks: int = 0
+
+
+class Fanout:
+    """This process's registry: room id → its local sockets."""
+
+    def __init__(self) -> None:
+        self.rooms: dict[int, RoomFanout] = {}
+
+    def add(self, room_id: int, key: str, send, *, speaker_id: int | None = None) -> None:
+        room = self.rooms.setdefault(room_id, RoomFanout())
+        if key in room.members:
+            room.members[key].sink.close()
+        room.members[key] = _Member(sink=sink_for(send), speaker_id=speaker_id)
+
+    def set_speaker(self, room_id: int, key: str, speaker_id: int | None) -> None:
+        member = self.rooms.get(room_id, RoomFanout()).members.get(key)
+        if member is not None:
+            member.speaker_id = speaker_id
+
+    def remove(self, room_id: int, key: str) -> None:
+        room = self.rooms.get(room_id)
+        if room is None:
+            return
+        member = room.members.pop(key, None)
+        if member is not None:
+            member.sink.close()
+        if not room.members:
+            del self.rooms[room_id]
+
+    def has_room(self, room_id: int) -> bool:
+        return room_id in self.rooms
+
+    def deliver(self, room_id: int, shared: bytes, mix_minus: dict[int, bytes]) -> None:
+        """Send one tick: ``shared`` to everyone, except talking speakers get their mix-minus.
+
+        ``shared`` and the mix-minus packets are complete wire messages (header + Opus).
+        """
+        room = self.rooms.get(room_id)
+        if room is None:
+            return
+        room.ticks += 1
+        shared_frame = websocket_binary_frame(shared)
+        minus_frames = {sid: websocket_binary_frame(p) for sid, p in mix_minus.items()}
+        for member in room.members.values():
+            if member.speaker_id is not None and member.speaker_id in mix_minus:
+                frame, payload = minus_frames[member.speaker_id], mix_minus[member.speaker_id]
+            else:
+                frame, payload = shared_frame, shared
+            sink = member.sink
+            if isinstance(sink, DirectSink):
+                sink.write_frame(frame)
+            else:
+                sink.write_payload(payload)
+
+    def stats(self, room_id: int) -> dict[str, int]:
+        room = self.rooms.get(room_id)
+        if room is None:
+            return {"members": 0, "sent": 0, "dropped": 0}
+        sinks = [m.sink.stats for m in room.members.values()]
+        return {
+            "members": len(sinks),
+            "sent": sum(s.sent for s in sinks),
+            "dropped": sum(s.dropped for s in sinks),
+        }
+
+
+# One per process: consumers register here, the mixer host delivers here.
+fanout = Fanout()

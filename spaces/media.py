@@ -1,0 +1,337 @@
+"""The media plane of one process: speakers' frames in, each room's mix out to local sockets.
+
+Who does what:
+
+* A space consumer validates a speaker's binary frame (docs/audio.md) and, if the server says
+  this member may publish, hands it to :meth:`MediaPlane.speaker_frame`. It tells the plane
+  when the member's right to publish changes (:meth:`set_publishing`), so a demotion or a mute
+  reaches the mixer before that speaker's next frame: audio stops within one tick.
+* Exactly one process mixes a room: the one holding the room's lease on the bus. Every process
+  with members of the room tries to take it; the holder renews it every ``LEASE_RENEW`` seconds
+  and another process takes over within ``LEASE_TTL_MS`` if the holder dies.
+* The owner's mixer thread ticks every 20 ms; each tick is published once on the bus as one
+  bundle (shared mix + mix-minus packets); every process with members of the room receives it
+  once and writes it to its own sockets through :mod:`spaces.fanout`.
+
+Bundle layout (``out`` channel), big-endian: ``B`` version (1), ``I`` sequence, ``I`` timestamp,
+``H`` shared length, shared Opus packet, ``H`` count, then per talking speaker ``I`` user id,
+``H`` length, mix-minus packet. ``in`` channel: ``b"F"`` + ``I`` user id + a speaker's wire frame,
+or ``b"P"`` + ``I`` user id + ``B`` publishing (0/1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import struct
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .audio import wire
+from .audio.mixer import RoomMixer, TickResult
+from .audio.runner import MixerRunner
+from .bus import LocalBus, RedisBus
+from .fanout import Fanout, fanout
+
+logger = logging.getLogger(__name__)
+
+LEASE_TTL_MS = 3000
+LEASE_RENEW = 1.0
+# A room with no local member keeps its subscriptions this long (a reconnecting client).
+IDLE_ROOM_SECONDS = 5.0
+
+_BUNDLE_HEAD = struct.Struct(">BIIH")
+_COUNT = struct.Struct(">H")
+_MINUS_HEAD = struct.Struct(">IH")
+_IN_HEAD = struct.Struct(">cI")
+
+
+def pack_bundle(result: TickResult) -> bytes:
+    """One tick's output as one bus message (see the module docstring)."""
+    parts = [
+        _BUNDLE_HEAD.pack(1, result.tick % wire.UINT32_MODULO, result.timestamp,
+                          len(result.shared_packet)),
+        result.shared_packet,
+        _COUNT.pack(len(result.mix_minus)),
+    ]  # fmt: skip
+    for user_id, packet in result.mix_minus.items():
+        parts.append(_MINUS_HEAD.pack(int(user_id), len(packet)))
+        parts.append(packet)
+    return b"".join(parts)
+
+
+def unpack_bundle(data: bytes) -> tuple[bytes, dict[int, bytes]]:
+    """A bundle as ready-to-send wire messages: the shared one and one per talking speaker."""
+    version, sequence, timestamp, shared_length = _BUNDLE_HEAD.unpack_from(data)
+    if version != 1:
+        raise ValueError(f"unknown media bundle version {version}")
+    offset = _BUNDLE_HEAD.size
+    shared = data[offset : offset + shared_length]
+    offset += shared_length
+    (count,) = _COUNT.unpack_from(data, offset)
+    offset += _COUNT.size
+    minus: dict[int, bytes] = {}
+    for _ in range(count):
+        user_id, length = _MINUS_HEAD.unpack_from(data, offset)
+        offset += _MINUS_HEAD.size
+        minus[user_id] = wire.pack(
+            wire.FrameKind.ROOM_MIX, sequence, timestamp, data[offset : offset + length]
+        )
+        offset += length
+    return wire.pack(wire.FrameKind.ROOM_MIX, sequence, timestamp, shared), minus
+
+
+@dataclass
+class _Room:
+    space_id: int
+    local_members: int = 0
+    owner: bool = False
+    mixer: RoomMixer | None = None
+    lease_task: asyncio.Task | None = None
+    idle_since: float | None = None
+    # Publishers this process has seen, so a new owner can be told who may speak.
+    local_publishers: set[int] = field(default_factory=set)
+
+
+class MediaPlane:
+    """One per process; lives on the event loop that serves the sockets."""
+
+    def __init__(
+        self,
+        *,
+        bus: LocalBus | RedisBus,
+        runner: MixerRunner | None = None,
+        fanout_registry: Fanout = fanout,
+        publishers_loader: Callable[[int], set[int]] | None = None,
+        mixer_factory: Callable[[], RoomMixer] = RoomMixer,
+        on_levels: Callable[[int, object], None] | None = None,
+    ) -> None:
+        self.bus = bus
+        self.fanout = fanout_registry
+        self.runner = runner or MixerRunner(on_result=self._on_tick_result)
+        # A runner passed in (tests, with a fake clock) is driven by its owner, not started here.
+        self.start_runner = runner is None
+        if runner is not None:
+            runner.on_result = self._on_tick_result
+        self.owner_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.publishers_loader = publishers_loader
+        self.mixer_factory = mixer_factory
+        self.on_levels = on_levels
+        self.rooms: dict[int, _Room] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.frames_in = 0
+        self.ticks_published = 0
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        await self.bus.start()
+
+    async def stop(self) -> None:
+        for room in list(self.rooms.values()):
+            await self._close_room(room)
+        self.runner.stop()
+        await self.bus.stop()
+
+    # --- consumers (event loop) ---------------------------------------------------------------
+
+    async def attach(self, space_id: int, key: str, send, *, user_id: int, publishing: bool):
+        """A socket joins the room's audio: it hears the mix from now on."""
+        room = self.rooms.get(space_id)
+        if room is None:
+            room = self.rooms[space_id] = _Room(space_id)
+            await self.bus.subscribe(f"out:{space_id}", self._out_handler(space_id))
+            room.lease_task = asyncio.get_running_loop().create_task(self._hold_lease(room))
+        room.local_members += 1
+        room.idle_since = None
+        self.fanout.add(space_id, key, send, speaker_id=user_id if publishing else None)
+        if publishing:
+            await self.set_publishing(space_id, key, user_id=user_id, publishing=True)
+
+    async def detach(self, space_id: int, key: str, *, user_id: int) -> None:
+        room = self.rooms.get(space_id)
+        self.fanout.remove(space_id, key)
+        if room is None:
+            return
+        room.local_members -= 1
+        if room.local_members <= 0:
+            room.idle_since = time.monotonic()
+
+    def speaker_frame(self, space_id: int, user_id: int, frame: bytes) -> None:
+        """A frame from a member the consumer has checked may publish (wire format, kind 1)."""
+        self.frames_in += 1
+        self.bus.publish_nowait(f"in:{space_id}", _IN_HEAD.pack(b"F", user_id) + frame)
+
+    async def set_publishing(
+        self, space_id: int, key: str, *, user_id: int, publishing: bool
+    ) -> None:
+        """The member behind socket ``key`` may (no longer) publish: tell the room's mixer."""
+        room = self.rooms.get(space_id)
+        if room is not None:
+            (room.local_publishers.add if publishing else room.local_publishers.discard)(user_id)
+        self.fanout.set_speaker(space_id, key, user_id if publishing else None)
+        message = _IN_HEAD.pack(b"P", user_id) + bytes([1 if publishing else 0])
+        await self.bus.publish(f"in:{space_id}", message)
+
+    async def end_room(self, space_id: int) -> None:
+        """The space ended: stop mixing and drop every local socket's audio."""
+        room = self.rooms.get(space_id)
+        if room is not None:
+            await self._close_room(room)
+
+    # --- ownership ------------------------------------------------------------------------------
+
+    async def _hold_lease(self, room: _Room) -> None:
+        key = f"lease:{room.space_id}"
+        try:
+            while True:
+                if room.idle_since is not None and (
+                    time.monotonic() - room.idle_since > IDLE_ROOM_SECONDS
+                ):
+                    await self._close_room(room, from_lease_task=True)
+                    return
+                holding = await self.bus.hold_lease(key, self.owner_id, LEASE_TTL_MS)
+                if holding and not room.owner:
+                    await self._become_owner(room)
+                elif not holding and room.owner:
+                    await self._stop_owning(room)
+                await asyncio.sleep(LEASE_RENEW)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("media: lease loop of space %s failed", room.space_id)
+
+    async def _become_owner(self, room: _Room) -> None:
+        mixer = self.mixer_factory()
+        publishers: set[int] = set()
+        if self.publishers_loader is not None:
+            from channels.db import database_sync_to_async
+
+            publishers = await database_sync_to_async(self.publishers_loader)(room.space_id)
+        for user_id in publishers | room.local_publishers:
+            mixer.add_speaker(user_id, allowed=True)
+        if self.on_levels is not None:
+            space_id = room.space_id
+            mixer.levels_observers.append(
+                lambda event: self.loop.call_soon_threadsafe(self.on_levels, space_id, event)
+            )
+        room.mixer = mixer
+        room.owner = True
+        await self.bus.subscribe(f"in:{room.space_id}", self._in_handler(room))
+        self.runner.add_room(room.space_id, mixer)
+        if self.start_runner and not self.runner.running:
+            self.runner.start()
+        logger.info("media: this process now mixes space %s", room.space_id)
+
+    async def _stop_owning(self, room: _Room) -> None:
+        self.runner.remove_room(room.space_id)
+        await self.bus.unsubscribe(f"in:{room.space_id}")
+        room.owner = False
+        room.mixer = None
+        logger.info("media: this process no longer mixes space %s", room.space_id)
+
+    async def _close_room(self, room: _Room, *, from_lease_task: bool = False) -> None:
+        self.rooms.pop(room.space_id, None)
+        if room.lease_task is not None and not from_lease_task:
+            room.lease_task.cancel()
+        if room.owner:
+            await self._stop_owning(room)
+            await self.bus.release_lease(f"lease:{room.space_id}", self.owner_id)
+        await self.bus.unsubscribe(f"out:{room.space_id}")
+
+    # --- bus handlers (event loop) -----------------------------------------------------------
+
+    def _in_handler(self, room: _Room) -> Callable[[bytes], None]:
+        clock = self.runner.tick_clock.clock
+
+        def handle(data: bytes) -> None:
+            mixer = room.mixer
+            if mixer is None or len(data) < _IN_HEAD.size + 1:
+                return
+            kind, user_id = _IN_HEAD.unpack_from(data)
+            body = data[_IN_HEAD.size :]
+            if kind == b"F":
+                try:
+                    frame = wire.unpack(body)
+                except wire.WireError:
+                    return  # consumers validate; a bad frame here is a bug, not an attack
+                mixer.push(user_id, frame.sequence, frame.payload, clock.now())
+            elif kind == b"P":
+                if body[0]:
+                    mixer.add_speaker(user_id, allowed=True)
+                else:
+                    mixer.set_allowed(user_id, False)
+
+        return handle
+
+    def _out_handler(self, space_id: int) -> Callable[[bytes], None]:
+        def handle(data: bytes) -> None:
+            shared, minus = unpack_bundle(data)
+            self.fanout.deliver(space_id, shared, minus)
+
+        return handle
+
+    def _on_tick_result(self, space_id, result: TickResult) -> None:
+        """Mixer thread: hand the tick to the event loop at once; no I/O here."""
+        bundle = pack_bundle(result)
+        self.loop.call_soon_threadsafe(self.bus.publish_nowait, f"out:{space_id}", bundle)
+        self.ticks_published += 1
+
+
+def make_bus(redis_url: str | None) -> LocalBus | RedisBus:
+    return RedisBus(redis_url) if redis_url else LocalBus()
+
+
+def levels_event_json(event) -> dict:
+    """A mixer's levels event as the ``levels`` control event (docs/protocol.md)."""
+    return {
+        "type": "levels",
+        "speakers": {
+            str(user_id): {"level": round(level.meter, 3), "talking": level.talking}
+            for user_id, level in event.levels.items()
+        },
+    }
+
+
+def _broadcast_levels(space_id: int, event) -> None:
+    """Event loop of the room's mixing process: send levels to the room's control group."""
+    from channels.layers import get_channel_layer
+
+    from .services import space_group
+
+    message = {"type": "space.levels", "event": levels_event_json(event)}
+    asyncio.get_running_loop().create_task(
+        get_channel_layer().group_send(space_group(space_id), message)
+    )
+
+
+_plane: MediaPlane | None = None
+
+
+async def get_media_plane() -> MediaPlane:
+    """This process's media plane, started on first use on the serving event loop."""
+    global _plane
+    if _plane is None or _plane.loop is not asyncio.get_running_loop():
+        from django.conf import settings
+
+        from .selectors import space_publisher_ids
+
+        plane = MediaPlane(
+            bus=make_bus(settings.REDIS_URL or None),
+            publishers_loader=space_publisher_ids,
+            on_levels=_broadcast_levels,
+        )
+        await plane.start()
+        _plane = plane
+    return _plane
+
+
+async def reset_media_plane() -> None:
+    """Stop this process's plane (tests: each test has its own event loop)."""
+    global _plane
+    plane, _plane = _plane, None
+    if plane is not None:
+        await plane.stop()

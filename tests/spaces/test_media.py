@@ -1,0 +1,203 @@
+"""The media plane: frames in, one mix per tick out to every local socket, across processes."""
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from spaces import media
+from spaces.audio import wire
+from spaces.audio.clock import FakeClock
+from spaces.audio.codec import FRAME_SAMPLES, OpusDecoder, OpusEncoder
+from spaces.audio.runner import MixerRunner
+from spaces.bus import LocalBus, RedisBus
+from spaces.fanout import Fanout
+
+RATE = 48_000
+
+
+def tone_frames(frequency: float, count: int, amplitude: float = 0.3) -> list[bytes]:
+    encoder = OpusEncoder()
+    t = np.arange(count * FRAME_SAMPLES) / RATE
+    pcm = (amplitude * 32767 * np.sin(2 * np.pi * frequency * t)).astype(np.int16)
+    return [
+        wire.pack(wire.FrameKind.SPEAKER_AUDIO, seq, seq * FRAME_SAMPLES,
+                  encoder.encode(pcm[seq * FRAME_SAMPLES : (seq + 1) * FRAME_SAMPLES]))
+        for seq in range(count)
+    ]  # fmt: skip
+
+
+def dominant_frequency(messages: list[bytes]) -> float:
+    decoder = OpusDecoder()
+    pcm = np.concatenate([decoder.decode(wire.unpack(m).payload) for m in messages])
+    pcm = pcm[-RATE // 2 :].astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
+    return float(np.fft.rfftfreq(len(pcm), 1 / RATE)[np.argmax(spectrum)])
+
+
+def energy_near(messages: list[bytes], frequency: float) -> float:
+    decoder = OpusDecoder()
+    pcm = np.concatenate([decoder.decode(wire.unpack(m).payload) for m in messages])
+    pcm = pcm.astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
+    freqs = np.fft.rfftfreq(len(pcm), 1 / RATE)
+    band = (freqs > frequency - 20) & (freqs < frequency + 20)
+    return float(spectrum[band].max() / (spectrum.max() + 1e-9))
+
+
+class Socket:
+    """An ASGI ``send`` that records the binary messages it is given."""
+
+    def __init__(self):
+        self.messages: list[bytes] = []
+
+    async def __call__(self, message):
+        self.messages.append(message["bytes"])
+
+
+async def until(condition, timeout: float = 10.0) -> None:
+    """Wait for a condition the event loop makes true (not a timing assertion)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.01)
+
+
+async def local_plane():
+    clock = FakeClock()
+    runner = MixerRunner(clock)
+    plane = media.MediaPlane(bus=LocalBus(), runner=runner, fanout_registry=Fanout())
+    await plane.start()
+    return plane, runner, clock
+
+
+async def feed_and_tick(plane, runner, clock, space_id, user_id, frames):
+    for frame in frames:
+        plane.speaker_frame(space_id, user_id, frame)
+        runner.run_ticks(1)
+        await asyncio.sleep(0)  # let the loop deliver this tick
+
+
+async def test_listener_hears_the_speaker_and_speaker_gets_mix_minus():
+    """A listener receives the room mix; a talking speaker gets the mix without their voice."""
+    plane, runner, _clock = await local_plane()
+    speaker, listener, other = Socket(), Socket(), Socket()
+    await plane.attach(1, "s", speaker, user_id=10, publishing=True)
+    await plane.attach(1, "o", other, user_id=30, publishing=True)
+    await plane.attach(1, "l", listener, user_id=20, publishing=False)
+    await until(lambda: plane.rooms[1].owner)
+
+    a, b = tone_frames(440, 60), tone_frames(660, 60)
+    for frame_a, frame_b in zip(a, b, strict=True):
+        plane.speaker_frame(1, 10, frame_a)
+        plane.speaker_frame(1, 30, frame_b)
+        runner.run_ticks(1)
+        await asyncio.sleep(0)
+    await until(lambda: len(listener.messages) >= 60)
+
+    assert energy_near(listener.messages[-30:], 440) > 0.3
+    assert energy_near(listener.messages[-30:], 660) > 0.3
+    assert energy_near(speaker.messages[-30:], 440) < 0.05
+    assert dominant_frequency(speaker.messages[-30:]) == pytest.approx(660, abs=15)
+    assert all(wire.unpack(m).kind == wire.FrameKind.ROOM_MIX for m in listener.messages)
+    await plane.stop()
+
+
+async def test_demotion_stops_the_speaker_at_the_next_tick():
+    """Once a speaker may no longer publish, the very next tick carries none of their audio."""
+    plane, runner, clock = await local_plane()
+    listener = Socket()
+    await plane.attach(1, "s", Socket(), user_id=10, publishing=True)
+    await plane.attach(1, "l", listener, user_id=20, publishing=False)
+    await until(lambda: plane.rooms[1].owner)
+    frames = tone_frames(440, 80)
+    await feed_and_tick(plane, runner, clock, 1, 10, frames[:50])
+    await until(lambda: len(listener.messages) >= 50)
+
+    results = []
+    deliver = runner.on_result
+    runner.on_result = lambda room, result: (results.append(result), deliver(room, result))
+    await plane.set_publishing(1, "s", user_id=10, publishing=False)
+    before = len(listener.messages)
+    await feed_and_tick(plane, runner, clock, 1, 10, frames[50:])
+    await until(lambda: len(listener.messages) >= before + 30)
+
+    # The mixer takes nothing from the speaker from the very next tick on...
+    assert all(10 not in r.levels and not r.talking for r in results)
+    assert plane.rooms[1].mixer.stats().dropped_not_publishing == 30
+    # ...and what listeners decode is silent once Opus's own delay (one packet) has passed.
+    decoder = OpusDecoder()
+    after = [decoder.decode(wire.unpack(m).payload) for m in listener.messages]
+    assert max(np.abs(pcm).max() for pcm in after[before + 2 :]) < 100
+    await plane.stop()
+
+
+def test_bundle_round_trip_keeps_shared_and_mix_minus():
+    """A tick's bundle unpacks to the same packets, as wire messages with its sequence."""
+    from spaces.audio.mixer import TickResult
+
+    result = TickResult(
+        tick=7, timestamp=7 * 960, shared_packet=b"\x01\x02",
+        mix_minus={5: b"\x03", 9: b"\x04\x05"}, levels={}, talking=frozenset({5, 9}),
+        decodes=0, concealed=0, encodes=3, dropped=0,
+    )  # fmt: skip
+    shared, minus = media.unpack_bundle(media.pack_bundle(result))
+
+    assert wire.unpack(shared) == wire.AudioFrame(wire.FrameKind.ROOM_MIX, 7, 6720, b"\x01\x02")
+    assert {k: wire.unpack(v).payload for k, v in minus.items()} == {5: b"\x03", 9: b"\x04\x05"}
+
+
+@pytest.mark.slow
+async def test_two_processes_share_one_mixer_through_redis(settings):
+    """Speaker on one plane, listener on another: one lease owner mixes, the other hears it."""
+    planes = []
+    for _ in range(2):
+        clock = FakeClock()
+        runner = MixerRunner(clock)
+        plane = media.MediaPlane(bus=RedisBus(settings.REDIS_URL), runner=runner,
+                                 fanout_registry=Fanout())  # fmt: skip
+        await plane.start()
+        planes.append((plane, runner))
+    (plane_a, runner_a), (plane_b, runner_b) = planes
+    listener = Socket()
+    await plane_a.attach(7, "s", Socket(), user_id=10, publishing=True)
+    await plane_b.attach(7, "l", listener, user_id=20, publishing=False)
+    await until(lambda: plane_a.rooms[7].owner or plane_b.rooms[7].owner)
+    assert not (plane_a.rooms[7].owner and plane_b.rooms[7].owner)
+    owner_runner = runner_a if plane_a.rooms[7].owner else runner_b
+    # The owner learns about the publisher from its own ``P`` message or the loader.
+    await plane_a.set_publishing(7, "s", user_id=10, publishing=True)
+    await asyncio.sleep(0.2)
+
+    for frame in tone_frames(440, 60):
+        plane_a.speaker_frame(7, 10, frame)
+        await asyncio.sleep(0.005)  # let Redis carry the frame before the tick takes it
+        owner_runner.run_ticks(1)
+    await until(lambda: len(listener.messages) >= 50)
+
+    assert dominant_frequency(listener.messages[-25:]) == pytest.approx(440, abs=15)
+    await plane_a.stop()
+    await plane_b.stop()
+
+
+@pytest.mark.slow
+async def test_lease_moves_when_the_owner_stops(settings):
+    """If the mixing process dies, another process with members takes the room over."""
+    planes = []
+    for _ in range(2):
+        runner = MixerRunner(FakeClock())
+        plane = media.MediaPlane(bus=RedisBus(settings.REDIS_URL), runner=runner,
+                                 fanout_registry=Fanout())  # fmt: skip
+        await plane.start()
+        planes.append(plane)
+    first, second = planes
+    await first.attach(8, "a", Socket(), user_id=1, publishing=False)
+    await until(lambda: first.rooms[8].owner)
+    await second.attach(8, "b", Socket(), user_id=2, publishing=False)
+
+    first.rooms[8].lease_task.cancel()  # the owner dies without releasing its lease
+    await first.bus.stop()
+
+    await until(lambda: second.rooms[8].owner, timeout=media.LEASE_TTL_MS / 1000 + 5)
+    await second.stop()
