@@ -210,7 +210,8 @@ class RoomMixer:
         totals = JitterStats()
         for name in JitterStats.__slots__:
             setattr(totals, name, getattr(self._retired.totals, name))
-        for speaker in self._speakers.values():
+        # list(): a monitoring thread may ask while the mixer thread adds or removes speakers.
+        for speaker in list(self._speakers.values()):
             for name in ("late", "duplicate", "overflow", "trimmed"):
                 setattr(totals, name, getattr(totals, name) + getattr(speaker.jitter.stats, name))
         stats = self._stats

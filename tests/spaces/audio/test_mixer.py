@@ -328,3 +328,25 @@ def test_decoders_are_per_speaker():
     results = room.run({"a": sine(440, 30), "b": sine(440, 30)})
     assert results[-1].levels["a"] == pytest.approx(results[-1].levels["b"], abs=0.5)
     assert OpusDecoder().decode(results[-1].shared_packet).dtype == np.int16
+
+
+def test_reordered_duplicate_and_late_frames_through_the_mixer():
+    """The mixer's counters and per-tick ``dropped`` see the jitter buffer's drops."""
+    packets = encode(sine(440, 12))
+    mixer = RoomMixer()
+    mixer.add_speaker("a")
+    mixer.push("a", 1, packets[1], 0.02)
+    mixer.push("a", 0, packets[0], 0.02)
+    mixer.push("a", 0, packets[0], 0.02)  # duplicate
+    first = mixer.tick()
+    assert first.dropped == 1
+    assert first.decodes == 1  # frame 0 first, despite arriving second
+    mixer.push("a", 3, packets[3], 0.06)
+    mixer.tick()  # plays 1
+    mixer.tick()  # 2 is missing while 3 is buffered: concealed
+    mixer.push("a", 2, packets[2], 0.07)  # too late now
+    late = mixer.tick()
+    assert late.dropped == 1
+    stats = mixer.stats()
+    assert (stats.dropped_duplicate, stats.dropped_late, stats.concealed) == (1, 1, 1)
+    assert stats.dropped == 2
