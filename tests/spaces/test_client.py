@@ -1,0 +1,459 @@
+"""The space client without a Salon server: receiver, pacing, file framing, socket handling."""
+
+import json
+import random
+import wave
+
+import numpy as np
+import pytest
+from websockets.asyncio.server import serve
+
+from spaces.audio import FRAME_SAMPLES, SAMPLE_RATE, FrameKind, OpusDecoder, pack, unpack
+from spaces.client import (
+    AudioStreamer,
+    ClientClosed,
+    LoginFailed,
+    MixReceiver,
+    Pacer,
+    SpaceClient,
+    audio_frames,
+    fetch_token,
+    space_socket_url,
+    write_wav,
+)
+
+from .audio.signals import decode, dominant_frequency, encode, rms, sine
+
+
+def mix_frame(sequence: int, payload: bytes) -> object:
+    return unpack(pack(FrameKind.ROOM_MIX, sequence, sequence * FRAME_SAMPLES, payload))
+
+
+@pytest.fixture(scope="module")
+def tone_packets() -> list[bytes]:
+    """Two seconds of a 440 Hz tone as the server's mix packets."""
+    return encode(sine(440, 100))
+
+
+def write_tone(path, *, rate=SAMPLE_RATE, channels=1, seconds=1.0, frequency=440.0, amplitude=8000):
+    t = np.arange(round(rate * seconds)) / rate
+    samples = np.round(amplitude * np.sin(2 * np.pi * frequency * t)).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(np.repeat(samples, channels).tobytes())
+    return path
+
+
+# --- receiver --------------------------------------------------------------------------------
+
+
+def test_receiver_puts_reordered_frames_back_in_sequence(tone_packets):
+    """Frames shuffled within a few places decode exactly as the in-order stream does."""
+    order = list(range(len(tone_packets)))
+    rng = random.Random(7)
+    for start in range(0, len(order) - 3, 3):
+        window = order[start : start + 3]
+        rng.shuffle(window)
+        order[start : start + 3] = window
+    receiver = MixReceiver()
+    for sequence in order:
+        receiver.push(mix_frame(sequence, tone_packets[sequence]))
+    receiver.flush()
+
+    assert np.array_equal(receiver.pcm(), decode(tone_packets))
+    assert receiver.stats.played == len(tone_packets)
+    assert receiver.stats.concealed == receiver.stats.late == receiver.stats.duplicates == 0
+
+
+def test_receiver_drops_duplicates_and_late_frames(tone_packets):
+    """A frame received twice, or after its slot was concealed, is dropped and counted."""
+    receiver = MixReceiver()
+    for sequence in (0, 1, 2, 1, 4, 5, 6, 7):  # 1 twice; 3 missing
+        receiver.push(mix_frame(sequence, tone_packets[sequence]))
+    receiver.push(mix_frame(3, tone_packets[3]))  # too late: 3 was concealed when 7 came
+    receiver.push(mix_frame(7, tone_packets[7]))  # duplicate of a buffered or played frame
+
+    assert receiver.stats.duplicates == 2
+    assert receiver.stats.late == 1
+    assert receiver.stats.concealed == 1
+    assert receiver.stats.frames == 10
+    assert len(receiver.pcm()) == 8 * FRAME_SAMPLES
+
+
+def test_receiver_conceals_a_short_gap_with_opus_plc(tone_packets):
+    """Two lost frames keep their place in the timeline and sound like the tone, not silence."""
+    receiver = MixReceiver()
+    for sequence in range(50):
+        if sequence not in (30, 31):
+            receiver.push(mix_frame(sequence, tone_packets[sequence]))
+    receiver.flush()
+
+    pcm = receiver.pcm()
+    gap = pcm[30 * FRAME_SAMPLES : 32 * FRAME_SAMPLES]
+    assert len(pcm) == 50 * FRAME_SAMPLES
+    assert receiver.stats.concealed == 2
+    assert rms(gap) > 0.3 * rms(pcm[20 * FRAME_SAMPLES : 30 * FRAME_SAMPLES])
+    assert abs(dominant_frequency(gap) - 440) < 30
+
+
+def test_receiver_fills_a_long_gap_with_silence(tone_packets):
+    """A gap longer than the concealment limit is a pause (room DTX): silence, same timeline."""
+    receiver = MixReceiver(conceal_limit=5)
+    for sequence in [*range(10), *range(40, 50)]:
+        receiver.push(mix_frame(sequence, tone_packets[sequence]))
+    receiver.flush()
+
+    pcm = receiver.pcm()
+    assert len(pcm) == 50 * FRAME_SAMPLES
+    assert receiver.stats.paused == 30
+    assert receiver.stats.pauses == 1
+    assert receiver.stats.concealed == 0
+    assert not pcm[10 * FRAME_SAMPLES : 40 * FRAME_SAMPLES].any()
+
+
+def test_receiver_orders_across_the_sequence_wrap(tone_packets):
+    """Sequence numbers wrap from 2**32 - 1 to 0 without a gap or a restart."""
+    receiver = MixReceiver()
+    first = 2**32 - 5
+    for index in (0, 1, 3, 2, 4, 5, 7, 6, 8, 9):
+        receiver.push(mix_frame((first + index) % 2**32, tone_packets[index]))
+    receiver.flush()
+
+    assert receiver.stats.played == 10
+    assert receiver.stats.restarts == receiver.stats.concealed == receiver.stats.late == 0
+
+
+def test_receiver_restarts_on_a_new_numbering(tone_packets):
+    """A big backward jump (another process took the room) restarts playout, not drops it all."""
+    receiver = MixReceiver()
+    for sequence in range(5000, 5010):
+        receiver.push(mix_frame(sequence, tone_packets[sequence - 5000]))
+    for sequence in range(10):
+        receiver.push(mix_frame(sequence, tone_packets[10 + sequence]))
+    receiver.flush()
+
+    assert receiver.stats.restarts == 1
+    assert receiver.stats.played == 20
+    assert receiver.stats.late == 0
+
+
+def test_counting_receiver_does_no_audio_work(tone_packets):
+    """decode=False counts frames and gaps but keeps no PCM."""
+    receiver = MixReceiver(decode=False)
+    for sequence in (0, 1, 2, 4, 5, 6, 7):
+        receiver.push(mix_frame(sequence, tone_packets[sequence]))
+
+    assert receiver.stats.played == 7
+    assert receiver.stats.concealed == 1
+    assert receiver.stats.bytes == sum(10 + len(tone_packets[s]) for s in (0, 1, 2, 4, 5, 6, 7))
+    assert len(receiver.pcm()) == 0
+
+
+def test_receiver_counts_speaker_frames_as_invalid(tone_packets):
+    """Only room-mix frames are played; a kind 1 frame from the server is counted and ignored."""
+    receiver = MixReceiver()
+    receiver.push(unpack(pack(FrameKind.SPEAKER_AUDIO, 0, 0, tone_packets[0])))
+
+    assert receiver.stats.invalid == 1
+    assert receiver.stats.frames == 0
+
+
+def test_write_wav_is_48k_mono_with_the_same_samples(tmp_path):
+    """The recording is a plain 48 kHz mono 16-bit WAV holding exactly what was heard."""
+    pcm = sine(440, 10)
+    write_wav(tmp_path / "heard.wav", pcm)
+
+    with wave.open(str(tmp_path / "heard.wav"), "rb") as heard:
+        assert (heard.getframerate(), heard.getnchannels(), heard.getsampwidth()) == (48_000, 1, 2)
+        samples = np.frombuffer(heard.readframes(heard.getnframes()), dtype="<i2")
+    assert np.array_equal(samples, pcm)
+
+
+# --- pacing ----------------------------------------------------------------------------------
+
+
+class FakeClock:
+    """Time moves only when the pacer sleeps or a test says so."""
+
+    def __init__(self, start: float = 500.0) -> None:
+        self.time = start
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.time
+
+    async def sleep_until(self, deadline: float) -> None:
+        self.sleeps.append(deadline)
+        self.time = max(self.time, deadline)
+
+
+async def test_pacer_sleeps_to_absolute_deadlines_without_drift():
+    """Frame n waits for start + n·20 ms, however long each send takes."""
+    clock = FakeClock()
+    pacer = Pacer(clock)
+    for _ in range(3000):  # a minute of frames
+        await pacer.wait()
+        clock.time += 0.007  # sending and encoding take time
+
+    assert len(clock.sleeps) == 2999  # all but the first, which goes at once
+    assert clock.sleeps[-1] == pytest.approx(500.0 + 2999 * 0.02, abs=1e-9)
+    assert all(
+        deadline == pytest.approx(500.0 + n * 0.02, abs=1e-9)
+        for n, deadline in enumerate(clock.sleeps, start=1)
+    )
+    assert pacer.stalls == 0
+
+
+async def test_pacer_catches_up_a_small_delay_in_a_short_burst():
+    """Two frames behind: the frames go back to back, then the original schedule resumes."""
+    clock = FakeClock()
+    pacer = Pacer(clock, max_catch_up=2)
+    for _ in range(5):
+        await pacer.wait()
+    clock.time += 0.055  # the loop was blocked: frame 5 is 35 ms late, frame 6 15 ms
+    released_at = []
+    for _ in range(6):
+        await pacer.wait()
+        released_at.append(clock.time)
+
+    assert pacer.stalls == 0
+    assert released_at[:2] == pytest.approx([500.135, 500.135])  # frames 5 and 6 go at once
+    assert released_at[2:] == pytest.approx([500.14, 500.16, 500.18, 500.2])
+
+
+async def test_pacer_never_bursts_a_long_backlog():
+    """A second behind: it re-anchors instead of sending 50 frames at once."""
+    clock = FakeClock()
+    pacer = Pacer(clock, max_catch_up=2)
+    for _ in range(10):
+        await pacer.wait()
+    clock.time += 1.0
+    sleeps_before = len(clock.sleeps)
+    releases = []
+    for _ in range(10):
+        await pacer.wait()
+        releases.append(clock.time)
+
+    assert pacer.stalls == 1
+    assert len(clock.sleeps) == sleeps_before + 9  # only the first frame went without waiting
+    assert np.diff(releases) == pytest.approx([0.02] * 9)
+
+
+# --- file → Opus frames ----------------------------------------------------------------------
+
+
+async def streamed(path, **kwargs) -> list:
+    clock = FakeClock()
+    sent: list[bytes] = []
+
+    async def send(message: bytes) -> None:
+        sent.append(message)
+
+    streamer = AudioStreamer(clock=clock)
+    stats = await streamer.stream(
+        audio_frames(path, loop=kwargs.pop("loop", False)), send, **kwargs
+    )
+    return [unpack(message) for message in sent], stats, clock
+
+
+async def test_one_second_wav_becomes_fifty_paced_opus_frames_at_440_hz(tmp_path):
+    """A 1 s 440 Hz WAV → 50 speaker frames, numbered and timed, decoding to 440 Hz."""
+    frames, stats, clock = await streamed(write_tone(tmp_path / "tone.wav"))
+
+    assert len(frames) == stats.frames == 50
+    assert [f.kind for f in frames] == [FrameKind.SPEAKER_AUDIO] * 50
+    assert [f.sequence for f in frames] == list(range(50))
+    assert [f.timestamp for f in frames] == [n * FRAME_SAMPLES for n in range(50)]
+    assert all(f.voice_activity for f in frames)
+    assert len(clock.sleeps) == 49
+    decoder = OpusDecoder()
+    pcm = np.concatenate([decoder.decode(f.payload) for f in frames])
+    assert abs(dominant_frequency(pcm[10 * FRAME_SAMPLES :]) - 440) < 5
+
+
+async def test_other_rates_and_stereo_are_resampled_to_48k_mono(tmp_path):
+    """A 44.1 kHz stereo file streams as 48 kHz mono frames at the same pitch."""
+    path = write_tone(tmp_path / "cd.wav", rate=44_100, channels=2, frequency=440)
+    frames, _, _ = await streamed(path)
+
+    assert len(frames) == 50
+    decoder = OpusDecoder()
+    pcm = np.concatenate([decoder.decode(f.payload) for f in frames])
+    assert abs(dominant_frequency(pcm[10 * FRAME_SAMPLES :]) - 440) < 5
+
+
+async def test_loop_with_seconds_streams_a_continuous_sequence(tmp_path):
+    """Looping a 0.5 s file for 3 s sends 150 frames numbered without a jump."""
+    path = write_tone(tmp_path / "short.wav", seconds=0.5)
+    frames, _, _ = await streamed(path, loop=True, seconds=3)
+
+    assert [f.sequence for f in frames] == list(range(150))
+
+
+async def test_silence_is_not_flagged_as_voice(tmp_path):
+    """The advisory voice-activity flag follows the frame's level."""
+    frames, stats, _ = await streamed(write_tone(tmp_path / "quiet.wav", amplitude=0))
+
+    assert not any(f.voice_activity for f in frames)
+    assert stats.voiced == 0
+
+
+def test_a_partial_last_frame_is_padded(tmp_path):
+    """A file that is not a whole number of frames ends with one padded frame."""
+    path = write_tone(tmp_path / "odd.wav", seconds=1.01)
+    frames = list(audio_frames(path))
+
+    assert len(frames) == 51
+    assert all(len(frame) == FRAME_SAMPLES for frame in frames)
+
+
+# --- the socket ------------------------------------------------------------------------------
+
+
+def test_socket_url_follows_the_server_url():
+    assert space_socket_url("http://127.0.0.1:8000", 3) == "ws://127.0.0.1:8000/ws/spaces/3/"
+    assert space_socket_url("https://salon.example/", 7) == "wss://salon.example/ws/spaces/7/"
+    with pytest.raises(ValueError):
+        space_socket_url("ftp://salon.example", 1)
+
+
+SNAPSHOT = {
+    "type": "snapshot",
+    "space": {"id": 3},
+    "participants": [],
+    "you": {"user_id": 7, "role": "listener", "is_muted": True},
+    "reactions": [],
+}
+
+
+@pytest.fixture
+async def fake_server():
+    """A websocket server playing Salon's part with a scripted handler."""
+    servers = []
+
+    async def start(handler):
+        server = await serve(handler, "127.0.0.1", 0).__aenter__()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+    yield start
+    for server in servers:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_refused_join_raises_client_closed_with_the_code(fake_server):
+    """A server that accepts then closes with 4403 surfaces as ClientClosed(4403, reason)."""
+
+    async def refuse(connection):
+        await connection.close(4403, "you are not invited")
+
+    url = await fake_server(refuse)
+    client = SpaceClient(url, token="k")
+    with pytest.raises(ClientClosed) as closed:
+        await client.connect(3)
+
+    assert (closed.value.code, closed.value.reason) == (4403, "you are not invited")
+    assert not closed.value.normal
+
+
+async def test_client_routes_events_audio_and_its_own_state(fake_server, tone_packets):
+    """Token header out; snapshot, events and mix frames in; leaving ends with a normal 4000."""
+    seen = {}
+
+    async def room(connection):
+        seen["authorization"] = connection.request.headers["Authorization"]
+        await connection.send(json.dumps(SNAPSHOT))
+        seen["commands"] = [json.loads(await connection.recv())]
+        for sequence in range(50):
+            await connection.send(
+                pack(FrameKind.ROOM_MIX, sequence, sequence * 960, tone_packets[sequence])
+            )
+        participant = {"user_id": 7, "role": "speaker", "is_muted": True}
+        await connection.send(
+            json.dumps(
+                {"type": "role.changed", "user_id": 7, "role": "speaker",
+                 "previous_role": "listener", "by": 1, "participant": participant}
+            )
+        )  # fmt: skip
+        seen["commands"].append(json.loads(await connection.recv()))
+        await connection.send(
+            json.dumps({"type": "mute.changed", "user_id": 7, "is_muted": False,
+                        "muted_by_moderator": False, "by": 7})
+        )  # fmt: skip
+        seen["commands"].append(json.loads(await connection.recv()))
+        await connection.close(4000, "you left the space")
+
+    url = await fake_server(room)
+    client = SpaceClient(url, token="secret-key")
+    snapshot = await client.connect(3)
+    await client.send_command("hand.raise", request_id="r1")
+    role_changed = await client.next_event("role.changed")
+    await client.wait_on_stage(timeout=5)
+    was_publishing = client.publishing
+    await client.send_command("mute.set", muted=False)
+    await client.wait_publishing(timeout=5)
+    await client.leave()
+
+    assert snapshot["you"]["user_id"] == client.user_id == 7
+    assert seen == {
+        "authorization": "Token secret-key",
+        "commands": [
+            {"type": "hand.raise", "request_id": "r1"},
+            {"type": "mute.set", "muted": False},
+            {"type": "leave"},
+        ],
+    }
+    assert role_changed["role"] == "speaker"
+    assert not was_publishing
+    assert client.role == "speaker" and not client.is_muted
+    assert client.closed.code == 4000 and client.closed.normal
+    assert client.receiver.stats.frames == 50
+    assert abs(dominant_frequency(client.recorded_pcm()[10 * FRAME_SAMPLES :]) - 440) < 5
+
+
+async def test_a_server_close_ends_waiting_for_events(fake_server):
+    """Events already delivered are still read; then next_event raises the close."""
+
+    async def room(connection):
+        await connection.send(json.dumps(SNAPSHOT))
+        await connection.send(json.dumps({"type": "space.ended", "reason": "ended", "by": 1}))
+        await connection.close(4410, "the space has ended")
+
+    client = SpaceClient(await fake_server(room), token="k")
+    await client.connect(3)
+    ended = await client.next_event()
+    with pytest.raises(ClientClosed) as closed:
+        await client.next_event()
+    with pytest.raises(ClientClosed):
+        await client.send_command("hand.raise")
+
+    assert ended["type"] == "space.ended"
+    assert (closed.value.code, closed.value.reason) == (4410, "the space has ended")
+
+
+async def test_commands_are_checked_before_they_go_out():
+    """Unknown commands and missing fields fail locally with a clear message."""
+    client = SpaceClient("http://127.0.0.1:1", token="k")
+    with pytest.raises(ValueError, match="unknown command"):
+        await client.send_command("hand.wave")
+    with pytest.raises(ValueError, match="needs user_id"):
+        await client.send_command("hand.approve")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_login_exchanges_a_password_for_the_members_token(live_server):
+    """fetch_token uses the real token endpoint; a wrong password is a LoginFailed."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    user = get_user_model().objects.create_user(username="bot", password="x-pass-12345")
+
+    token = fetch_token(live_server.url, "bot", "x-pass-12345")
+    with pytest.raises(LoginFailed) as failed:
+        fetch_token(live_server.url, "bot", "wrong")
+
+    assert token == Token.objects.get(user=user).key
+    assert failed.value.status == 400
