@@ -2,11 +2,14 @@
 
 import json
 import random
+import threading
 import wave
 
 import numpy as np
 import pytest
+from django.core.management import CommandError, call_command
 from websockets.asyncio.server import serve
+from websockets.sync.server import serve as serve_in_thread
 
 from spaces.audio import FRAME_SAMPLES, SAMPLE_RATE, FrameKind, OpusDecoder, pack, unpack
 from spaces.client import (
@@ -457,3 +460,39 @@ def test_login_exchanges_a_password_for_the_members_token(live_server):
 
     assert token == Token.objects.get(user=user).key
     assert failed.value.status == 400
+
+
+def test_command_prints_events_records_the_room_and_reports_the_close(tmp_path, tone_packets):
+    """manage.py space_client: events printed, the mix recorded, an ended space is an error."""
+
+    def room(connection):
+        connection.send(
+            json.dumps({**SNAPSHOT, "space": {"id": 3, "title": "Bots", "state": "live"}})
+        )
+        for sequence in range(50):
+            connection.send(
+                pack(FrameKind.ROOM_MIX, sequence, sequence * 960, tone_packets[sequence])
+            )
+        connection.send(json.dumps({"type": "reaction", "user_id": 1, "emoji": "👏"}))
+        connection.send(json.dumps({"type": "space.ended", "reason": "ended", "by": 1}))
+        connection.close(4410, "the space has ended")
+
+    with serve_in_thread(room, "127.0.0.1", 0) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.socket.getsockname()[1]}"
+        out = tmp_path / "out.txt"
+        with out.open("w") as stdout, pytest.raises(CommandError, match="4410 the space has ended"):
+            call_command(
+                "space_client", "--url", url, "--token", "k", "--space", "3",
+                "--record", str(tmp_path / "heard.wav"), "--seconds", "10", stdout=stdout,
+            )  # fmt: skip
+        server.shutdown()
+
+    printed = out.read_text()
+    assert "joined 'Bots' (space 3, live) as listener (muted)" in printed
+    assert 'reaction {"user_id": 1, "emoji": "👏"}' in printed
+    assert "closed by the server: 4410 the space has ended" in printed
+    assert "recorded 1.00 s" in printed
+    with wave.open(str(tmp_path / "heard.wav"), "rb") as heard:
+        pcm = np.frombuffer(heard.readframes(heard.getnframes()), dtype="<i2")
+    assert abs(dominant_frequency(pcm[10 * FRAME_SAMPLES :]) - 440) < 5
