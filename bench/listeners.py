@@ -1,0 +1,492 @@
+"""Fan-out load generator: many cheap listener sockets on one space, a JSON summary on stdout.
+
+Run: .venv/bin/python bench/listeners.py --url http://127.0.0.1:8000 --space 3 \\
+        --tokens tokens.txt --processes 4 --ramp 200 --seconds 30 > summary.json
+
+Who does what. The benchmark driver seeds the database (a live space, N members, one API token
+each: ``accounts.services.auth_token_issue``), writes the tokens to a file (one per line, or a
+JSON list) and starts this program next to a speaker (e.g. ``spaces.client.SpaceClient``).
+This program only listens: ``--connections`` sockets (default: one per token) authenticated with
+``Authorization: Token <key>``, opened at ``--ramp`` per second, spread over ``--processes``
+worker processes (each its own asyncio loop: at 2,000 sockets x 50 frames/s one Python process
+would be the bottleneck, not the server). They stay ``--seconds`` after the last one opened.
+Progress goes to stderr; the summary (below) is the only thing on stdout.
+
+Cheap per connection: no Opus decoding, no JSON parsing after the snapshot. Each binary message
+costs one header unpack (``spaces.audio.wire`` layout), a few integer operations and one
+``time.time()``. Per connection: frames, bytes, sequence jumps (and the frames they skip),
+frames out of order; per worker, per wall-clock second: frames delivered.
+
+Loss. The server sends nothing while nobody in the room talks (room DTX, ``spaces/media.py``),
+so a sequence jump is not by itself a loss. The summary therefore also counts, per tick (mix
+sequence number), how many sockets received it, against how many were open when it was first
+received anywhere: ``ticks.undelivered`` is the sum of the differences, over the steady window
+(from 1 s after the last socket opened until 1 s before the end), and is immune to DTX.
+
+Latency by marker. The driver's speaker sends silence, except a short loud burst once a second.
+Opus packets of silence are about 35 bytes at the mixer's settings; a loud frame takes 70-90. So
+on every socket the mix packet size jumps when the burst comes through: a *marker* is the first
+packet of at least ``--marker-bytes`` (60) whose sequence is more than ``--quiet-frames`` (10)
+after the previous large packet (the first packets a socket receives only arm the detector, so
+joining mid-burst gives no false marker). Its wall-clock receive time (``time.time()``, the same
+clock as the driver's on this host; across hosts both need NTP) is recorded per socket. The
+driver knows when it sent each burst and takes, for each marker, the latest burst sent before
+the marker's first receive time: latency = receive time - send time. The summary gives, per
+marker, the receive-time quantiles over sockets; ``--raw-markers FILE`` writes every receive
+time (JSON lines ``{"sequence": s, "times": [...]}``) for exact pooled percentiles.
+
+Summary (stdout, one JSON object)::
+
+    {"url", "space", "processes",
+     "connections": {"requested", "opened", "failed", "closed_early",
+                     "errors": {"4409 the space is full": 3, ...},   # refusals and failures
+                     "connect_seconds": {"p50", "p95", "max"}},      # handshake + snapshot
+     "window": {"start", "end", "seconds"},                          # the steady window
+     "frames": {"received", "bytes", "jumps", "skipped", "out_of_order", "invalid",
+                "per_connection": {"min", "p50", "max"}},
+     "ticks": {"seen", "expected", "delivered", "undelivered", "fully_delivered"},  # steady
+     "per_second": [{"t": 1795000000, "frames": 99850, "open": 2000}, ...],
+     "markers": [{"sequence", "receivers", "first", "p50", "p95", "p99", "last"}, ...],
+     "settings": {"marker_bytes", "quiet_frames", "ramp", "seconds"}}
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+# Imported after the path fix, so the benchmark runs without installing the project.
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from spaces.audio.wire import HEADER, HEADER_BYTES, UINT32_MODULO, FrameKind
+from spaces.client import space_socket_url
+
+ROOM_MIX = int(FrameKind.ROOM_MIX)
+HALF_UINT32 = UINT32_MODULO // 2
+
+
+@dataclass
+class Settings:
+    url: str
+    space: int
+    marker_bytes: int = 60
+    quiet_frames: int = 10
+    connect_timeout: float = 30.0
+
+
+@dataclass(slots=True)
+class Connection:
+    """One listener socket's counters."""
+
+    frames: int = 0
+    bytes: int = 0
+    jumps: int = 0  # forward sequence jumps (DTX pauses or losses)
+    skipped: int = 0  # the sequence numbers those jumps skipped
+    out_of_order: int = 0  # a sequence at or before the previous one
+    invalid: int = 0  # binary messages that are not room-mix frames
+    last_sequence: int | None = None
+    last_large: int | None = None
+    connect_seconds: float | None = None
+    error: str | None = None  # why it never opened
+    closed: str | None = None  # why the server closed it before the end
+
+
+@dataclass
+class WorkerState:
+    settings: Settings
+    connections: list[Connection] = field(default_factory=list)
+    per_second: defaultdict[int, int] = field(default_factory=lambda: defaultdict(int))
+    # tick sequence → [receivers, first receive time]
+    ticks: dict[int, list] = field(default_factory=dict)
+    # marker sequence → receive times
+    markers: defaultdict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+    # (time, +1 opened / -1 closed): how many sockets were open when
+    timeline: list[tuple[float, int]] = field(default_factory=list)
+
+    def on_message(self, connection: Connection, message: bytes) -> None:
+        """The hot path: one room-mix frame on one socket."""
+        now = time.time()
+        kind, _flags, sequence, _timestamp = HEADER.unpack_from(message)
+        if kind != ROOM_MIX:
+            connection.invalid += 1
+            return
+        connection.frames += 1
+        connection.bytes += len(message)
+        self.per_second[int(now)] += 1
+        tick = self.ticks.get(sequence)
+        if tick is None:
+            self.ticks[sequence] = [1, now]
+        else:
+            tick[0] += 1
+        last = connection.last_sequence
+        if last is None:
+            connection.last_large = sequence  # arm the marker detector (see the docstring)
+        else:
+            step = (sequence - last) % UINT32_MODULO
+            if step == 0 or step >= HALF_UINT32:
+                connection.out_of_order += 1
+                return
+            if step > 1:
+                connection.jumps += 1
+                connection.skipped += step - 1
+        connection.last_sequence = sequence
+        if len(message) - HEADER_BYTES >= self.settings.marker_bytes:
+            since = (sequence - connection.last_large) % UINT32_MODULO
+            if since > self.settings.quiet_frames:
+                self.markers[sequence].append(now)
+            connection.last_large = sequence
+
+
+async def listen(state: WorkerState, token: str, open_at: float, end_at: float) -> None:
+    settings = state.settings
+    connection = Connection()
+    state.connections.append(connection)
+    await asyncio.sleep(max(0.0, open_at - time.time()))
+    started = time.time()
+    socket = None
+    try:
+        async with asyncio.timeout(settings.connect_timeout):
+            socket = await connect(
+                space_socket_url(settings.url, settings.space),
+                additional_headers={"Authorization": f"Token {token}"},
+                compression=None,
+                ping_interval=None,  # the server pings; answering is all a listener needs
+                open_timeout=None,
+                max_size=1 << 16,
+            )
+            await socket.recv()  # the snapshot; a refusal closes instead
+    except ConnectionClosed as closed:
+        code, reason = (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else (1006, "")
+        connection.error = f"{code} {reason}".strip()
+        return
+    except Exception as error:  # refused handshakes, timeouts, resets: each is a result
+        connection.error = f"{type(error).__name__}: {error}".strip(": ")
+        if socket is not None:
+            await _close(socket)
+        return
+    opened = time.time()
+    connection.connect_seconds = opened - started
+    state.timeline.append((opened, 1))
+    try:
+        async with asyncio.timeout(max(0.0, end_at - time.time())):
+            async for message in socket:
+                if type(message) is bytes:
+                    state.on_message(connection, message)
+        code, reason = socket.close_code, socket.close_reason or ""
+        connection.closed = f"{code} {reason}".strip()
+    except ConnectionClosed:
+        connection.closed = f"{socket.close_code} {socket.close_reason or ''}".strip()
+    except TimeoutError:
+        pass  # the end of the run
+    finally:
+        state.timeline.append((time.time(), -1))
+        await _close(socket)
+
+
+async def _close(socket) -> None:
+    try:
+        async with asyncio.timeout(5):
+            await socket.close()
+    except (TimeoutError, OSError):
+        pass
+
+
+async def worker_main(settings: Settings, jobs, end_at: float, stop) -> dict:
+    state = WorkerState(settings)
+    tasks = [asyncio.create_task(listen(state, token, at, end_at)) for token, at in jobs]
+    everything = asyncio.gather(*tasks, return_exceptions=True)
+    while not everything.done():
+        if stop.is_set():
+            for task in tasks:
+                task.cancel()
+        await asyncio.wait([everything], timeout=0.2)
+    return {
+        "connections": [
+            {key: getattr(c, key) for key in Connection.__slots__} for c in state.connections
+        ],
+        "per_second": dict(state.per_second),
+        "ticks": state.ticks,
+        "markers": dict(state.markers),
+        "timeline": state.timeline,
+    }
+
+
+def worker_process(settings: Settings, jobs, end_at: float, stop, pipe) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    raise_file_limit(len(jobs))
+    pipe.send(asyncio.run(worker_main(settings, jobs, end_at, stop)))
+    pipe.close()
+
+
+def raise_file_limit(sockets: int) -> None:
+    try:
+        import resource
+    except ImportError:
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = sockets + 256
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+
+
+# --- the summary -------------------------------------------------------------------------------
+
+
+def quantiles(values: list[float], *qs: float) -> list[float | None]:
+    if not values:
+        return [None for _ in qs]
+    ordered = sorted(values)
+    return [ordered[min(len(ordered) - 1, math.floor(q * len(ordered)))] for q in qs]
+
+
+def open_count_at(timeline: list[tuple[float, int]], times: list[float]) -> list[int]:
+    """How many sockets were open at each of ``times`` (sorted ascending)."""
+    counts, open_now, index = [], 0, 0
+    for at in times:
+        while index < len(timeline) and timeline[index][0] <= at:
+            open_now += timeline[index][1]
+            index += 1
+        counts.append(open_now)
+    return counts
+
+
+def summarize(settings: Settings, args, results: list[dict], started: float) -> dict:
+    connections = [c for result in results for c in result["connections"]]
+    timeline = sorted(event for result in results for event in result["timeline"])
+    opened = [c for c in connections if c["error"] is None]
+    errors: dict[str, int] = defaultdict(int)
+    for c in connections:
+        if c["error"] is not None:
+            errors[c["error"]] += 1
+    connect_times = [c["connect_seconds"] for c in opened]
+    last_open = max((at for at, delta in timeline if delta > 0), default=started)
+    end = max((at for at, _ in timeline), default=started)
+    window_start, window_end = last_open + 1.0, end - 1.0
+
+    ticks: dict[int, list] = {}
+    for result in results:
+        for sequence, (receivers, first) in result["ticks"].items():
+            tick = ticks.setdefault(int(sequence), [0, first])
+            tick[0] += receivers
+            tick[1] = min(tick[1], first)
+    steady = sorted(
+        (first, receivers) for receivers, first in ticks.values()
+        if window_start <= first <= window_end
+    )  # fmt: skip
+    expected = open_count_at(timeline, [first for first, _ in steady])
+    delivered = sum(receivers for _, receivers in steady)
+
+    per_second: dict[int, int] = defaultdict(int)
+    for result in results:
+        for second, frames in result["per_second"].items():
+            per_second[int(second)] += frames
+    seconds = sorted(per_second)
+    open_per_second = open_count_at(timeline, [second + 1 for second in seconds])
+
+    markers: dict[int, list[float]] = defaultdict(list)
+    for result in results:
+        for sequence, times in result["markers"].items():
+            markers[int(sequence)].extend(times)
+    if args.raw_markers:
+        with open(args.raw_markers, "w") as raw:
+            for sequence in sorted(markers, key=lambda s: min(markers[s])):
+                raw.write(json.dumps({"sequence": sequence, "times": sorted(markers[sequence])}))
+                raw.write("\n")
+
+    frames = [c["frames"] for c in opened]
+    p50, p95, cmax = quantiles(connect_times, 0.5, 0.95, 1.0)
+    fmin, f50, fmax = quantiles(frames, 0.0, 0.5, 1.0)
+    return {
+        "url": settings.url,
+        "space": settings.space,
+        "processes": args.processes,
+        "connections": {
+            "requested": len(connections),
+            "opened": len(opened),
+            "failed": len(connections) - len(opened),
+            "closed_early": sum(1 for c in opened if c["closed"] is not None),
+            "errors": dict(errors),
+            "closes": dict(_count(c["closed"] for c in opened if c["closed"] is not None)),
+            "connect_seconds": {"p50": _round(p50), "p95": _round(p95), "max": _round(cmax)},
+        },
+        "window": {
+            "start": window_start,
+            "end": window_end,
+            "seconds": round(max(0.0, window_end - window_start), 3),
+        },
+        "frames": {
+            "received": sum(frames),
+            "bytes": sum(c["bytes"] for c in opened),
+            "jumps": sum(c["jumps"] for c in opened),
+            "skipped": sum(c["skipped"] for c in opened),
+            "out_of_order": sum(c["out_of_order"] for c in opened),
+            "invalid": sum(c["invalid"] for c in opened),
+            "per_connection": {"min": fmin, "p50": f50, "max": fmax},
+        },
+        "ticks": {
+            "seen": len(steady),
+            "expected": sum(expected),
+            "delivered": delivered,
+            "undelivered": sum(max(0, e - r) for e, (_, r) in zip(expected, steady, strict=True)),
+            "fully_delivered": sum(1 for e, (_, r) in zip(expected, steady, strict=True) if r >= e),
+        },
+        "per_second": [
+            {"t": second, "frames": per_second[second], "open": open_now}
+            for second, open_now in zip(seconds, open_per_second, strict=True)
+        ],
+        "markers": [
+            {
+                "sequence": sequence,
+                "receivers": len(times),
+                **dict(
+                    zip(
+                        ("first", "p50", "p95", "p99", "last"),
+                        quantiles(times, 0.0, 0.5, 0.95, 0.99, 1.0),
+                        strict=True,
+                    )
+                ),
+            }
+            for sequence, times in sorted(markers.items(), key=lambda item: min(item[1]))
+        ],
+        "settings": {
+            "marker_bytes": settings.marker_bytes,
+            "quiet_frames": settings.quiet_frames,
+            "ramp": args.ramp,
+            "seconds": args.seconds,
+        },
+    }
+
+
+def _count(values) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for value in values:
+        counts[value] += 1
+    return counts
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def read_tokens(path: str) -> list[str]:
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    if text.lstrip().startswith("["):
+        return [str(token) for token in json.loads(text)]
+    lines = (line.strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8000", help="the Salon server")
+    parser.add_argument("--space", type=int, required=True)
+    parser.add_argument(
+        "--tokens", required=True, help="file of API tokens, one per line or a JSON list; - = stdin"
+    )
+    parser.add_argument("--connections", type=int, help="default: one per token")
+    parser.add_argument("--processes", type=int, help="default: one per 500 sockets, up to CPUs")
+    parser.add_argument("--ramp", type=float, default=200.0, help="sockets opened per second")
+    parser.add_argument("--seconds", type=float, default=30.0, help="hold after the last opened")
+    parser.add_argument(
+        "--start-at", type=float, help="Unix time to start opening (default: in 1 s)"
+    )
+    parser.add_argument("--marker-bytes", type=int, default=60)
+    parser.add_argument("--quiet-frames", type=int, default=10)
+    parser.add_argument("--connect-timeout", type=float, default=30.0)
+    parser.add_argument("--raw-markers", help="write every marker receive time (JSON lines)")
+    args = parser.parse_args(argv)
+    tokens = read_tokens(args.tokens)
+    args.connections = args.connections or len(tokens)
+    if args.connections > len(tokens):
+        parser.error(f"{args.connections} connections but only {len(tokens)} tokens")
+    args.tokens = tokens[: args.connections]
+    if args.processes is None:
+        args.processes = max(1, min(os.cpu_count() or 1, math.ceil(args.connections / 500)))
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    settings = Settings(
+        url=args.url,
+        space=args.space,
+        marker_bytes=args.marker_bytes,
+        quiet_frames=args.quiet_frames,
+        connect_timeout=args.connect_timeout,
+    )
+    # Startup of the worker processes (imports) fits in the default second.
+    start_at = args.start_at or time.time() + 1.0
+    end_at = start_at + args.connections / args.ramp + args.seconds
+    # Socket i opens at start + i / ramp; interleaved over workers, so the total ramp is even.
+    jobs = [[] for _ in range(args.processes)]
+    for index, token in enumerate(args.tokens):
+        jobs[index % args.processes].append((token, start_at + index / args.ramp))
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+
+    def request_stop(signum, frame):
+        print("stopping: closing the sockets", file=sys.stderr)
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    print(
+        f"{args.connections} listeners on space {args.space} in {args.processes} processes, "
+        f"{args.ramp:g}/s, holding until {time.strftime('%H:%M:%S', time.localtime(end_at))}",
+        file=sys.stderr,
+    )
+    if args.processes == 1:
+        raise_file_limit(args.connections)
+        results = [asyncio.run(worker_main(settings, jobs[0], end_at, stop))]
+    else:
+        results = run_workers(context, settings, jobs, end_at, stop)
+    summary = summarize(settings, args, results, start_at)
+    connections = summary["connections"]
+    print(
+        f"opened {connections['opened']}/{connections['requested']}, "
+        f"{summary['frames']['received']} frames, {len(summary['markers'])} markers",
+        file=sys.stderr,
+    )
+    json.dump(summary, sys.stdout)
+    sys.stdout.write("\n")
+
+
+def run_workers(context, settings, jobs, end_at, stop) -> list[dict]:
+    workers = []
+    for worker_jobs in jobs:
+        receiver, sender = context.Pipe(duplex=False)
+        process = context.Process(
+            target=worker_process, args=(settings, worker_jobs, end_at, stop, sender)
+        )
+        process.start()
+        sender.close()
+        workers.append((process, receiver))
+    results = []
+    for process, receiver in workers:
+        try:
+            results.append(receiver.recv())
+        except EOFError:
+            print(f"worker {process.pid} died (exit {process.exitcode})", file=sys.stderr)
+        process.join()
+    return results
+
+
+if __name__ == "__main__":
+    main()
