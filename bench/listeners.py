@@ -27,13 +27,15 @@ Latency by marker. The driver's speaker sends silence, except a short loud burst
 Opus packets of silence are about 35 bytes at the mixer's settings; a loud frame takes 70-90. So
 on every socket the mix packet size jumps when the burst comes through: a *marker* is the first
 packet of at least ``--marker-bytes`` (60) whose sequence is more than ``--quiet-frames`` (10)
-after the previous large packet (the first packets a socket receives only arm the detector, so
-joining mid-burst gives no false marker). Its wall-clock receive time (``time.time()``, the same
-clock as the driver's on this host; across hosts both need NTP) is recorded per socket. The
-driver knows when it sent each burst and takes, for each marker, the latest burst sent before
-the marker's first receive time: latency = receive time - send time. The summary gives, per
-marker, the receive-time quantiles over sockets; ``--raw-markers FILE`` writes every receive
-time (JSON lines ``{"sequence": s, "times": [...]}``) for exact pooled percentiles.
+after the previous large packet. A socket whose first packet comes within the quiet stretch after
+it opened may have joined mid-burst: that packet only arms the detector (no false marker); one
+that first waited longer (a silent room sends nothing) counts its first large packet. The
+marker's wall-clock receive time (``time.time()``, the same clock as the driver's on this host;
+across hosts both need NTP) is recorded per socket. The driver knows when it sent each burst
+and takes, for each marker, the latest burst sent before the marker's first receive time:
+latency = receive time - send time. The summary gives, per marker, the receive-time quantiles
+over sockets; ``--raw-markers FILE`` writes every receive time (JSON lines
+``{"sequence": s, "times": [...]}``) for exact pooled percentiles.
 
 Summary (stdout, one JSON object)::
 
@@ -71,6 +73,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from spaces.audio.codec import FRAME_SECONDS
 from spaces.audio.wire import HEADER, HEADER_BYTES, UINT32_MODULO, FrameKind
 from spaces.client import space_socket_url
 
@@ -99,6 +102,7 @@ class Connection:
     invalid: int = 0  # binary messages that are not room-mix frames
     last_sequence: int | None = None
     last_large: int | None = None
+    opened_at: float = 0.0
     connect_seconds: float | None = None
     error: str | None = None  # why it never opened
     closed: str | None = None  # why the server closed it before the end
@@ -133,7 +137,9 @@ class WorkerState:
             tick[0] += 1
         last = connection.last_sequence
         if last is None:
-            connection.last_large = sequence  # arm the marker detector (see the docstring)
+            if now - connection.opened_at <= self.settings.quiet_frames * FRAME_SECONDS:
+                # The socket joined mid-stream, maybe mid-burst: this is no marker onset.
+                connection.last_large = sequence
         else:
             step = (sequence - last) % UINT32_MODULO
             if step == 0 or step >= HALF_UINT32:
@@ -144,8 +150,11 @@ class WorkerState:
                 connection.skipped += step - 1
         connection.last_sequence = sequence
         if len(message) - HEADER_BYTES >= self.settings.marker_bytes:
-            since = (sequence - connection.last_large) % UINT32_MODULO
-            if since > self.settings.quiet_frames:
+            previous = connection.last_large
+            if (
+                previous is None
+                or (sequence - previous) % UINT32_MODULO > self.settings.quiet_frames
+            ):
                 self.markers[sequence].append(now)
             connection.last_large = sequence
 
@@ -177,7 +186,7 @@ async def listen(state: WorkerState, token: str, open_at: float, end_at: float) 
         if socket is not None:
             await _close(socket)
         return
-    opened = time.time()
+    opened = connection.opened_at = time.time()
     connection.connect_seconds = opened - started
     state.timeline.append((opened, 1))
     try:
