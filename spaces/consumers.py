@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -18,7 +19,10 @@ from django.conf import settings
 from accounts.consumers import MemberSocketMixin
 
 from . import errors, services
-from .models import Space
+from .audio import wire
+from .audio.codec import MAX_PACKET_BYTES
+from .media import get_media_plane
+from .models import Participant, Space
 from .protocol import COMMANDS
 from .selectors import space_snapshot
 
@@ -32,10 +36,46 @@ def _user_id_command(service):
     return run
 
 
+# Close codes for audio abuse (RFC 6455): a frame too large, and a flood of frames.
+CLOSE_TOO_BIG = 1009
+CLOSE_POLICY = 1008
+MAX_AUDIO_MESSAGE = wire.HEADER_BYTES + MAX_PACKET_BYTES
+# Errors about audio frames are answered at most this often, so a bad client is not flooded.
+AUDIO_ERROR_INTERVAL = 5.0
+
+
+class FrameRateLimit:
+    """Token bucket: ``rate`` frames a second on average, bursts of ``burst``."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.updated = time.monotonic()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
 class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     space: Space | None = None
     joined = False
     heartbeat_task: asyncio.Task | None = None
+    media = None
+    # What the server decided this member may do with audio; refreshed by their own events.
+    role: str = Participant.Role.LISTENER
+    is_muted: bool = True
+    publishing = False
+    frames_forwarded = 0
+    frames_dropped = 0
+    frames_invalid = 0
+    last_audio_error = 0.0
 
     # --- connection ---------------------------------------------------------------------------
 
@@ -66,12 +106,37 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
         self.joined = True
         await self.send_json(snapshot)
         self.heartbeat_task = asyncio.create_task(self._heartbeat())
+        self.frame_limit = FrameRateLimit(
+            settings.SALON_AUDIO_MAX_FRAMES_PER_SECOND, settings.SALON_AUDIO_FRAME_BURST
+        )
+        self.media = await get_media_plane()
+        self.publishing = self._may_publish()
+        await self.media.attach(
+            self.space_id,
+            self.channel_name,
+            self.base_send,
+            user_id=self.user.pk,
+            publishing=self.publishing,
+        )
 
     @database_sync_to_async
     def _join(self) -> dict:
         participant = services.participant_join(space_id=self.space_id, user=self.user)
         self.space = participant.space
+        self.role, self.is_muted = participant.role, participant.is_muted
         return space_snapshot(space=self.space, user=self.user)
+
+    def _may_publish(self) -> bool:
+        # The same rule as Participant.may_publish, on the state this socket was last told.
+        return Participant(role=self.role, is_muted=self.is_muted).may_publish
+
+    async def _refresh_publishing(self) -> None:
+        publishing = self.joined and self._may_publish()
+        if publishing != self.publishing and self.media is not None:
+            self.publishing = publishing
+            await self.media.set_publishing(
+                self.space_id, self.channel_name, user_id=self.user.pk, publishing=publishing
+            )
 
     async def _heartbeat(self) -> None:
         interval = settings.SALON_SPACE_HEARTBEAT_SECONDS
@@ -98,6 +163,7 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.heartbeat_task:
             self.heartbeat_task.cancel()
+        await self._leave_audio()
         await self._leave_groups()
         if self.joined:
             self.joined = False
@@ -109,8 +175,7 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
         if bytes_data is not None:
-            # Binary frames are audio; the audio engine's step handles them here.
-            await self.send_error("unsupported", "binary frames are not accepted yet")
+            await self._audio_frame(bytes_data)
             return
         try:
             content = json.loads(text_data)
@@ -143,6 +208,49 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
             await self.COMMAND_HANDLERS[kind](self, arguments)
         except errors.SpaceError as error:
             await self.send_error(error.code, error.message, request_id)
+
+    async def _audio_frame(self, data: bytes) -> None:
+        """A speaker's frame (docs/audio.md): checked here, mixed by the room's mixer."""
+        if not self.joined or self.media is None:
+            return  # not in the room yet, or audio already cut off while the socket closes
+        if len(data) > MAX_AUDIO_MESSAGE:
+            await self._close_for_abuse(CLOSE_TOO_BIG, "audio frame too large")
+            return
+        if not self.frame_limit.allow():
+            await self._close_for_abuse(CLOSE_POLICY, "too many audio frames")
+            return
+        try:
+            frame = wire.unpack(data)
+            if frame.kind != wire.FrameKind.SPEAKER_AUDIO:
+                raise wire.WireError("clients send speaker audio (kind 1) only")
+        except wire.WireError as error:
+            self.frames_invalid += 1
+            await self._audio_error("bad_audio_frame", error.reason)
+            return
+        if not self.publishing:
+            # Listeners, muted and removed speakers: the server decides, the frame goes nowhere.
+            self.frames_dropped += 1
+            await self._audio_error("not_publishing", "you are not on stage or you are muted")
+            return
+        self.frames_forwarded += 1
+        self.media.speaker_frame(self.space_id, self.user.pk, data)
+
+    async def _close_for_abuse(self, code: int, reason: str) -> None:
+        # Unlike _close_now the member is still a participant: disconnect() counts them out.
+        logger.warning("space %s: closing %s's socket: %s", self.space_id, self.user.pk, reason)
+        await self._leave_audio()
+        await self.close(code=code, reason=reason)
+
+    async def _audio_error(self, code: str, message: str) -> None:
+        now = time.monotonic()
+        if now - self.last_audio_error >= AUDIO_ERROR_INTERVAL:
+            self.last_audio_error = now
+            await self.send_error(code, message)
+
+    async def _leave_audio(self) -> None:
+        media, self.media = self.media, None
+        if media is not None:
+            await media.detach(self.space_id, self.channel_name, user_id=self.user.pk)
 
     async def call(self, service, **kwargs):
         return await database_sync_to_async(service)(**kwargs)
@@ -189,15 +297,28 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
         await self.send_json(message["event"])
 
     space_participant_joined = forward
-    space_role_changed = forward
     space_hand_raised = forward
     space_hand_lowered = forward
     space_speak_invited = forward
     space_speak_declined = forward
-    space_mute_changed = forward
     space_reaction = forward
     space_pin_changed = forward
     space_recording_changed = forward
+
+    async def space_role_changed(self, message: dict) -> None:
+        event = message["event"]
+        if event["user_id"] == self.user.pk:
+            self.role = event["role"]
+            self.is_muted = event["participant"]["is_muted"]
+            await self._refresh_publishing()
+        await self.forward(message)
+
+    async def space_mute_changed(self, message: dict) -> None:
+        event = message["event"]
+        if event["user_id"] == self.user.pk:
+            self.is_muted = event["is_muted"]
+            await self._refresh_publishing()
+        await self.forward(message)
 
     async def space_participant_left(self, message: dict) -> None:
         await self.forward(message)
@@ -218,6 +339,8 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
 
     async def space_space_ended(self, message: dict) -> None:
         await self.forward(message)
+        if self.media is not None:
+            await self.media.end_room(self.space_id)
         await self._close_now(errors.CLOSE_ENDED, "the space has ended")
 
     async def _close_now(self, code: int, reason: str) -> None:
@@ -225,4 +348,6 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
         self.joined = False
         if self.heartbeat_task:
             self.heartbeat_task.cancel()
+        # Stop this socket's audio at once, before the close handshake completes.
+        await self._leave_audio()
         await self.close(code=code, reason=reason)

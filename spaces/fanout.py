@@ -35,16 +35,23 @@ logger = logging.getLogger(__name__)
 ASYNC_QUEUE_FRAMES = 10
 
 
-def websocket_binary_frame(payload: bytes) -> bytes:
-    """One unfragmented, unmasked binary frame (RFC 6455 §5.2), as a server sends it."""
+_TEXT, _BINARY = 0x81, 0x82  # FIN + opcode
+
+
+def websocket_frame(payload: bytes, *, opcode: int = _BINARY) -> bytes:
+    """One unfragmented, unmasked frame (RFC 6455 §5.2), as a server sends it."""
     length = len(payload)
     if length < 126:
-        header = struct.pack("!BB", 0x82, length)
+        header = struct.pack("!BB", opcode, length)
     elif length < 1 << 16:
-        header = struct.pack("!BBH", 0x82, 126, length)
+        header = struct.pack("!BBH", opcode, 126, length)
     else:
-        header = struct.pack("!BBQ", 0x82, 127, length)
+        header = struct.pack("!BBQ", opcode, 127, length)
     return header + payload
+
+
+def websocket_binary_frame(payload: bytes) -> bytes:
+    return websocket_frame(payload, opcode=_BINARY)
 
 
 @dataclass
@@ -108,15 +115,22 @@ class AsyncSink:
     def __init__(self, send: Callable[[dict], Awaitable[None]]) -> None:
         self.send = send
         self.stats = SinkStats()
-        self.queue: deque[bytes] = deque()
+        # ASGI messages waiting to go out, oldest first.
+        self.queue: deque[dict] = deque()
         self._wakeup = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._drain())
 
     def write_payload(self, payload: bytes) -> None:
+        self._put({"type": "websocket.send", "bytes": payload})
+
+    def write_text(self, text: str) -> None:
+        self._put({"type": "websocket.send", "text": text})
+
+    def _put(self, message: dict) -> None:
         if len(self.queue) >= ASYNC_QUEUE_FRAMES:
             self.queue.popleft()
             self.stats.dropped += 1
-        self.queue.append(payload)
+        self.queue.append(message)
         self._wakeup.set()
 
     async def _drain(self) -> None:
@@ -124,7 +138,7 @@ class AsyncSink:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self.queue:
-                await self.send({"type": "websocket.send", "bytes": self.queue.popleft()})
+                await self.send(self.queue.popleft())
                 self.stats.sent += 1
 
     def close(self) -> None:
@@ -214,6 +228,19 @@ class Fanout:
                 sink.write_frame(frame)
             else:
                 sink.write_payload(payload)
+
+    def deliver_text(self, room_id: int, text: str) -> None:
+        """Send one text message (e.g. a levels event) to every local socket of the room."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            return
+        frame = websocket_frame(text.encode(), opcode=_TEXT)
+        for member in room.members.values():
+            sink = member.sink
+            if isinstance(sink, DirectSink):
+                sink.write_frame(frame)
+            else:
+                sink.write_text(text)
 
     def stats(self, room_id: int) -> dict[str, int]:
         room = self.rooms.get(room_id)

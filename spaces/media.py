@@ -13,15 +13,21 @@ Who does what:
   bundle (shared mix + mix-minus packets); every process with members of the room receives it
   once and writes it to its own sockets through :mod:`spaces.fanout`.
 
+Speaking indicators ride the same path: about 5 times a second the owner publishes a ``levels``
+event (docs/protocol.md), and only when it differs from the last one, so a quiet room sends
+nothing. Sent through the channel layer it would cost one message per listener.
+
 Bundle layout (``out`` channel), big-endian: ``B`` version (1), ``I`` sequence, ``I`` timestamp,
 ``H`` shared length, shared Opus packet, ``H`` count, then per talking speaker ``I`` user id,
-``H`` length, mix-minus packet. ``in`` channel: ``b"F"`` + ``I`` user id + a speaker's wire frame,
-or ``b"P"`` + ``I`` user id + ``B`` publishing (0/1).
+``H`` length, mix-minus packet. A levels message is ``B`` 2 then the event's JSON. ``in``
+channel: ``b"F"`` + ``I`` user id + a speaker's wire frame, or ``b"P"`` + ``I`` user id + ``B``
+publishing (0/1).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import socket
@@ -39,11 +45,17 @@ from .fanout import Fanout, fanout
 
 logger = logging.getLogger(__name__)
 
+# Room-level DTX: once nobody has talked for this many ticks, send nothing until someone does.
+# The mixer only sums talking speakers, so those packets would be silence; the tail lets
+# listeners' decoders fade out instead of stopping mid-word. Clients play gaps as silence.
+SILENT_TAIL_TICKS = 10
+
 LEASE_TTL_MS = 3000
 LEASE_RENEW = 1.0
 # A room with no local member keeps its subscriptions this long (a reconnecting client).
 IDLE_ROOM_SECONDS = 5.0
 
+_AUDIO_BUNDLE, _LEVELS = 1, 2
 _BUNDLE_HEAD = struct.Struct(">BIIH")
 _COUNT = struct.Struct(">H")
 _MINUS_HEAD = struct.Struct(">IH")
@@ -53,7 +65,7 @@ _IN_HEAD = struct.Struct(">cI")
 def pack_bundle(result: TickResult) -> bytes:
     """One tick's output as one bus message (see the module docstring)."""
     parts = [
-        _BUNDLE_HEAD.pack(1, result.tick % wire.UINT32_MODULO, result.timestamp,
+        _BUNDLE_HEAD.pack(_AUDIO_BUNDLE, result.tick % wire.UINT32_MODULO, result.timestamp,
                           len(result.shared_packet)),
         result.shared_packet,
         _COUNT.pack(len(result.mix_minus)),
@@ -67,7 +79,7 @@ def pack_bundle(result: TickResult) -> bytes:
 def unpack_bundle(data: bytes) -> tuple[bytes, dict[int, bytes]]:
     """A bundle as ready-to-send wire messages: the shared one and one per talking speaker."""
     version, sequence, timestamp, shared_length = _BUNDLE_HEAD.unpack_from(data)
-    if version != 1:
+    if version != _AUDIO_BUNDLE:
         raise ValueError(f"unknown media bundle version {version}")
     offset = _BUNDLE_HEAD.size
     shared = data[offset : offset + shared_length]
@@ -95,6 +107,10 @@ class _Room:
     idle_since: float | None = None
     # Publishers this process has seen, so a new owner can be told who may speak.
     local_publishers: set[int] = field(default_factory=set)
+    # Ticks since someone last talked (mixer thread only); starts silent: nothing to send.
+    silent_ticks: int = SILENT_TAIL_TICKS
+    # The last levels event sent (event loop only), so an unchanged one is not sent again.
+    last_levels: dict | None = None
 
 
 class MediaPlane:
@@ -108,7 +124,6 @@ class MediaPlane:
         fanout_registry: Fanout = fanout,
         publishers_loader: Callable[[int], set[int]] | None = None,
         mixer_factory: Callable[[], RoomMixer] = RoomMixer,
-        on_levels: Callable[[int, object], None] | None = None,
     ) -> None:
         self.bus = bus
         self.fanout = fanout_registry
@@ -120,11 +135,11 @@ class MediaPlane:
         self.owner_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.publishers_loader = publishers_loader
         self.mixer_factory = mixer_factory
-        self.on_levels = on_levels
         self.rooms: dict[int, _Room] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.frames_in = 0
         self.ticks_published = 0
+        self.ticks_silent = 0
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -213,11 +228,9 @@ class MediaPlane:
             publishers = await database_sync_to_async(self.publishers_loader)(room.space_id)
         for user_id in publishers | room.local_publishers:
             mixer.add_speaker(user_id, allowed=True)
-        if self.on_levels is not None:
-            space_id = room.space_id
-            mixer.levels_observers.append(
-                lambda event: self.loop.call_soon_threadsafe(self.on_levels, space_id, event)
-            )
+        mixer.levels_observers.append(
+            lambda event: self.loop.call_soon_threadsafe(self._publish_levels, room, event)
+        )
         room.mixer = mixer
         room.owner = True
         await self.bus.subscribe(f"in:{room.space_id}", self._in_handler(room))
@@ -269,13 +282,31 @@ class MediaPlane:
 
     def _out_handler(self, space_id: int) -> Callable[[bytes], None]:
         def handle(data: bytes) -> None:
+            if data[:1] == bytes([_LEVELS]):
+                self.fanout.deliver_text(space_id, data[1:].decode())
+                return
             shared, minus = unpack_bundle(data)
             self.fanout.deliver(space_id, shared, minus)
 
         return handle
 
+    def _publish_levels(self, room: _Room, event) -> None:
+        """Event loop, owner only: send a levels event if it says something new."""
+        levels = levels_event_json(event)
+        if levels == room.last_levels:
+            return
+        room.last_levels = levels
+        message = bytes([_LEVELS]) + json.dumps(levels, separators=(",", ":")).encode()
+        self.bus.publish_nowait(f"out:{room.space_id}", message)
+
     def _on_tick_result(self, space_id, result: TickResult) -> None:
         """Mixer thread: hand the tick to the event loop at once; no I/O here."""
+        room = self.rooms.get(space_id)
+        if room is not None:
+            room.silent_ticks = 0 if result.talking else room.silent_ticks + 1
+            if room.silent_ticks > SILENT_TAIL_TICKS:
+                self.ticks_silent += 1
+                return
         bundle = pack_bundle(result)
         self.loop.call_soon_threadsafe(self.bus.publish_nowait, f"out:{space_id}", bundle)
         self.ticks_published += 1
@@ -286,26 +317,17 @@ def make_bus(redis_url: str | None) -> LocalBus | RedisBus:
 
 
 def levels_event_json(event) -> dict:
-    """A mixer's levels event as the ``levels`` control event (docs/protocol.md)."""
+    """A mixer's levels event as the ``levels`` control event (docs/protocol.md).
+
+    Levels are rounded to 0.05 so that a steady voice does not make every event "new".
+    """
     return {
         "type": "levels",
         "speakers": {
-            str(user_id): {"level": round(level.meter, 3), "talking": level.talking}
+            str(user_id): {"level": round(level.meter * 20) / 20, "talking": level.talking}
             for user_id, level in event.levels.items()
         },
     }
-
-
-def _broadcast_levels(space_id: int, event) -> None:
-    """Event loop of the room's mixing process: send levels to the room's control group."""
-    from channels.layers import get_channel_layer
-
-    from .services import space_group
-
-    message = {"type": "space.levels", "event": levels_event_json(event)}
-    asyncio.get_running_loop().create_task(
-        get_channel_layer().group_send(space_group(space_id), message)
-    )
 
 
 _plane: MediaPlane | None = None
@@ -314,24 +336,25 @@ _plane: MediaPlane | None = None
 async def get_media_plane() -> MediaPlane:
     """This process's media plane, started on first use on the serving event loop."""
     global _plane
-    if _plane is None or _plane.loop is not asyncio.get_running_loop():
+    if _plane is not None and _plane.loop is not asyncio.get_running_loop():
+        # Its loop is gone (tests run each on a new loop): stop its thread, start afresh.
+        discard_media_plane()
+    if _plane is None:
         from django.conf import settings
 
         from .selectors import space_publisher_ids
 
         plane = MediaPlane(
-            bus=make_bus(settings.REDIS_URL or None),
-            publishers_loader=space_publisher_ids,
-            on_levels=_broadcast_levels,
+            bus=make_bus(settings.REDIS_URL or None), publishers_loader=space_publisher_ids
         )
         await plane.start()
         _plane = plane
     return _plane
 
 
-async def reset_media_plane() -> None:
-    """Stop this process's plane (tests: each test has its own event loop)."""
+def discard_media_plane() -> None:
+    """Forget this process's plane and stop its mixer thread (its event loop has ended)."""
     global _plane
     plane, _plane = _plane, None
     if plane is not None:
-        await plane.stop()
+        plane.runner.stop()

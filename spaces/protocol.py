@@ -33,6 +33,8 @@ EVENTS: dict[str, set[str]] = {
     "pin.changed": {"voice_tweet_id", "by"},
     "recording.changed": {"is_recording", "by"},
     "space.ended": {"reason", "by"},
+    # About 5 times a second from the room's mixer: {"<user id>": {"level": 0..1, "talking"}}.
+    "levels": {"speakers"},
     "error": {"code", "message", "request_id"},
 }
 

@@ -150,3 +150,15 @@ def live_participant_counts(*, space_ids: list[int]) -> dict[int, int]:
 
 
 HOSTS_GROUP = "Space hosts"
+
+
+def space_publisher_ids(space_id: int) -> set[int]:
+    """Members whose audio the room's mixer takes now: on stage and unmuted, in a live space."""
+    return set(
+        Participant.objects.filter(
+            space_id=space_id,
+            space__state=Space.State.LIVE,
+            role__in=Participant.STAGE_ROLES,
+            is_muted=False,
+        ).values_list("user_id", flat=True)
+    )

@@ -54,3 +54,12 @@ def live_server_process(transactional_db, tmp_path):
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_media_plane():
+    """Each test's sockets get a media plane on that test's own event loop."""
+    yield
+    from spaces.media import discard_media_plane
+
+    discard_media_plane()

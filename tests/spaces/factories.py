@@ -36,6 +36,7 @@ class SpaceSocket:
         if token:
             headers.append((b"authorization", f"Token {token}".encode()))
         self.user = user
+        self.audio: list[bytes] = []
         self.communicator = WebsocketCommunicator(
             application, path or f"/ws/spaces/{space_id}/", headers=headers
         )
@@ -46,9 +47,18 @@ class SpaceSocket:
         return self
 
     async def receive(self, timeout: float = 3) -> dict:
-        event = await self.communicator.receive_json_from(timeout=timeout)
-        assert validate_event(event) == [], event
-        return event
+        """The next JSON event; binary audio frames in between are kept in ``self.audio``."""
+        import json
+
+        while True:
+            output = await self.communicator.receive_output(timeout)
+            assert output["type"] == "websocket.send", output
+            if output.get("bytes") is not None:
+                self.audio.append(output["bytes"])
+                continue
+            event = json.loads(output["text"])
+            assert validate_event(event) == [], event
+            return event
 
     async def receive_type(self, kind: str, timeout: float = 3, **match) -> dict:
         """Skip frames until one of ``kind`` (with the ``match`` fields) arrives."""

@@ -227,7 +227,7 @@ async def test_malformed_and_unknown_messages_get_errors(sockets):
     await host_socket.send({"type": "hand.approve", "user_id": "x"})
     assert (await host_socket.receive_type("error"))["code"] == "invalid"
     await communicator.send_to(bytes_data=b"\x00\x01")
-    assert (await host_socket.receive_type("error"))["code"] == "unsupported"
+    assert (await host_socket.receive_type("error"))["code"] == "bad_audio_frame"
     await host_socket.send(["a", "list"])
     assert (await host_socket.receive_type("error"))["code"] == "malformed"
     await host_socket.send({"type": "recording.set", "is_recording": True})

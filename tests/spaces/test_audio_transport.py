@@ -1,0 +1,145 @@
+"""Audio through the space socket: who may publish, limits, and what listeners hear."""
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from spaces.audio import wire
+
+from .factories import make_live_space, make_member, put_on_stage
+from .test_media import dominant_frequency, energy_near, tone_frames
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def stream(socket, frames, *, period: float = 0.02) -> None:
+    """Send frames at about real time, as a microphone would (the mixer runs on a real clock)."""
+    for frame in frames:
+        await socket.communicator.send_to(bytes_data=frame)
+        await asyncio.sleep(period)
+
+
+async def collect_audio(socket, count: int, timeout: float = 10) -> list[bytes]:
+    """Read until ``count`` audio frames arrived (JSON events are checked and kept aside)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while len(socket.audio) < count:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise AssertionError(f"only {len(socket.audio)} audio frames arrived")
+        try:
+            await socket.receive(timeout=remaining)
+        except TimeoutError:
+            continue
+    return socket.audio
+
+
+@pytest.fixture
+async def room(sockets):
+    host = await sync_to_async(make_member)("host", host=True)
+    space = await sync_to_async(make_live_space)(host)
+    host_socket = await sockets.open(space.pk, host)
+    await host_socket.send({"type": "mute.set", "muted": False})
+    await host_socket.receive_type("mute.changed", user_id=host.pk)
+    return space, host, host_socket
+
+
+async def test_listener_hears_the_host(room, sockets):
+    """The host's 440 Hz reaches a listener as room-mix frames."""
+    space, _host, host_socket = room
+    listener = await sync_to_async(make_member)("listener")
+    listener_socket = await sockets.open(space.pk, listener)
+
+    await stream(host_socket, tone_frames(440, 75))
+    frames = await collect_audio(listener_socket, 40)
+
+    assert all(wire.unpack(f).kind == wire.FrameKind.ROOM_MIX for f in frames)
+    assert dominant_frequency(frames[-25:]) == pytest.approx(440, abs=15)
+
+
+async def test_listener_frames_are_dropped(room, sockets):
+    """A listener's audio goes nowhere; the server says so (once), and nobody hears it."""
+    space, _host, host_socket = room
+    listener = await sync_to_async(make_member)("sneaky")
+    listener_socket = await sockets.open(space.pk, listener)
+
+    await stream(listener_socket, tone_frames(660, 40))
+    error = await listener_socket.receive_type("error", code="not_publishing")
+
+    assert "not on stage" in error["message"]
+    assert [e for e in await listener_socket.drain() if e["type"] == "error"] == []
+    assert host_socket.audio == [] and listener_socket.audio == []  # nothing was mixed
+
+
+async def test_moving_a_speaker_to_listeners_stops_their_audio(room, sockets):
+    """After a demotion the speaker's frames are refused and listeners stop hearing them."""
+    space, host, host_socket = room
+    speaker = await sync_to_async(make_member)("speaker")
+    listener = await sync_to_async(make_member)("listener")
+    speaker_socket = await sockets.open(space.pk, speaker)
+    listener_socket = await sockets.open(space.pk, listener)
+    await sync_to_async(put_on_stage)(space, host, speaker, "speaker")
+    await speaker_socket.receive_type("role.changed", user_id=speaker.pk, role="speaker")
+    await speaker_socket.send({"type": "mute.set", "muted": False})
+    await speaker_socket.receive_type("mute.changed", user_id=speaker.pk)
+    await stream(speaker_socket, tone_frames(660, 50))
+    heard = await collect_audio(listener_socket, 30)
+    assert energy_near(heard[-20:], 660) > 0.5
+
+    await host_socket.send({"type": "speaker.move_to_listeners", "user_id": speaker.pk})
+    await speaker_socket.receive_type("role.changed", user_id=speaker.pk, role="listener")
+    before = len(listener_socket.audio)
+    await stream(speaker_socket, tone_frames(660, 50))
+    await speaker_socket.receive_type("error", code="not_publishing")
+    await listener_socket.drain(timeout=0.5)
+
+    after = listener_socket.audio[before:]
+    # Whatever was already in the jitter buffer plays out (≤ 3 frames) plus the codec's tail.
+    assert len(after) <= 30
+    if len(after) > 6:
+        assert energy_near(after[6:], 660) < 0.1
+
+
+async def test_oversized_audio_frame_closes_with_1009(room):
+    """A binary message larger than one Opus frame can be is refused: close 1009."""
+    _space, _host, host_socket = room
+
+    await host_socket.communicator.send_to(bytes_data=b"\x01" + b"\x00" * 4000)
+    closed = await host_socket.receive_close()
+
+    assert closed["code"] == 1009
+    assert closed["reason"] == "audio frame too large"
+
+
+async def test_flooding_speaker_is_cut_off(room):
+    """Far more frames than real time allows: the socket is closed (1008), the room goes on."""
+    _space, _host, host_socket = room
+
+    for frame in tone_frames(440, 200):
+        await host_socket.communicator.send_to(bytes_data=frame)
+    closed = await host_socket.receive_close()
+
+    assert closed["code"] == 1008
+    assert closed["reason"] == "too many audio frames"
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"\x01\x00\x00", "truncated"),
+        (b"\x07" + b"\x00" * 9 + b"\xf8", "kind"),
+        (b"\x02" + b"\x00" * 9 + b"\xf8", "kind 1"),
+        (b"\x01" + b"\x00" * 9, "payload"),
+    ],
+)
+async def test_malformed_frames_get_an_error_and_the_socket_lives_on(room, data, reason):
+    """Truncated headers, unknown kinds, empty payloads: an error event, then business as usual."""
+    _space, _host, host_socket = room
+
+    await host_socket.communicator.send_to(bytes_data=data)
+    error = await host_socket.receive_type("error", code="bad_audio_frame")
+    await host_socket.send({"type": "hand.raise"})  # still talking to the server
+
+    assert reason in error["message"]
+    assert (await host_socket.receive_type("error"))["code"] != "bad_audio_frame"
