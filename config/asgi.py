@@ -11,13 +11,19 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
+from config.http import RequestBodyLimitMiddleware  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 from spaces.auth import SuspendedMemberMiddleware, TokenAuthMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": RequestBodyLimitMiddleware(
+            django_asgi_app,
+            default_limit=settings.SALON_MAX_REQUEST_BYTES,
+            limits=settings.SALON_REQUEST_BODY_LIMITS,
+        ),
         "websocket": TokenAuthMiddleware(
             # Browsers: same-origin check, then the session cookie.
             session_app=AllowedHostsOriginValidator(
