@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from django.apps import apps
-from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Q, QuerySet
 
 from .models import Block, Follow, Invitation, User
@@ -36,17 +34,12 @@ def blocked_ids(*, user: User) -> set[int]:
 
 
 def voice_tweet_count(*, user: User) -> int:
-    """Voice tweets by ``user``; 0 until the voicetweets app has its VoiceTweet model."""
-    try:
-        model = apps.get_model("voicetweets", "VoiceTweet")
-        model._meta.get_field("author")
-    except (LookupError, FieldDoesNotExist):
-        return 0
-    queryset = model.objects.filter(author_id=user.pk)
-    visible = getattr(model, "State", None)
-    if visible is not None and hasattr(visible, "READY"):
-        queryset = queryset.filter(state=visible.READY)
-    return queryset.count()
+    """Voice tweets of ``user`` that others can see: processed and not hidden."""
+    from voicetweets.models import VoiceTweet  # voicetweets builds on accounts, not the reverse
+
+    return VoiceTweet.objects.filter(
+        author_id=user.pk, state=VoiceTweet.State.READY, is_hidden=False
+    ).count()
 
 
 def profile_counts(*, user: User) -> dict[str, int]:

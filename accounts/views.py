@@ -11,6 +11,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from voicetweets.selectors import voicetweets_by
+
 from . import errors, selectors, services
 from .adapter import INVITATION_SESSION_KEY, invitation_invalid_response
 from .forms import InvitationForm, ProfileForm, WaitlistForm
@@ -60,6 +62,9 @@ def _member_or_404(request: HttpRequest, username: str) -> User:
     return member
 
 
+PROFILE_TWEETS = 20
+
+
 @login_required
 def profile(request: HttpRequest, username: str) -> HttpResponse:
     member = _member_or_404(request, username)
@@ -70,6 +75,8 @@ def profile(request: HttpRequest, username: str) -> HttpResponse:
         "is_following": selectors.is_following(follower=request.user, followee=member),
         "follows_you": selectors.is_following(follower=member, followee=request.user),
         "has_blocked": selectors.has_blocked(blocker=request.user, blocked=member),
+        # Empty across a block, in either direction (the voicetweets selector decides).
+        "voice_tweets": voicetweets_by(author=member, viewer=request.user)[:PROFILE_TWEETS],
     }
     return render(request, "accounts/profile.html", context)
 

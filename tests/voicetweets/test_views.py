@@ -79,3 +79,23 @@ def test_redirect_after_post_never_leaves_the_site(client):
     response = client.post("/voicetweets/new", {"next": "//evil.example/"})
 
     assert response["Location"] == "/"
+
+
+def test_profile_lists_the_members_voice_tweets_but_not_across_a_block(client):
+    """A profile shows its member's voice tweets; a blocked viewer sees none of them."""
+    from accounts.models import Block
+
+    alice = User.objects.create_user(username="alice")
+    bob = User.objects.create_user(username="bob")
+    ready_tweet(alice, text="on my profile")
+    hidden = ready_tweet(alice, text="hidden one")
+    hidden.is_hidden = True
+    hidden.save()
+    client.force_login(bob)
+
+    page = client.get("/u/alice/").content.decode()
+    assert "on my profile" in page and "hidden one" not in page
+    assert "<strong>1</strong> voice tweets" in page
+
+    Block.objects.create(blocker=alice, blocked=bob)
+    assert "on my profile" not in client.get("/u/alice/").content.decode()
