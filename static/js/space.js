@@ -1,7 +1,8 @@
 // The space page: one socket to /ws/spaces/<id>/, a Room kept from its events, the grid rendered
-// from the Room. Audio is added by a later step beside this (binary frames on the same socket).
+// from the Room, and the live audio (binary frames on the same socket) driven by the Room's state.
+import { missingAudioSupport, missingMicrophoneSupport, SpaceAudio } from "./spaces/audio.js";
 import { Room } from "./spaces/room.js";
-import { floatReaction, log, render, showStatus } from "./spaces/view.js";
+import { floatReaction, log, render, showAudioStatus, showLevels, showStatus } from "./spaces/view.js";
 
 const root = document.getElementById("space");
 const room = new Room(Number(root.dataset.userId));
@@ -18,24 +19,37 @@ const CLOSE_REASONS = {
 let socket = null;
 let retryDelay = 1000;
 let closedForGood = false;
+let audio = null;
+let microphoneRefused = false;
 
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   socket = new WebSocket(`${scheme}://${location.host}${root.dataset.wsPath}`);
+  socket.binaryType = "arraybuffer";
+  audio?.resetStream();
   showStatus(root, "Connecting…");
+  root.dataset.connection = "connecting";
   socket.addEventListener("message", (message) => {
-    if (typeof message.data !== "string") return; // binary frames belong to the audio step
+    if (typeof message.data !== "string") {
+      audio?.receive(message.data);
+      return;
+    }
     onEvent(JSON.parse(message.data));
   });
   socket.addEventListener("close", (event) => {
+    // Whatever happens next, nothing more leaves this page until a snapshot says we may speak.
+    audio?.setSending(false);
     if (event.code >= 4000) {
       closedForGood = event.code !== 4000 || closedForGood;
+      audio?.closeMicrophone();
+      root.dataset.connection = "closed";
       showStatus(root, event.reason || CLOSE_REASONS[event.code] || "Disconnected.");
       root.querySelector('[data-role="controls"]').replaceChildren();
       root.querySelector('[data-role="host-controls"]').hidden = true;
       return;
     }
     if (closedForGood) return;
+    root.dataset.connection = "reconnecting";
     showStatus(root, "Connection lost, reconnecting…");
     setTimeout(connect, retryDelay);
     retryDelay = Math.min(retryDelay * 2, 15000);
@@ -44,21 +58,99 @@ function connect() {
 
 function onEvent(event) {
   if (event.type === "error") {
-    showStatus(root, event.message);
+    // Frames already in flight when a moderator muted us: expected, not worth a message.
+    if (event.code !== "not_publishing") showStatus(root, event.message);
     return;
   }
   if (event.type === "reaction") {
     const p = room.participants.get(event.user_id);
-    floatReaction(root, event.emoji, p ? p.name : "");
+    floatReaction(root, event.emoji, p ? p.name : "", event.user_id);
+    return;
+  }
+  if (event.type === "levels") {
+    room.apply(event);
+    showLevels(root, room);
     return;
   }
   if (event.type === "snapshot") {
     retryDelay = 1000;
+    root.dataset.connection = "connected";
     showStatus(root, "You are in the space.");
   }
   log(root, room.apply(event));
   if (event.type !== "space.ended") render(root, room);
+  syncAudio();
 }
+
+// --- Audio ---------------------------------------------------------------------------------------
+
+// Speakers (and hosts, co-hosts) hold the microphone; it is released on demotion, removal or
+// leaving. Frames go out only while the server's view of us says unmuted, so none is refused.
+async function syncAudio() {
+  if (!audio) return;
+  const me = room.me;
+  const onStage = !!me && me.role !== "listener" && room.space?.state === "live";
+  if (!onStage) {
+    audio.setSending(false);
+    audio.closeMicrophone();
+    return;
+  }
+  audio.setSending(!me.is_muted);
+  if (audio.hasMicrophone || microphoneRefused) return;
+  const missing = missingMicrophoneSupport();
+  if (missing) {
+    microphoneRefused = true;
+    showAudioStatus(root, `${missing} You can still listen.`);
+    return;
+  }
+  try {
+    await audio.openMicrophone();
+    showAudioStatus(root, "");
+  } catch (error) {
+    microphoneRefused = true;
+    showAudioStatus(root, `The microphone is not available (${error.name}): others cannot hear you.`);
+    return;
+  }
+  // Our role may have changed while the browser asked for permission.
+  const now = room.me;
+  if (!now || now.role === "listener") audio.closeMicrophone();
+}
+
+function sendAudio(frame) {
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(frame);
+}
+
+function showListenButton() {
+  root.querySelector('[data-role="listen"]').hidden = !audio?.blocked;
+}
+
+async function startAudio() {
+  const missing = missingAudioSupport();
+  if (missing) {
+    showAudioStatus(root, missing);
+    return;
+  }
+  audio = new SpaceAudio({ send: sendAudio, onStateChange: showListenButton });
+  try {
+    await audio.start();
+  } catch (error) {
+    audio = null;
+    showAudioStatus(root, `Live audio could not start (${error.message}).`);
+    return;
+  }
+  window.salonAudio = {
+    dominantFrequency: () => audio.dominantFrequency(),
+    bandLevel: (hz) => audio.bandLevel(hz),
+    stats: () => ({ ...audio.stats, state: audio.context.state, microphone: audio.hasMicrophone, sending: audio.sending }),
+    bufferStats: () => audio.bufferStats(),
+  };
+  syncAudio();
+}
+
+root.querySelector('[data-role="listen"]').addEventListener("click", async () => {
+  await audio?.resume();
+  showListenButton();
+});
 
 function send(message) {
   if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
@@ -77,7 +169,14 @@ root.addEventListener("click", (event) => {
   if (button.dataset.ban) message.ban = true;
   if (button.dataset.emoji) message.emoji = button.dataset.emoji;
   if (button.dataset.muted) message.muted = button.dataset.muted === "true";
-  if (message.type === "leave") closedForGood = true;
+  if (message.type === "leave") {
+    closedForGood = true;
+    audio?.closeMicrophone();
+  }
+  // Muting yourself stops the frames now, not when the server's event comes back.
+  if (message.type === "mute.set" && message.muted) audio?.setSending(false);
+  // A click is a gesture: the moment to lift an autoplay block.
+  if (audio?.blocked) audio.resume().then(showListenButton);
   send(message);
 });
 
@@ -117,4 +216,5 @@ root.querySelector('[data-role="pin-form"]').addEventListener("submit", (event) 
   send({ type: "pin.set", voice_tweet_id: value ? Number(value) : null });
 });
 
-connect();
+startAudio().finally(connect);
+window.addEventListener("pagehide", () => audio?.close());

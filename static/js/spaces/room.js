@@ -7,6 +7,7 @@ export class Room {
     this.space = null;
     this.participants = new Map(); // user_id → participant
     this.reactions = [];
+    this.levels = {}; // user_id (string) → {level, talking}, from the last `levels` event
   }
 
   get me() {
@@ -64,6 +65,9 @@ export class Room {
       case "recording.changed":
         this.space.is_recording = event.is_recording;
         return event.is_recording ? "Recording started" : "Recording stopped";
+      case "levels":
+        this.levels = event.speakers;
+        return null;
       case "space.ended":
         this.space.state = "ended";
         return "The space has ended";

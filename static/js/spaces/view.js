@@ -53,7 +53,11 @@ function moderationButtons(room, p) {
 
 function participantTile(room, p) {
   const item = el("li", { class: `participant role-${p.role}`, "data-user-id": p.user_id });
+  if (p.role !== "listener" && p.is_muted) item.classList.add("is-muted");
+  if (p.hand_raised) item.classList.add("hand-raised");
   const initials = el("span", { class: "avatar", "aria-hidden": "true" }, p.name.slice(0, 1).toUpperCase());
+  if (p.hand_raised) initials.append(el("span", { class: "avatar-badge" }, "✋"));
+  else if (p.role !== "listener" && p.is_muted) initials.append(el("span", { class: "avatar-badge" }, "🔇"));
   const name = el("strong", { class: "participant-name" }, p.name + (p.user_id === room.userId ? " (you)" : ""));
   const state = [];
   if (p.role !== "listener") state.push(ROLE_LABEL[p.role]);
@@ -83,8 +87,12 @@ function ownControls(room) {
       controls.push(commandButton("Decline", "speak.decline"));
     }
   } else {
-    const unmute = commandButton(me.is_muted ? "Unmute" : "Mute", "mute.set", { className: me.is_muted ? "" : "secondary" });
+    const unmute = commandButton(me.is_muted ? "🎙 Unmute" : "Mute", "mute.set", {
+      className: me.is_muted ? "" : "secondary",
+      accessible: me.is_muted ? "Unmute your microphone" : "Mute your microphone",
+    });
     unmute.dataset.muted = String(!me.is_muted);
+    unmute.setAttribute("aria-pressed", String(me.is_muted));
     controls.push(unmute);
   }
   const reactions = el("div", { class: "reactions", role: "group", "aria-label": "Reactions" });
@@ -109,6 +117,24 @@ export function render(root, room) {
   const pinned = root.querySelector('[data-role="pinned"]');
   pinned.hidden = !room.space.pinned_voice_tweet_id;
   pinned.textContent = room.space.pinned_voice_tweet_id ? `📌 Voice tweet #${room.space.pinned_voice_tweet_id}` : "";
+  showLevels(root, room);
+}
+
+// Speaking rings: a tile whose speaker the mixer counts as talking gets `.speaking`, and its
+// level (0..1) as --level for the ring's width. Cheap enough for 5 events a second.
+export function showLevels(root, room) {
+  for (const tile of root.querySelectorAll(".participant[data-user-id]")) {
+    const level = room.levels[tile.dataset.userId];
+    const talking = !!level && level.talking;
+    tile.classList.toggle("speaking", talking);
+    tile.style.setProperty("--level", talking ? String(level.level) : "0");
+  }
+}
+
+export function showAudioStatus(root, text) {
+  const node = root.querySelector('[data-role="audio-status"]');
+  node.textContent = text;
+  node.hidden = !text;
 }
 
 export function showStatus(root, text) {
@@ -122,9 +148,11 @@ export function log(root, line) {
   while (list.children.length > 8) list.lastElementChild.remove();
 }
 
-export function floatReaction(root, emoji, name) {
-  const float = root.querySelector('[data-role="reaction-float"]');
-  const bubble = el("span", { class: "reaction-bubble", title: name }, emoji);
-  float.append(bubble);
+// The emoji rises from the sender's avatar (or the page corner if their tile is not shown).
+export function floatReaction(root, emoji, name, userId) {
+  const avatar = root.querySelector(`.participant[data-user-id="${userId}"] .avatar`);
+  const holder = avatar || root.querySelector('[data-role="reaction-float"]');
+  const bubble = el("span", { class: avatar ? "reaction-bubble on-avatar" : "reaction-bubble", title: name }, emoji);
+  holder.append(bubble);
   setTimeout(() => bubble.remove(), 2500);
 }

@@ -1,0 +1,149 @@
+"""Live audio of the space page in real Chromium: fake microphones play tones, listeners' pages
+measure what they hear with an AnalyserNode (``window.salonAudio``, static/js/space.js)."""
+
+from __future__ import annotations
+
+import io
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.spaces.factories import make_live_space, make_member
+
+RATE = 48_000
+# Generous: joining, the mixer's priming, the analyser's smoothing; Chromium's noise suppressor
+# also takes a moment to settle on a new signal.
+HEAR_TIMEOUT = 30_000
+
+
+def tone_wav(path: Path, frequency: float, *, seconds: float = 10.0) -> Path:
+    """A mono 48 kHz WAV of a sine at −10 dBFS; the fake microphone loops it."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    samples = (0.32 * np.sin(2 * np.pi * frequency * t) * 32767).astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(RATE)
+        out.writeframes(samples.tobytes())
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def open_space(context, space):
+    page = context.new_page()
+    page.goto(f"/spaces/{space.pk}/")
+    page.get_by_text("You are in the space.").wait_for()
+    page.wait_for_function("() => window.salonAudio !== undefined")
+    return page
+
+
+def wait_until_heard(page, frequency: float, *, above: float = -60.0) -> None:
+    """Poll the page's analyser until ``frequency`` stands out of what it plays."""
+    page.wait_for_function(
+        "([hz, floor]) => window.salonAudio.bandLevel(hz) > floor",
+        arg=[frequency, above],
+        timeout=HEAR_TIMEOUT,
+        polling=200,
+    )
+
+
+@pytest.fixture
+def tones(tmp_path):
+    return {hz: tone_wav(tmp_path / f"tone-{hz}.wav", hz) for hz in (440, 660)}
+
+
+@pytest.fixture
+def stage(live_server_process, launch_browser, signed_in_context, tones):
+    """A live space with its host (440 Hz microphone) unmuted, and a listener page."""
+    server = live_server_process()
+    host = make_member("hana", host=True)
+    space = make_live_space(host, title="Tone check")
+    listener = make_member("leo")
+
+    host_page = open_space(
+        signed_in_context(launch_browser(fake_audio=tones[440]), server=server, user=host), space
+    )
+    listener_page = open_space(
+        signed_in_context(launch_browser(), server=server, user=listener), space
+    )
+    # The host joins muted; unmuting starts the frames.
+    host_page.get_by_role("button", name="Unmute your microphone").click()
+    host_page.get_by_role("button", name="Mute your microphone").wait_for()
+    return {
+        "server": server,
+        "space": space,
+        "host": host,
+        "host_page": host_page,
+        "listener_page": listener_page,
+    }
+
+
+def test_listener_hears_the_hosts_tone(stage):
+    """The host's 440 Hz reaches a listener in another browser, as the dominant frequency."""
+    listener_page = stage["listener_page"]
+    wait_until_heard(listener_page, 440)
+    listener_page.wait_for_function(
+        "() => Math.abs(window.salonAudio.dominantFrequency() - 440) < 12",
+        timeout=HEAR_TIMEOUT,
+        polling=200,
+    )
+    stats = listener_page.evaluate("window.salonAudio.stats()")
+    assert stats["received"] > 0
+    assert stats["microphone"] is False  # listeners never open the microphone
+    assert stage["host_page"].evaluate("window.salonAudio.stats()")["sent"] > 0
+
+
+@pytest.fixture
+def two_on_stage(stage, launch_browser, signed_in_context, tones):
+    """Add a listener (660 Hz microphone) who raises a hand, is approved and unmutes."""
+    speaker = make_member("sam")
+    speaker_page = open_space(
+        signed_in_context(
+            launch_browser(fake_audio=tones[660]), server=stage["server"], user=speaker
+        ),
+        stage["space"],
+    )
+    assert speaker_page.evaluate("window.salonAudio.stats()")["microphone"] is False
+    speaker_page.get_by_role("button", name="Raise hand").click()
+    stage["host_page"].get_by_role("button", name="Let sam speak").click()
+    # Approved speakers come on stage muted, with the microphone already open.
+    speaker_page.get_by_role("button", name="Unmute your microphone").click()
+    speaker_page.get_by_role("button", name="Mute your microphone").wait_for()
+    speaker_page.wait_for_function("() => window.salonAudio.stats().sent > 0")
+    return {**stage, "speaker": speaker, "speaker_page": speaker_page}
+
+
+def test_approved_speaker_is_heard_with_the_host(two_on_stage):
+    """After raise hand → approve → unmute, a listener hears 660 Hz together with 440 Hz."""
+    listener_page = two_on_stage["listener_page"]
+    wait_until_heard(listener_page, 660)
+    wait_until_heard(listener_page, 440)
+    levels = listener_page.evaluate(
+        "() => [window.salonAudio.bandLevel(440), window.salonAudio.bandLevel(660)]"
+    )
+    assert min(levels) > -60, levels
+    # The speaker's own page plays a mix-minus: the host's voice, not their own.
+    wait_until_heard(two_on_stage["speaker_page"], 440)
+
+
+def test_host_mutes_the_speaker_out_of_the_mix(two_on_stage):
+    """When the host mutes the speaker, 660 Hz drops out of what the listener hears; 440 stays."""
+    listener_page = two_on_stage["listener_page"]
+    wait_until_heard(listener_page, 660)
+    wait_until_heard(listener_page, 440)
+
+    two_on_stage["host_page"].get_by_role("button", name="Mute sam").click()
+    two_on_stage["speaker_page"].get_by_role("button", name="Unmute your microphone").wait_for()
+    listener_page.wait_for_function(
+        """() => window.salonAudio.bandLevel(660) < -80
+                 && window.salonAudio.bandLevel(440) > -60""",
+        timeout=HEAR_TIMEOUT,
+        polling=200,
+    )
+    # The muted speaker's page stopped sending at once and keeps nothing in flight.
+    sent = two_on_stage["speaker_page"].evaluate("window.salonAudio.stats()")["sent"]
+    listener_page.wait_for_timeout(500)
+    assert two_on_stage["speaker_page"].evaluate("window.salonAudio.stats()")["sent"] == sent
