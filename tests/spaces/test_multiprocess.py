@@ -1,7 +1,6 @@
 """Audio across daphne processes: members of one room on different servers hear each other."""
 
 import asyncio
-import wave
 
 import numpy as np
 import pytest
@@ -11,21 +10,10 @@ from accounts.services import auth_token_issue
 from spaces.audio import SAMPLE_RATE
 from spaces.client import SpaceClient
 
-from .audio.signals import dominant_frequency
+from .audio.signals import dominant_frequency, write_tone
 from .factories import make_live_space, make_member, put_on_stage
 
 pytestmark = pytest.mark.slow
-
-
-def write_tone(path, *, seconds: float, frequency: float):
-    t = np.arange(round(SAMPLE_RATE * seconds)) / SAMPLE_RATE
-    samples = np.round(8000 * np.sin(2 * np.pi * frequency * t)).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes(samples.tobytes())
-    return path
 
 
 def spectrum_peak_near(pcm: np.ndarray, frequency: float) -> float:

@@ -51,3 +51,17 @@ def dominant_frequency(signal: np.ndarray) -> float:
 
 def rms(signal: np.ndarray) -> float:
     return float(np.sqrt(np.mean(signal.astype(np.float64) ** 2)))
+
+
+def write_tone(path, *, seconds: float, frequency: float = 440.0, amplitude: int = 8000):
+    """A 48 kHz mono 16-bit WAV of a sine: what a test's speaker streams."""
+    import wave
+
+    t = np.arange(round(SAMPLE_RATE * seconds)) / SAMPLE_RATE
+    samples = np.round(amplitude * np.sin(2 * np.pi * frequency * t)).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes(samples.tobytes())
+    return path
