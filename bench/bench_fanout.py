@@ -1,0 +1,907 @@
+"""Fan-out benchmark: one room, one speaker, hundreds to thousands of websocket listeners.
+
+Run: .venv/bin/python bench/bench_fanout.py [--quick] [--sizes 500,1000,2000] [--seconds 20]
+                                            [--processes 1,2] [--lag-seconds 60] [--profile]
+
+What it does, for each number of daphne processes and each room size:
+
+1. Seeds a throwaway PostgreSQL (tests/services.py, with Redis) through the services: a host,
+   N listener members with API tokens (``accounts.services.auth_token_issue``) and a live open
+   space (``spaces.services.space_create``).
+2. Runs ``manage.py serve`` (real mode: PostgreSQL, Redis bus, ``DJANGO_DEBUG=0``) once per
+   process; the host speaks on the first process, the listeners are split evenly over all.
+3. The speaker (in this process) unmutes and streams room tone with a loud 40 ms burst every
+   400 ms. Every 400 ms, not every second: the talk detector's 300 ms hangover plus the 10
+   silent-tail ticks is 500 ms, so the room never goes quiet (room DTX would send nothing) and
+   every listener should get 50 frames a second. The burst's Opus packets are 70-90 bytes,
+   the room tone's 35-55, which is what ``bench/listeners.py`` detects as a marker.
+4. ``bench/listeners.py`` (its own processes) holds the listeners; its JSON summary and raw
+   marker times give delivered frames, per-tick losses and marker receive times. Latency =
+   marker receive time - the send time of the latest burst before it (both ``time.time()`` on
+   this host): it includes the speaker's jitter buffer (>= 1 frame), the wait for the next
+   mixer tick, the encode, the Redis round trip and the write. Above 400 ms it would alias.
+5. Server CPU is utime + stime of the daphne processes from /proc/<pid>/stat over the
+   listeners' steady window. Listeners per CPU-core-second = delivered listener-frames per
+   second / 50 / cores used.
+6. Baseline in the same run: a bare ``websockets`` (asyncio) server per process (this file with
+   ``--role bare-server``) that broadcasts 20 ms frames of the same sizes, with the same
+   burst pattern, with ``websockets.broadcast()``, to the same listeners.py, measured the same
+   way (its latency is receive time - the broadcast call of the burst's first frame).
+7. Lag growth: the largest size runs ``--lag-seconds`` (60) and prints marker latency per 10 s.
+
+Targets (the issue's bench items 3 and 4): p95 server-added latency <= 60 ms at 500 listeners;
+listeners per CPU-core-second >= 0.7 x the bare broadcast; latency flat over 60 s.
+
+Everything listens on 127.0.0.1. Every process this bench starts is stopped when it ends, fails
+or is interrupted. ``--profile`` runs each daphne under cProfile (it slows it down: its figures
+are not comparable) and prints where the event loop thread spends its time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import contextlib
+import json
+import math
+import os
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# Imported after the path fix, so the benchmark runs without installing the project.
+from spaces.audio import FRAME_SAMPLES, FRAME_SECONDS, FrameKind, OpusEncoder, pack  # noqa: E402
+from spaces.audio.wire import HEADER  # noqa: E402
+
+FRAMES_PER_SECOND = round(1 / FRAME_SECONDS)
+# One loud burst of BURST_FRAMES frames every BURST_PERIOD frames (see the module docstring).
+BURST_PERIOD = 20
+BURST_FRAMES = 2
+# The bare server's payloads: what the mixer's encoder makes of room tone and of the burst.
+BARE_QUIET_BYTES = 40
+BARE_BURST_BYTES = 80
+LATENCY_WINDOW = 10.0
+SNAPSHOT_LIMIT = 8 * 1024 * 1024
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PYTHON = sys.executable
+
+
+# --- processes --------------------------------------------------------------------------------
+
+_children: list[subprocess.Popen] = []
+
+
+def spawn(args: list[str], *, log: Path, env: dict | None = None, stdout=None) -> subprocess.Popen:
+    """A child process that :func:`stop_children` ends however the bench ends."""
+    with open(log, "ab") as log_file:
+        process = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=stdout if stdout is not None else log_file,
+            stderr=log_file,
+        )
+    _children.append(process)
+    return process
+
+
+def stop_process(process: subprocess.Popen, *, sig: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def stop_children() -> None:
+    while _children:
+        stop_process(_children.pop())
+
+
+def free_port() -> int:
+    from tests.services import free_port as port
+
+    return port()
+
+
+def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited at start:\n{log.read_text(errors='replace')}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} not up within {timeout} s:\n{log.read_text(errors='replace')}")
+
+
+@dataclass
+class Server:
+    kind: str  # "salon" or "bare"
+    url: str
+    process: subprocess.Popen
+    log: Path
+    profile: Path | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+def start_salon(workdir: Path, *, profile: bool) -> Server:
+    port = free_port()
+    log = workdir / f"daphne-{port}.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_DEBUG": "0",
+        "PYTHONUNBUFFERED": "1",
+        "SALON_TASKS_SYNCHRONOUS": "0",
+        "SALON_SPACE_CAPACITY": "100000",
+        "SALON_LOG_LEVEL": "WARNING",
+        # The join snapshot lists every participant (~250 bytes each) and autobahn applies the
+        # message limit to what the server sends too: at the default 16 KiB a room of ~65
+        # members refuses every later join with 1011. Raised here so the bench can fill a room.
+        "SALON_WEBSOCKET_MAX_MESSAGE_SIZE": str(SNAPSHOT_LIMIT),
+        "SALON_WEBSOCKET_MAX_FRAME_SIZE": str(SNAPSHOT_LIMIT),
+    }
+    args = [PYTHON]
+    profile_path = None
+    if profile:
+        profile_path = workdir / f"daphne-{port}.prof"
+        args += ["-m", "cProfile", "-o", str(profile_path)]
+    args += ["manage.py", "serve", "--port", str(port)]
+    process = spawn(args, log=log, env=env)
+    url = f"http://127.0.0.1:{port}"
+    wait_for_http(f"{url}/healthz", process, log)
+    return Server("salon", url, process, log, profile_path)
+
+
+def start_bare(workdir: Path, *, seconds: float) -> tuple[Server, Path]:
+    port = free_port()
+    log = workdir / f"bare-{port}.log"
+    marks = workdir / f"bare-{port}.marks"
+    args = [PYTHON, __file__, "--role", "bare-server", "--port", str(port)]
+    args += ["--seconds", str(seconds), "--marks", str(marks)]
+    process = spawn(args, log=log)
+    url = f"http://127.0.0.1:{port}"
+    wait_for_http(f"{url}/healthz", process, log)
+    return Server("bare", url, process, log), marks
+
+
+def stop_salon(server: Server) -> None:
+    # SIGINT lets daphne stop its reactor and cProfile write its file; SIGTERM otherwise.
+    stop_process(server.process, sig=signal.SIGINT if server.profile else signal.SIGTERM)
+    with contextlib.suppress(ValueError):
+        _children.remove(server.process)
+
+
+# --- the bare websockets broadcast server (--role bare-server) ---------------------------------
+
+
+async def bare_server(port: int, seconds: float, marks_path: Path) -> None:
+    """Broadcast 20 ms frames to every socket; the burst pattern and sizes of the Salon run."""
+    from websockets.asyncio.server import broadcast, serve
+
+    clients: set = set()
+
+    async def handler(socket) -> None:
+        await socket.send("{}")  # listeners.py waits for a first message (Salon's snapshot)
+        clients.add(socket)
+        try:
+            await socket.wait_closed()
+        finally:
+            clients.discard(socket)
+
+    def health(connection, request):
+        if request.path == "/healthz":
+            return connection.respond(200, "ok\n")
+        return None
+
+    quiet, burst = bytes(BARE_QUIET_BYTES), bytes([0xFC]) * BARE_BURST_BYTES
+    async with serve(
+        handler,
+        "127.0.0.1",
+        port,
+        compression=None,
+        max_size=1 << 16,
+        ping_interval=20,  # daphne's, as `manage.py serve` sets it
+        ping_timeout=30,
+        process_request=health,
+    ):
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        end = start + seconds
+        tick = 0
+        with open(marks_path, "w") as marks:
+            while loop.time() < end:
+                due = start + tick * FRAME_SECONDS
+                delay = due - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                elif delay < -10 * FRAME_SECONDS:
+                    # Like the mixer's clock: a stalled loop skips ticks rather than bursting.
+                    tick = math.floor((loop.time() - start) / FRAME_SECONDS)
+                phase = tick % BURST_PERIOD
+                message = HEADER.pack(
+                    int(FrameKind.ROOM_MIX), 0, tick, (tick * FRAME_SAMPLES) % (1 << 32)
+                ) + (burst if phase < BURST_FRAMES else quiet)
+                if phase == 0:
+                    marks.write(f"{time.time()!r}\n")
+                    marks.flush()
+                broadcast(clients, message)
+                tick += 1
+
+
+# --- the speaker ------------------------------------------------------------------------------
+
+
+def speaker_pcm(index: int, rng: np.random.Generator) -> np.ndarray:
+    """Room tone (about -64 dBFS, below the talk threshold) or a loud noise burst."""
+    if index % BURST_PERIOD < BURST_FRAMES:
+        return np.clip(rng.normal(0, 8000, FRAME_SAMPLES), -32768, 32767).astype(np.int16)
+    return rng.normal(0, 20, FRAME_SAMPLES).astype(np.int16)
+
+
+@dataclass
+class SpeakerReport:
+    bursts: list[float] = field(default_factory=list)  # time.time() of each burst's first frame
+    frames: int = 0
+    stalls: int = 0
+    max_lateness: float = 0.0
+    error: str | None = None
+
+
+async def speak(
+    url: str,
+    space_id: int,
+    token: str,
+    user_id: int,
+    stop: asyncio.Event,
+    ready: asyncio.Event,
+    report: SpeakerReport,
+) -> None:
+    """Unmute the host and stream the burst pattern on 20 ms deadlines until ``stop``."""
+    from websockets.asyncio.client import connect
+
+    from spaces.client import Pacer, space_socket_url
+
+    async with connect(
+        space_socket_url(url, space_id),
+        additional_headers={"Authorization": f"Token {token}"},
+        compression=None,
+        max_size=1 << 20,
+    ) as socket:
+        await socket.recv()  # the snapshot
+        await socket.send(json.dumps({"type": "mute.set", "muted": False}))
+        async with asyncio.timeout(10):
+            while True:
+                message = await socket.recv()
+                if isinstance(message, str):
+                    event = json.loads(message)
+                    if event.get("type") == "mute.changed" and event.get("user_id") == user_id:
+                        break
+
+        async def drain() -> None:  # the mix-minus and events must not fill the socket
+            async for _message in socket:
+                pass
+
+        drainer = asyncio.create_task(drain())
+        encoder, rng, pacer = OpusEncoder(), np.random.default_rng(7), Pacer()
+        ready.set()
+        index = 0
+        try:
+            while not stop.is_set():
+                pcm = speaker_pcm(index, rng)
+                payload = encoder.encode(pcm)
+                message = pack(
+                    FrameKind.SPEAKER_AUDIO,
+                    index % (1 << 32),
+                    (index * FRAME_SAMPLES) % (1 << 32),
+                    payload,
+                    voice_activity=index % BURST_PERIOD < BURST_FRAMES,
+                )
+                await pacer.wait()
+                if index % BURST_PERIOD == 0:
+                    report.bursts.append(time.time())
+                await socket.send(message)
+                index += 1
+        finally:
+            report.frames, report.stalls = index, pacer.stalls
+            report.max_lateness = pacer.max_lateness
+            drainer.cancel()
+
+
+# --- measuring --------------------------------------------------------------------------------
+
+
+def process_cpu_ticks(pid: int) -> int | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies over all CPUs."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+def find_pid(name: str, port: int) -> int | None:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if name in command and str(port) in command:
+            return int(entry.name)
+    return None
+
+
+@dataclass
+class CpuSampler:
+    pids: dict[str, int]  # label → pid
+    samples: list[tuple[float, dict[str, int], tuple[int, int]]] = field(default_factory=list)
+
+    def sample(self) -> None:
+        ticks = {label: process_cpu_ticks(pid) or 0 for label, pid in self.pids.items()}
+        self.samples.append((time.time(), ticks, machine_ticks()))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.sample()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+        self.sample()
+
+    def _at(self, at: float, value) -> float:
+        times = [t for t, _, _ in self.samples]
+        index = min(max(bisect.bisect_left(times, at), 1), len(times) - 1)
+        (t0, *a), (t1, *b) = self.samples[index - 1], self.samples[index]
+        v0, v1 = value(*a), value(*b)
+        return v0 + (v1 - v0) * min(max((at - t0) / max(t1 - t0, 1e-9), 0.0), 1.0)
+
+    def cpu_seconds(self, labels, start: float, end: float) -> float:
+        def value(ticks, _machine):
+            return sum(ticks[label] for label in labels)
+
+        return (self._at(end, value) - self._at(start, value)) / CLOCK_TICKS
+
+    def machine_busy_cores(self, start: float, end: float) -> float:
+        busy = self._at(end, lambda _t, m: m[0]) - self._at(start, lambda _t, m: m[0])
+        total = self._at(end, lambda _t, m: m[1]) - self._at(start, lambda _t, m: m[1])
+        return (os.cpu_count() or 1) * busy / total if total else 0.0
+
+
+async def run_listeners(
+    servers: list[Server],
+    space_id: int,
+    token_files: list[Path],
+    seconds: float,
+    ramp: float,
+    workdir: Path,
+    tag: str,
+) -> list[dict]:
+    """One listeners.py per server, ramping together; their JSON summaries and marker files."""
+    start_at = time.time() + 2.0
+    cpus = os.cpu_count() or 1
+    runs = []
+    for index, (server, tokens) in enumerate(zip(servers, token_files, strict=True)):
+        count = len(tokens.read_text().split())
+        workers = max(1, min(math.ceil(count / 500), cpus // len(servers) or 1))
+        raw = workdir / f"{tag}-{index}.markers"
+        args = [
+            PYTHON,
+            str(ROOT / "bench" / "listeners.py"),
+            "--url",
+            server.url,
+            "--space",
+            str(space_id),
+            "--tokens",
+            str(tokens),
+            "--processes",
+            str(workers),
+            "--ramp",
+            f"{ramp / len(servers):g}",
+            "--seconds",
+            f"{seconds:g}",
+            "--start-at",
+            repr(start_at),
+            "--raw-markers",
+            str(raw),
+        ]
+        log = workdir / f"{tag}-{index}.listeners.log"
+        out = workdir / f"{tag}-{index}.json"
+        with open(out, "wb") as stdout:
+            process = spawn(args, log=log, stdout=stdout)
+        runs.append((process, out, raw, log))
+    results = []
+    for process, out, raw, log in runs:
+        while process.poll() is None:
+            await asyncio.sleep(0.2)
+        _children.remove(process)
+        if process.returncode != 0:
+            raise RuntimeError(f"listeners.py failed:\n{log.read_text(errors='replace')[-3000:]}")
+        results.append({"summary": json.loads(out.read_text()), "raw": raw})
+    return results
+
+
+@dataclass
+class Result:
+    kind: str
+    size: int
+    processes: int
+    opened: int = 0
+    failed: int = 0
+    window: float = 0.0
+    delivered_per_second: float = 0.0
+    lost: int = 0
+    lost_share: float = 0.0
+    undelivered: int = 0
+    server_cores: float = 0.0
+    redis_cores: float = 0.0
+    machine_cores: float = 0.0
+    listeners_per_core: float = 0.0
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    markers: int = 0
+    mean_bytes: float = 0.0
+    lag: list[tuple[float, float, float, int]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.floor(q * len(ordered)))]
+
+
+def analyse(
+    result: Result,
+    runs: list[tuple[dict, list[float]]],
+    sampler: CpuSampler,
+    server_labels: list[str],
+) -> None:
+    """Fill ``result`` from listeners.py runs, each with the burst send times of its server."""
+    summaries = [run["summary"] for run, _ in runs]
+    start = max(s["window"]["start"] for s in summaries)
+    end = min(s["window"]["end"] for s in summaries)
+    window = max(end - start, 1e-9)
+    result.window = window
+    result.opened = sum(s["connections"]["opened"] for s in summaries)
+    result.failed = sum(s["connections"]["failed"] for s in summaries)
+    for s in summaries:
+        for error, count in {**s["connections"]["errors"], **s["connections"]["closes"]}.items():
+            result.notes.append(f"{count} x {error}")
+    # Delivered per second over the common window, from the per-second counts (whole seconds).
+    frames = 0
+    for s in summaries:
+        frames += sum(p["frames"] for p in s["per_second"] if start <= p["t"] and p["t"] + 1 <= end)
+    whole_seconds = max(1, math.floor(end) - math.ceil(start))
+    result.delivered_per_second = frames / whole_seconds
+    expected = FRAMES_PER_SECOND * result.opened * whole_seconds
+    result.lost = max(0, expected - frames)
+    result.lost_share = result.lost / expected if expected else 0.0
+    result.undelivered = sum(s["ticks"]["undelivered"] for s in summaries)
+    received = sum(s["frames"]["received"] for s in summaries)
+    result.mean_bytes = sum(s["frames"]["bytes"] for s in summaries) / max(received, 1)
+
+    server_cpu = sampler.cpu_seconds(server_labels, start, end)
+    result.server_cores = server_cpu / window
+    if "redis" in sampler.pids:
+        result.redis_cores = sampler.cpu_seconds(["redis"], start, end) / window
+    result.machine_cores = sampler.machine_busy_cores(start, end)
+    listeners_served = result.delivered_per_second / FRAMES_PER_SECOND
+    result.listeners_per_core = listeners_served / result.server_cores if server_cpu else 0.0
+
+    # Latency: every marker receive time against the latest burst its server sent before the
+    # marker's first receive time (bare servers each keep their own clock).
+    pooled: list[float] = []
+    by_window: dict[int, list[float]] = {}
+    for run, bursts in runs:
+        with open(run["raw"]) as raw:
+            for line in raw:
+                times = json.loads(line)["times"]
+                index = bisect.bisect_right(bursts, min(times)) - 1
+                if index < 0 or not start <= bursts[index] <= end:
+                    continue
+                sent = bursts[index]
+                result.markers += 1
+                latencies = [t - sent for t in times]
+                pooled.extend(latencies)
+                by_window.setdefault(int((sent - start) // LATENCY_WINDOW), []).extend(latencies)
+    result.p50, result.p95, result.p99 = (percentile(pooled, q) for q in (0.5, 0.95, 0.99))
+    result.lag = [
+        (slot * LATENCY_WINDOW, percentile(v, 0.5), percentile(v, 0.95), len(v))
+        for slot, v in sorted(by_window.items())
+    ]
+
+
+# --- one measurement --------------------------------------------------------------------------
+
+
+async def measure(
+    kind: str,
+    servers: list[Server],
+    *,
+    space_id: int,
+    token_files: list[Path],
+    host_token: str | None,
+    host_id: int | None,
+    seconds: float,
+    ramp: float,
+    workdir: Path,
+    redis_pid: int | None,
+    bare_marks: list[Path] | None,
+    size: int,
+) -> Result:
+    result = Result(kind, size, len(servers))
+    pids = {f"server{i}": server.pid for i, server in enumerate(servers)}
+    if redis_pid is not None and kind == "salon":
+        pids["redis"] = redis_pid
+    sampler = CpuSampler(pids)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    report = SpeakerReport()
+    sampling = asyncio.create_task(sampler.run(stop))
+    speaker = None
+    try:
+        if kind == "salon":
+            speaker = asyncio.create_task(
+                speak(servers[0].url, space_id, host_token, host_id, stop, ready, report)
+            )
+            ready_wait = asyncio.create_task(ready.wait())
+            await asyncio.wait([speaker, ready_wait], return_when=asyncio.FIRST_COMPLETED)
+            if not ready.is_set():
+                ready_wait.cancel()
+                await speaker  # raises the speaker's failure
+        tag = f"{kind}-{size}-p{len(servers)}"
+        runs = await run_listeners(servers, space_id, token_files, seconds, ramp, workdir, tag)
+    finally:
+        stop.set()
+        await sampling
+        if speaker is not None:
+            try:
+                await asyncio.wait_for(speaker, 5)
+            except Exception as error:  # the numbers may still be worth printing
+                report.error = f"{type(error).__name__}: {error}"
+    labels = [label for label in pids if label != "redis"]
+    if kind == "bare":
+        marks = [sorted(float(x) for x in path.read_text().split()) for path in bare_marks or []]
+        analyse(result, list(zip(runs, marks, strict=True)), sampler, labels)
+    else:
+        analyse(result, [(run, report.bursts) for run in runs], sampler, labels)
+        if report.stalls:
+            result.notes.append(f"speaker fell behind {report.stalls} times")
+        if report.error:
+            result.notes.append(f"speaker: {report.error}")
+    return result
+
+
+# --- Django: seeding through the services -----------------------------------------------------
+
+
+def setup_django(workdir: Path) -> None:
+    import psycopg
+
+    from tests import services
+
+    os.environ["SALON_SPACES_HOSTING_OPEN"] = "1"
+    services.start()
+    maintenance = os.environ["DATABASE_URL"].replace("postgres://", "postgresql://", 1)
+    with psycopg.connect(maintenance.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        conn.execute("CREATE DATABASE salon")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    os.environ["DJANGO_DEBUG"] = "0"
+    os.environ["SALON_DATA_DIR"] = str(workdir / "data")
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+@dataclass
+class Members:
+    host_id: int
+    host_token: str
+    tokens: list[str]
+
+
+def seed_members(count: int) -> Members:
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import make_password
+
+    from accounts.services import auth_token_issue
+
+    user_model = get_user_model()
+    host = user_model(username="bench-host")
+    host.set_unusable_password()
+    host.save()
+    # Hashing thousands of passwords would take minutes; listeners log in by token anyway.
+    listeners = user_model.objects.bulk_create(
+        [
+            user_model(username=f"bench-{index:05d}", password=make_password(None))
+            for index in range(count)
+        ]
+    )
+    tokens = [auth_token_issue(user=user).key for user in listeners]
+    return Members(host.pk, auth_token_issue(user=host).key, tokens)
+
+
+def space_open(host_id: int, title: str) -> int:
+    from django.contrib.auth import get_user_model
+
+    from spaces.services import space_create
+
+    host = get_user_model().objects.get(pk=host_id)
+    return space_create(host=host, title=title).pk
+
+
+def space_close(space_id: int, host_id: int) -> None:
+    from django.contrib.auth import get_user_model
+
+    from spaces.models import Space
+    from spaces.services import space_end
+
+    space = Space.objects.get(pk=space_id)
+    if space.state == Space.State.LIVE:
+        space_end(space=space, by=get_user_model().objects.get(pk=host_id))
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def split(tokens: list[str], parts: int, workdir: Path, tag: str) -> list[Path]:
+    paths = []
+    for index in range(parts):
+        path = workdir / f"{tag}-{index}.tokens"
+        path.write_text("\n".join(tokens[index::parts]) + "\n")
+        paths.append(path)
+    return paths
+
+
+def run_all(args, workdir: Path, results: list[Result]) -> None:
+    setup_django(workdir)
+    members = seed_members(max(args.sizes))
+    redis_port = int(os.environ["REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+    redis_pid = find_pid("redis-server", redis_port)
+    largest = max(args.sizes)
+    for processes in args.processes:
+        for size in args.sizes:
+            seconds = args.lag_seconds if size == largest else args.seconds
+            tokens = split(members.tokens[:size], processes, workdir, f"n{size}-p{processes}")
+            # Salon: fresh daphne processes per measurement, so no run inherits another's state.
+            servers = [start_salon(workdir, profile=args.profile) for _ in range(processes)]
+            space_id = space_open(members.host_id, f"fan-out bench {size} x{processes}")
+            try:
+                print(
+                    f"  salon: {size} listeners on {processes} process(es), {seconds:g} s ...",
+                    flush=True,
+                )
+                results.append(
+                    asyncio.run(
+                        measure(
+                            "salon",
+                            servers,
+                            space_id=space_id,
+                            token_files=tokens,
+                            host_token=members.host_token,
+                            host_id=members.host_id,
+                            seconds=seconds,
+                            ramp=args.ramp,
+                            workdir=workdir,
+                            redis_pid=redis_pid,
+                            bare_marks=None,
+                            size=size,
+                        )
+                    )
+                )
+            finally:
+                space_close(space_id, members.host_id)
+                for server in servers:
+                    stop_salon(server)
+            if args.profile:
+                for server in servers:
+                    print_profile(server)
+            # Bare baseline on the same listeners, same split, as long as the listeners stay.
+            bare_seconds = args.seconds + size / args.ramp + 10
+            started = [start_bare(workdir, seconds=bare_seconds) for _ in range(processes)]
+            try:
+                print(
+                    f"  bare : {size} listeners on {processes} process(es), {args.seconds:g} s ...",
+                    flush=True,
+                )
+                results.append(
+                    asyncio.run(
+                        measure(
+                            "bare",
+                            [s for s, _ in started],
+                            space_id=space_id,
+                            token_files=tokens,
+                            host_token=None,
+                            host_id=None,
+                            seconds=args.seconds,
+                            ramp=args.ramp,
+                            workdir=workdir,
+                            redis_pid=None,
+                            bare_marks=[m for _, m in started],
+                            size=size,
+                        )
+                    )
+                )
+            finally:
+                for server, _ in started:
+                    stop_process(server.process)
+                    with contextlib.suppress(ValueError):
+                        _children.remove(server.process)
+
+
+def print_profile(server: Server) -> None:
+    import pstats
+
+    if server.profile is None or not server.profile.exists():
+        print(f"  (no profile written for {server.url})")
+        return
+    print(f"\n  cProfile of {server.url} (event loop thread), top 25 by own time:")
+    stats = pstats.Stats(str(server.profile), stream=sys.stdout)
+    stats.sort_stats("tottime").print_stats(25)
+
+
+def ms(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1000:.1f}"
+
+
+def report(args, results: list[Result], started: float) -> None:
+    print()
+    print("Fan-out: one room, one speaker; listeners on 127.0.0.1 (bench/listeners.py)")
+    print(
+        f"{'server':6} {'procs':>5} {'listeners':>9} {'opened':>6} {'window s':>8} "
+        f"{'frames/s':>9} {'lost':>8} {'lost %':>7} {'srv cores':>9} {'redis':>6} "
+        f"{'machine':>7} {'lst/core-s':>10} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
+        f"{'markers':>7} {'bytes':>5}"
+    )
+    for r in results:
+        print(
+            f"{r.kind:6} {r.processes:>5} {r.size:>9} {r.opened:>6} {r.window:>8.1f} "
+            f"{r.delivered_per_second:>9.0f} {r.lost:>8} {r.lost_share * 100:>6.2f}% "
+            f"{r.server_cores:>9.2f} {r.redis_cores:>6.2f} {r.machine_cores:>7.2f} "
+            f"{r.listeners_per_core:>10.0f} {ms(r.p50):>7} {ms(r.p95):>7} {ms(r.p99):>7} "
+            f"{r.markers:>7} {r.mean_bytes:>5.0f}"
+        )
+    print(
+        "  frames/s: listener-frames delivered per second in the steady window (target 50 x "
+        "opened); lost: 50/s x opened x whole seconds - delivered; srv cores: CPU of the "
+        "daphne (or bare) processes / window; machine: all CPUs busy (listeners included); "
+        "lst/core-s = frames/s / 50 / srv cores; latency: burst sent (speaker) -> received."
+    )
+    print()
+    print("Salon / bare, same listeners, same run (targets: capacity >= 0.7, p95 <= 60 ms at 500)")
+    by_key = {(r.kind, r.size, r.processes): r for r in results}
+    for r in results:
+        if r.kind != "salon":
+            continue
+        bare = by_key.get(("bare", r.size, r.processes))
+        if bare is None:
+            continue
+        capacity = r.listeners_per_core / bare.listeners_per_core if bare.listeners_per_core else 0
+        latency = (r.p95 / bare.p95) if r.p95 and bare.p95 else None
+        print(
+            f"  {r.size:>5} listeners, {r.processes} proc: listeners per core-second "
+            f"{r.listeners_per_core:.0f} vs {bare.listeners_per_core:.0f} = {capacity:.2f}x; "
+            f"p95 {ms(r.p95)} vs {ms(bare.p95)} ms"
+            + (f" = {latency:.1f}x" if latency else "")
+            + (f"; undelivered ticks {r.undelivered} vs {bare.undelivered}")
+        )
+    print()
+    print("Lag growth: marker latency per 10 s window (must be flat)")
+    for r in results:
+        if r.kind != "salon" or r.size != max(args.sizes):
+            continue
+        print(f"  salon, {r.size} listeners, {r.processes} proc:")
+        for offset, p50, p95, count in r.lag:
+            print(
+                f"    {offset:>5.0f}-{offset + LATENCY_WINDOW:<3.0f}s  p50 {ms(p50):>6} ms  "
+                f"p95 {ms(p95):>6} ms  ({count} receptions)"
+            )
+        p95s = [p95 for _, _, p95, count in r.lag if p95 is not None and count]
+        if len(p95s) >= 2:
+            print(
+                f"    p95 first -> last window: {ms(p95s[0])} -> {ms(p95s[-1])} ms; spread "
+                f"{ms(max(p95s) - min(p95s))} ms, median {ms(statistics.median(p95s))} ms"
+            )
+    notes = [(r, note) for r in results for note in r.notes]
+    if notes:
+        print()
+        print("Notes")
+        for r, note in notes:
+            print(f"  {r.kind} {r.size} x{r.processes}: {note}")
+    print()
+    print(f"took {time.time() - started:.0f} s")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    parser.add_argument("--sizes", default="500,1000,2000", help="listener counts")
+    parser.add_argument("--seconds", type=float, default=20.0, help="hold after the ramp")
+    parser.add_argument("--lag-seconds", type=float, default=60.0, help="for the largest size")
+    parser.add_argument("--processes", default="1,2", help="daphne process counts")
+    parser.add_argument("--ramp", type=float, default=200.0, help="listeners opened per second")
+    parser.add_argument("--profile", action="store_true", help="cProfile each daphne")
+    parser.add_argument("--role", default="driver", choices=("driver", "bare-server"))
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--marks")
+    args = parser.parse_args(argv)
+    args.sizes = [int(s) for s in str(args.sizes).split(",")]
+    args.processes = [int(p) for p in str(args.processes).split(",")]
+    if args.quick:
+        args.sizes, args.seconds, args.lag_seconds, args.processes = [100], 5.0, 12.0, [1]
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.role == "bare-server":
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver stops it with SIGTERM
+        asyncio.run(bare_server(args.port, args.seconds, Path(args.marks)))
+        return
+    started = time.time()
+    print("Fan-out benchmark (bench/bench_fanout.py)")
+    print(f"command: {shlex.join([Path(PYTHON).name, *sys.argv])}")
+    print(
+        f"machine: {os.cpu_count()} CPUs (nproc), Python {sys.version.split()[0]}, "
+        f"{os.uname().sysname} {os.uname().release}"
+    )
+    print(
+        f"sizes {args.sizes}, processes {args.processes}, {args.seconds:g} s steady "
+        f"({args.lag_seconds:g} s for {max(args.sizes)}), ramp {args.ramp:g}/s; burst every "
+        f"{BURST_PERIOD * FRAME_SECONDS * 1000:.0f} ms"
+    )
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    from tests import services
+
+    workdir = Path(tempfile.mkdtemp(prefix="salon-fanout-"))
+    results: list[Result] = []
+    try:
+        run_all(args, workdir, results)
+    except KeyboardInterrupt:
+        print("interrupted: stopping everything", file=sys.stderr)
+    finally:
+        stop_children()
+        services.stop()
+    if results:
+        report(args, results, started)
+    print(f"logs: {workdir}")
+
+
+if __name__ == "__main__":
+    main()
