@@ -156,7 +156,7 @@ def start_salon(workdir: Path, *, profile: bool) -> Server:
         "PYTHONUNBUFFERED": "1",
         "SALON_TASKS_SYNCHRONOUS": "0",
         "SALON_SPACE_CAPACITY": "100000",
-        "SALON_LOG_LEVEL": "WARNING",
+        "SALON_LOG_LEVEL": os.environ.get("SALON_LOG_LEVEL", "WARNING"),
         # The join snapshot lists every participant (~250 bytes each) and autobahn applies the
         # message limit to what the server sends too: at the default 16 KiB a room of ~65
         # members refuses every later join with 1011. Raised here so the bench can fill a room.
@@ -491,13 +491,21 @@ def analyse(
     summaries = [run["summary"] for run, _ in runs]
     start = max(s["window"]["start"] for s in summaries)
     end = min(s["window"]["end"] for s in summaries)
-    window = max(end - start, 1e-9)
+    if end - start < 1.0:
+        # Joins so slow that the last socket opened after the hold ended: nothing steady.
+        result.notes.append("no steady window (sockets still opening at the end)")
+        for s in summaries:
+            result.opened += s["connections"]["opened"]
+            result.notes.append(f"connect seconds {s['connections']['connect_seconds']}")
+        return
+    window = end - start
     result.window = window
     result.opened = sum(s["connections"]["opened"] for s in summaries)
     result.failed = sum(s["connections"]["failed"] for s in summaries)
     for s in summaries:
         for error, count in {**s["connections"]["errors"], **s["connections"]["closes"]}.items():
             result.notes.append(f"{count} x {error}")
+        result.notes.append(f"connect seconds {s['connections']['connect_seconds']}")
     # Delivered per second over the common window, from the per-second counts (whole seconds).
     frames = 0
     for s in summaries:
@@ -851,7 +859,7 @@ def parse_args(argv=None):
     parser.add_argument("--seconds", type=float, default=20.0, help="hold after the ramp")
     parser.add_argument("--lag-seconds", type=float, default=60.0, help="for the largest size")
     parser.add_argument("--processes", default="1,2", help="daphne process counts")
-    parser.add_argument("--ramp", type=float, default=200.0, help="listeners opened per second")
+    parser.add_argument("--ramp", type=float, default=50.0, help="listeners opened per second")
     parser.add_argument("--profile", action="store_true", help="cProfile each daphne")
     parser.add_argument("--role", default="driver", choices=("driver", "bare-server"))
     parser.add_argument("--port", type=int)
