@@ -6,6 +6,7 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.db import connection
 
 from accounts.services import follow_create
 from tests.e2e.test_space_audio import open_space, tone_wav
@@ -26,9 +27,16 @@ def test_screenshots_of_hallway_space_and_feed(
     server = live_server_process()
     host = make_member("hana", host=True)
     listener = make_member("leo")
+
     # follow_create notifies through async_to_sync, which refuses to run beside Playwright's loop.
+    def follow():
+        try:
+            follow_create(follower=listener, followee=host)
+        finally:
+            connection.close()  # the thread's own connection would outlive the test database
+
     with ThreadPoolExecutor(1) as pool:
-        pool.submit(follow_create, follower=listener, followee=host).result()
+        pool.submit(follow).result()
     space = make_live_space(host, title="Evening jazz talk")
     for index, text in enumerate(["Notes from tonight's set", "A quick hello", ""]):
         tweet = ready_tweet(host, text=text, seconds=4 + index * 7)

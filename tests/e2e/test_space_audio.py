@@ -110,6 +110,8 @@ def two_on_stage(stage, launch_browser, signed_in_context, tones):
     speaker_page.get_by_role("button", name="Raise hand").click()
     stage["host_page"].get_by_role("button", name="Let sam speak").click()
     # Approved speakers come on stage muted, with the microphone already open.
+    speaker_page.wait_for_function("() => window.salonAudio.stats().microphone")
+    assert speaker_page.evaluate("window.salonAudio.stats()")["sent"] == 0
     speaker_page.get_by_role("button", name="Unmute your microphone").click()
     speaker_page.get_by_role("button", name="Mute your microphone").wait_for()
     speaker_page.wait_for_function("() => window.salonAudio.stats().sent > 0")
@@ -147,3 +149,18 @@ def test_host_mutes_the_speaker_out_of_the_mix(two_on_stage):
     sent = two_on_stage["speaker_page"].evaluate("window.salonAudio.stats()")["sent"]
     listener_page.wait_for_timeout(500)
     assert two_on_stage["speaker_page"].evaluate("window.salonAudio.stats()")["sent"] == sent
+
+
+def test_moved_to_listeners_releases_the_microphone(two_on_stage):
+    """A speaker moved back to the listeners stops sending and lets go of the microphone."""
+    listener_page = two_on_stage["listener_page"]
+    wait_until_heard(listener_page, 660)
+    two_on_stage["host_page"].get_by_role("button", name="Move sam to the listeners").click()
+    speaker_page = two_on_stage["speaker_page"]
+    speaker_page.get_by_role("button", name="Raise hand").wait_for()
+    speaker_page.wait_for_function(
+        "() => !window.salonAudio.stats().microphone && !window.salonAudio.stats().sending"
+    )
+    listener_page.wait_for_function(
+        "() => window.salonAudio.bandLevel(660) < -80", timeout=HEAR_TIMEOUT, polling=200
+    )
