@@ -138,6 +138,9 @@ async function startAudio() {
     showAudioStatus(root, `Live audio could not start (${error.message}).`);
     return;
   }
+  // Test and diagnostics hook, read by tests/e2e/test_space_audio.py: what this page plays,
+  // measured by an AnalyserNode (dominantFrequency() in Hz or null when silent; bandLevel(hz) in
+  // dBFS within ±10 Hz), counters (frames received, lost, sent) and the worklet buffer's state.
   window.salonAudio = {
     dominantFrequency: () => audio.dominantFrequency(),
     bandLevel: (hz) => audio.bandLevel(hz),
