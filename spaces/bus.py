@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
@@ -79,8 +80,18 @@ return 0
 """
 
 
+# Messages waiting to be published; past this (Redis unreachable or slow) the oldest go.
+OUTBOX_LIMIT = 5000
+PUBLISH_BATCH = 200
+
+
 class RedisBus:
-    """Pub/sub and leases on Redis, surviving a Redis restart by reconnecting and resubscribing."""
+    """Pub/sub and leases on Redis, surviving a Redis restart by reconnecting and resubscribing.
+
+    Publishing keeps order: one task drains an outbox through one pipelined connection. (A
+    task per message would take connections from the pool in parallel, and Redis would see
+    the frames of one room out of order.)
+    """
 
     def __init__(self, url: str, *, prefix: str = "salon:media:") -> None:
         import redis.asyncio as redis
@@ -90,30 +101,58 @@ class RedisBus:
         self._handlers: dict[str, Handler] = {}
         self._pubsub = None
         self._reader: asyncio.Task | None = None
+        self._publisher: asyncio.Task | None = None
+        self._outbox: deque[tuple[str, bytes]] = deque()
+        self._outbox_ready = asyncio.Event()
         self._changed = asyncio.Event()
         self._hold = self._redis.register_script(_HOLD_LEASE)
         self._release = self._redis.register_script(_RELEASE_LEASE)
         self.reconnects = 0
         self.publish_errors = 0
+        self.publish_dropped = 0
 
     async def start(self) -> None:
-        self._reader = asyncio.get_running_loop().create_task(self._read_forever())
+        loop = asyncio.get_running_loop()
+        self._reader = loop.create_task(self._read_forever())
+        self._publisher = loop.create_task(self._publish_forever())
 
     async def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            await asyncio.gather(self._reader, return_exceptions=True)
+        for task in (self._reader, self._publisher):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self._redis.aclose()
 
     async def publish(self, channel: str, data: bytes) -> None:
-        try:
-            await self._redis.publish(self.prefix + channel, data)
-        except Exception:
-            # Audio is live: a frame that cannot be sent now is worthless later.
-            self.publish_errors += 1
+        self.publish_nowait(channel, data)
 
     def publish_nowait(self, channel: str, data: bytes) -> None:
-        asyncio.get_running_loop().create_task(self.publish(channel, data))
+        if len(self._outbox) >= OUTBOX_LIMIT:
+            # Audio is live: a frame that cannot be sent now is worthless later.
+            self._outbox.popleft()
+            self.publish_dropped += 1
+        self._outbox.append((self.prefix + channel, data))
+        self._outbox_ready.set()
+
+    async def _publish_forever(self) -> None:
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready.clear()
+            while self._outbox:
+                batch = [
+                    self._outbox.popleft() for _ in range(min(PUBLISH_BATCH, len(self._outbox)))
+                ]
+                try:
+                    pipe = self._redis.pipeline(transaction=False)
+                    for channel, data in batch:
+                        pipe.publish(channel, data)
+                    await pipe.execute()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    self.publish_errors += len(batch)
+                    logger.warning("media bus: publish failed (Redis down?)", exc_info=True)
+                    await asyncio.sleep(0.1)
 
     async def subscribe(self, channel: str, handler: Handler) -> None:
         self._handlers[self.prefix + channel] = handler

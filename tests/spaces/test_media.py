@@ -214,3 +214,22 @@ async def test_lease_moves_when_the_owner_stops(settings):
 
     await until(lambda: second.rooms[8].owner, timeout=media.LEASE_TTL_MS / 1000 + 5)
     await second.stop()
+
+
+@pytest.mark.slow
+async def test_redis_bus_keeps_publish_order(settings):
+    """A burst of publishes arrives in the order it was sent (frames of a room stay in order)."""
+    received: list[bytes] = []
+    sender, receiver = RedisBus(settings.REDIS_URL), RedisBus(settings.REDIS_URL)
+    await sender.start()
+    await receiver.start()
+    await receiver.subscribe("order", received.append)
+    await asyncio.sleep(0.2)  # the subscription is live before the burst
+
+    for n in range(2000):
+        sender.publish_nowait("order", n.to_bytes(4, "big"))
+    await until(lambda: len(received) == 2000)
+
+    assert [int.from_bytes(m, "big") for m in received] == list(range(2000))
+    await sender.stop()
+    await receiver.stop()
