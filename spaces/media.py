@@ -201,23 +201,24 @@ class MediaPlane:
 
     async def _hold_lease(self, room: _Room) -> None:
         key = f"lease:{room.space_id}"
-        try:
-            while True:
-                if room.idle_since is not None and (
-                    time.monotonic() - room.idle_since > IDLE_ROOM_SECONDS
-                ):
-                    await self._close_room(room, from_lease_task=True)
-                    return
+        while True:
+            if room.idle_since is not None and (
+                time.monotonic() - room.idle_since > IDLE_ROOM_SECONDS
+            ):
+                await self._close_room(room, from_lease_task=True)
+                return
+            try:
                 holding = await self.bus.hold_lease(key, self.owner_id, LEASE_TTL_MS)
                 if holding and not room.owner:
                     await self._become_owner(room)
                 elif not holding and room.owner:
                     await self._stop_owning(room)
-                await asyncio.sleep(LEASE_RENEW)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("media: lease loop of space %s failed", room.space_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # E.g. the database was out of reach while taking over: try again next round.
+                logger.exception("media: lease round of space %s failed", room.space_id)
+            await asyncio.sleep(LEASE_RENEW)
 
     async def _become_owner(self, room: _Room) -> None:
         mixer = self.mixer_factory()

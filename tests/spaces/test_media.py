@@ -233,3 +233,26 @@ async def test_redis_bus_keeps_publish_order(settings):
     assert [int.from_bytes(m, "big") for m in received] == list(range(2000))
     await sender.stop()
     await receiver.stop()
+
+
+async def test_a_failed_takeover_is_retried(monkeypatch):
+    """If taking a room over fails once (database down), the next lease round takes it."""
+    monkeypatch.setattr(media, "LEASE_RENEW", 0.01)
+    calls = []
+
+    def flaky_loader(space_id):
+        calls.append(space_id)
+        if len(calls) == 1:
+            raise ConnectionError("database unreachable")
+        return set()
+
+    plane = media.MediaPlane(
+        bus=LocalBus(), runner=MixerRunner(FakeClock()), fanout_registry=Fanout(),
+        publishers_loader=flaky_loader,
+    )  # fmt: skip
+    await plane.start()
+    await plane.attach(3, "l", Socket(), user_id=1, publishing=False)
+
+    await until(lambda: plane.rooms[3].owner)
+    assert len(calls) == 2
+    await plane.stop()
