@@ -62,7 +62,7 @@ def test_screenshots_of_hallway_space_and_feed(
     listener_page.get_by_role("link", name="Evening jazz talk").wait_for()
     listener_page.screenshot(path=artifact_path(f"hallway-{size}.png"))
     listener_page.get_by_text("Notes from tonight's set").scroll_into_view_if_needed()
-    listener_page.screenshot(path=artifact_path(f"feed-{size}.png"), full_page=True)
+    listener_page.screenshot(path=artifact_path(f"feed-following-{size}.png"), full_page=True)
 
     listener_page.get_by_role("link", name="Evening jazz talk").click()
     listener_page.get_by_text("You are in the space.").wait_for()
