@@ -50,6 +50,9 @@ logger = logging.getLogger(__name__)
 # listeners' decoders fade out instead of stopping mid-word. Clients play gaps as silence.
 SILENT_TAIL_TICKS = 10
 
+# Unchanged levels are sent again this often while someone talks (for members who just joined).
+LEVELS_REFRESH_SECONDS = 1.0
+
 LEASE_TTL_MS = 3000
 LEASE_RENEW = 1.0
 # A room with no local member keeps its subscriptions this long (a reconnecting client).
@@ -109,8 +112,10 @@ class _Room:
     local_publishers: set[int] = field(default_factory=set)
     # Ticks since someone last talked (mixer thread only); starts silent: nothing to send.
     silent_ticks: int = SILENT_TAIL_TICKS
-    # The last levels event sent (event loop only), so an unchanged one is not sent again.
+    # The last levels event sent and when (event loop only): unchanged ones are not sent
+    # again, except once a second while someone talks, so members who join see the rings.
     last_levels: dict | None = None
+    last_levels_at: float = 0.0
 
 
 class MediaPlane:
@@ -294,9 +299,12 @@ class MediaPlane:
     def _publish_levels(self, room: _Room, event) -> None:
         """Event loop, owner only: send a levels event if it says something new."""
         levels = levels_event_json(event)
+        now = time.monotonic()
         if levels == room.last_levels:
-            return
-        room.last_levels = levels
+            anyone_talking = any(s["talking"] for s in levels["speakers"].values())
+            if not anyone_talking or now - room.last_levels_at < LEVELS_REFRESH_SECONDS:
+                return
+        room.last_levels, room.last_levels_at = levels, now
         message = bytes([_LEVELS]) + json.dumps(levels, separators=(",", ":")).encode()
         self.bus.publish_nowait(f"out:{room.space_id}", message)
 

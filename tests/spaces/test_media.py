@@ -256,3 +256,26 @@ async def test_a_failed_takeover_is_retried(monkeypatch):
     await until(lambda: plane.rooms[3].owner)
     assert len(calls) == 2
     await plane.stop()
+
+
+async def test_levels_are_sent_on_change_and_refreshed_while_someone_talks(monkeypatch):
+    """Quiet rooms send no levels; talking ones send changes, and a refresh for late joiners."""
+    plane, runner, _clock = await local_plane()
+    listener = Socket()
+    await plane.attach(1, "s", Socket(), user_id=10, publishing=True)
+    await plane.attach(1, "l", listener, user_id=20, publishing=False)
+    await until(lambda: plane.rooms[1].owner)
+    runner.run_ticks(50)  # a second of silence from an unmuted speaker
+    await asyncio.sleep(0)
+    quiet = [t for t in listener.texts if '"talking":true' in t]
+
+    await feed_and_tick(plane, runner, _clock, 1, 10, tone_frames(440, 50))
+    talking = len(listener.texts)
+    monkeypatch.setattr(media, "LEVELS_REFRESH_SECONDS", 0.0)
+    await feed_and_tick(plane, runner, _clock, 1, 10, tone_frames(440, 100)[50:])
+
+    assert quiet == []
+    assert talking >= 1 and '"talking":true' in listener.texts[-1]
+    # With the refresh due at once, every levels window of the steady tone is sent again.
+    assert len(listener.texts) - talking >= 4
+    await plane.stop()
