@@ -309,9 +309,10 @@ SALON_SPACE_HEARTBEAT_SECONDS = env_int("SALON_SPACE_HEARTBEAT_SECONDS", 10)
 SALON_SPACE_PRESENCE_TIMEOUT_SECONDS = env_int("SALON_SPACE_PRESENCE_TIMEOUT_SECONDS", 15)
 SALON_SPACE_STALE_SECONDS = env_int("SALON_SPACE_STALE_SECONDS", 30)
 # Audio frames a speaker may send: 50 a second is real time; the rest absorbs network bursts.
-# A socket over the limit is closed (1008): a flooding speaker never slows the room.
+# A socket over the limit is closed (1008): a flooding speaker never slows the room. The burst
+# is 3 s of audio because a stalled server (or network) delivers a speaker's backlog at once.
 SALON_AUDIO_MAX_FRAMES_PER_SECOND = env_int("SALON_AUDIO_MAX_FRAMES_PER_SECOND", 60)
-SALON_AUDIO_FRAME_BURST = env_int("SALON_AUDIO_FRAME_BURST", 50)
+SALON_AUDIO_FRAME_BURST = env_int("SALON_AUDIO_FRAME_BURST", 150)
 # Reactions are ephemeral; each member may send this many per window per space.
 SALON_SPACE_REACTION_RATE = (5, 5)  # (reactions, seconds)
 CELERY_BEAT_SCHEDULE.update(

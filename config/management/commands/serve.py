@@ -4,18 +4,40 @@ from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+# Close codes RFC 6455 lets an endpoint send besides 1000 and 3000-4999, which autobahn's
+# sendClose refuses from an application: 1008 (policy violation), 1009 (message too big).
+_PROTOCOL_CLOSE_CODES = {1001, 1003, 1007, 1008, 1009, 1011}
+
 
 class ReasonedWebSocketProtocol(WebSocketProtocol):
-    """Daphne's protocol, but ``websocket.close`` keeps its ``reason`` (daphne drops it)."""
+    """Daphne's protocol, with three fixes for what Salon's consumers need:
+
+    * ``websocket.close`` keeps its ``reason`` (daphne drops it);
+    * a consumer may close with 1008 or 1009, as RFC 6455 allows (autobahn raises, and the
+      client sees 1011 instead);
+    * the websocket size limit applies to what clients send, not to what the server sends
+      (autobahn checks both, so a large room's snapshot would fail to go out).
+    """
 
     def handle_reply(self, message):
         if message.get("type") == "websocket.close" and self.state != self.STATE_CONNECTING:
             code = message.get("code") or 1000
             # Autobahn allows 123 bytes of UTF-8 for a reason.
             reason = (message.get("reason") or "").encode()[:123].decode(errors="ignore")
-            self.sendClose(code=code, reason=reason or None)
+            if code in _PROTOCOL_CLOSE_CODES:
+                self.sendCloseFrame(code=code, reasonUtf8=reason.encode() or None)
+            else:
+                self.sendClose(code=code, reason=reason or None)
             return
         super().handle_reply(message)
+
+    def sendMessage(self, payload, isBinary=False, **options):
+        # Single-threaded reactor: lifting the limit around one send affects nothing else.
+        limit, self.maxMessagePayloadSize = self.maxMessagePayloadSize, 0
+        try:
+            super().sendMessage(payload, isBinary, **options)
+        finally:
+            self.maxMessagePayloadSize = limit
 
 
 class ClosingWebSocketFactory(WebSocketFactory):
