@@ -3,13 +3,11 @@ measure what they hear with an AnalyserNode (``window.salonAudio``, static/js/sp
 
 from __future__ import annotations
 
-import io
-import wave
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from tests.spaces.audio.signals import write_tone
 from tests.spaces.factories import make_live_space, make_member
 
 RATE = 48_000
@@ -20,16 +18,7 @@ HEAR_TIMEOUT = 30_000
 
 def tone_wav(path: Path, frequency: float, *, seconds: float = 10.0) -> Path:
     """A mono 48 kHz WAV of a sine at −10 dBFS; the fake microphone loops it."""
-    t = np.arange(int(seconds * RATE)) / RATE
-    samples = (0.32 * np.sin(2 * np.pi * frequency * t) * 32767).astype("<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(RATE)
-        out.writeframes(samples.tobytes())
-    path.write_bytes(buffer.getvalue())
-    return path
+    return write_tone(path, seconds=seconds, frequency=frequency, amplitude=10_485)
 
 
 def open_space(context, space):
