@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -176,7 +177,7 @@ def _discard_upload(tweet: VoiceTweet) -> None:
 
 def voicetweets_requeue_stalled() -> int:
     """Queue again the tweets whose processing stopped with its worker; returns how many."""
-    cutoff = timezone.now() - timezone.timedelta(seconds=settings.SALON_VOICETWEET_STALLED_SECONDS)
+    cutoff = timezone.now() - timedelta(seconds=settings.SALON_VOICETWEET_STALLED_SECONDS)
     stalled = list(
         VoiceTweet.objects.filter(
             state=VoiceTweet.State.PROCESSING, created_at__lt=cutoff
