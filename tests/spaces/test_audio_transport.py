@@ -89,16 +89,16 @@ async def test_moving_a_speaker_to_listeners_stops_their_audio(room, sockets):
 
     await host_socket.send({"type": "speaker.move_to_listeners", "user_id": speaker.pk})
     await speaker_socket.receive_type("role.changed", user_id=speaker.pk, role="listener")
+    # What was mixed before the demotion plays out, then the room falls silent (DTX).
+    await listener_socket.drain(timeout=1.0)
     before = len(listener_socket.audio)
+
     await stream(speaker_socket, tone_frames(660, 50))
     await speaker_socket.receive_type("error", code="not_publishing")
-    await listener_socket.drain(timeout=0.5)
+    await listener_socket.drain(timeout=1.0)
 
-    after = listener_socket.audio[before:]
-    # Whatever was already in the jitter buffer plays out (≤ 3 frames) plus the codec's tail.
-    assert len(after) <= 30
-    if len(after) > 6:
-        assert energy_near(after[6:], 660) < 0.1
+    # Had any of those frames reached the mixer, the room would be sending audio again.
+    assert listener_socket.audio[before:] == []
 
 
 async def test_oversized_audio_frame_closes_with_1009(room):
