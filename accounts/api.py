@@ -48,10 +48,16 @@ class AccountsAPIView(APIView):
 
     def visible_member(self, username: str) -> User:
         """The member, unless they do not exist, are suspended, or blocked the requester."""
+        member = self.active_member(username)
+        if not selectors.profile_visible_to(owner=member, viewer=self.request.user):
+            raise Http404
+        return member
+
+    def active_member(self, username: str) -> User:
+        """The member if they exist and are not suspended, visible or not: one can always
+        unfollow or block someone, even someone who blocked you."""
         member = selectors.user_get_active(username=username)
-        if member is None or not selectors.profile_visible_to(
-            owner=member, viewer=self.request.user
-        ):
+        if member is None:
             raise Http404
         return member
 
@@ -271,9 +277,7 @@ class FollowAPI(AccountsAPIView):
         tags=["members"],
     )
     def delete(self, request, username: str):
-        member = selectors.user_get_active(username=username)
-        if member is None:
-            raise Http404
+        member = self.active_member(username)
         services.follow_delete(follower=request.user, followee=member)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -293,9 +297,7 @@ class BlockAPI(AccountsAPIView):
         tags=["members"],
     )
     def post(self, request, username: str):
-        member = selectors.user_get_active(username=username)
-        if member is None:
-            raise Http404
+        member = self.active_member(username)
         services.block_create(blocker=request.user, blocked=member)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -307,9 +309,7 @@ class BlockAPI(AccountsAPIView):
         tags=["members"],
     )
     def delete(self, request, username: str):
-        member = selectors.user_get_active(username=username)
-        if member is None:
-            raise Http404
+        member = self.active_member(username)
         services.block_delete(blocker=request.user, blocked=member)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
