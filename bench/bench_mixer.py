@@ -301,6 +301,31 @@ def bench_listeners(ticks: int, streams: list[list[bytes]]) -> None:
 # -- Section 3: lag growth -------------------------------------------------------------------
 
 
+def start_feeder(
+    mixers: list[RoomMixer], streams: list[list[bytes]], stop: threading.Event
+) -> threading.Thread:
+    """Play the transport: push every speaker's frame into each mixer on its own 20 ms
+    schedule, until ``stop`` is set. Returns the started thread."""
+
+    def feed() -> None:
+        start = time.monotonic()
+        sequence = 0
+        while not stop.is_set():
+            delay = start + sequence * FRAME_SECONDS - time.monotonic()
+            if delay > 0 and stop.wait(delay):
+                return
+            position = sequence % len(streams[0])
+            arrival = time.monotonic()
+            for mixer in mixers:
+                for index, stream in enumerate(streams):
+                    mixer.push(index, sequence, stream[position], arrival)
+            sequence += 1
+
+    feeder = threading.Thread(target=feed, name="bench-feeder", daemon=True)
+    feeder.start()
+    return feeder
+
+
 def bench_lag(seconds: float, window: float, rooms: int, streams: list[list[bytes]]) -> None:
     print(
         f"3. Lag growth: real clock + mixer thread, {rooms} room(s) x {SPEAKERS} speakers, "
@@ -320,25 +345,7 @@ def bench_lag(seconds: float, window: float, rooms: int, streams: list[list[byte
         runner.add_room(room, mixer)
 
     stop = threading.Event()
-
-    def feed() -> None:
-        """Plays the transport: pushes every speaker's frame on its own 20 ms schedule."""
-        start = time.monotonic()
-        sequence = 0
-        while not stop.is_set():
-            due = start + sequence * FRAME_SECONDS
-            delay = due - time.monotonic()
-            if delay > 0 and stop.wait(delay):
-                return
-            position = sequence % len(streams[0])
-            arrival = time.monotonic()
-            for mixer in mixers:
-                for index, stream in enumerate(streams):
-                    mixer.push(index, sequence, stream[position], arrival)
-            sequence += 1
-
-    feeder = threading.Thread(target=feed, name="bench-feeder", daemon=True)
-    feeder.start()
+    feeder = start_feeder(mixers, streams, stop)
     runner.start()
     wall_start = time.monotonic()
     stop.wait(seconds)

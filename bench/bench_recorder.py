@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # Imported after the path fix, so the benchmark runs without installing the project.
-from bench_mixer import CHOSEN, SPEAKERS, TALKING, percentile, speaker_packets
+from bench_mixer import CHOSEN, SPEAKERS, TALKING, percentile, speaker_packets, start_feeder
 
 from spaces.audio import FRAME_SECONDS, MixerRunner, MonotonicClock, RoomMixer
 from spaces.audio.recorder import MixRecorder, RecorderStats
@@ -61,23 +61,7 @@ def run_round(
     runner.add_room("bench", mixer)
 
     stop = threading.Event()
-
-    def feed() -> None:
-        """Plays the transport: pushes every speaker's frame on its own 20 ms schedule."""
-        start = time.monotonic()
-        sequence = 0
-        while not stop.is_set():
-            delay = start + sequence * FRAME_SECONDS - time.monotonic()
-            if delay > 0 and stop.wait(delay):
-                return
-            position = sequence % len(streams[0])
-            arrival = time.monotonic()
-            for index, stream in enumerate(streams):
-                mixer.push(index, sequence, stream[position], arrival)
-            sequence += 1
-
-    feeder = threading.Thread(target=feed, name="bench-feeder", daemon=True)
-    feeder.start()
+    feeder = start_feeder([mixer], streams, stop)
     runner.start()
     stop.wait(seconds)
     runner.stop()
