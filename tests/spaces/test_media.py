@@ -8,41 +8,39 @@ import pytest
 from spaces import media
 from spaces.audio import wire
 from spaces.audio.clock import FakeClock
-from spaces.audio.codec import FRAME_SAMPLES, OpusDecoder, OpusEncoder
+from spaces.audio.codec import FRAME_SAMPLES, OpusDecoder
 from spaces.audio.runner import MixerRunner
 from spaces.bus import LocalBus, RedisBus
 from spaces.fanout import Fanout
+
+from .audio import signals
 
 RATE = 48_000
 
 
 def tone_frames(frequency: float, count: int, amplitude: float = 0.3) -> list[bytes]:
-    encoder = OpusEncoder()
+    """``count`` speaker frames (wire format) of a sine at ``amplitude`` of full scale."""
     t = np.arange(count * FRAME_SAMPLES) / RATE
     pcm = (amplitude * 32767 * np.sin(2 * np.pi * frequency * t)).astype(np.int16)
+    packets = signals.encode(pcm)
     return [
-        wire.pack(wire.FrameKind.SPEAKER_AUDIO, seq, seq * FRAME_SAMPLES,
-                  encoder.encode(pcm[seq * FRAME_SAMPLES : (seq + 1) * FRAME_SAMPLES]))
-        for seq in range(count)
-    ]  # fmt: skip
+        wire.pack(wire.FrameKind.SPEAKER_AUDIO, seq, seq * FRAME_SAMPLES, packet)
+        for seq, packet in enumerate(packets)
+    ]
+
+
+def decode_mix(messages: list[bytes]) -> np.ndarray:
+    """What a listener plays for these room-mix messages."""
+    return signals.decode([wire.unpack(m).payload for m in messages])
 
 
 def dominant_frequency(messages: list[bytes]) -> float:
-    decoder = OpusDecoder()
-    pcm = np.concatenate([decoder.decode(wire.unpack(m).payload) for m in messages])
-    pcm = pcm[-RATE // 2 :].astype(np.float64)
-    spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
-    return float(np.fft.rfftfreq(len(pcm), 1 / RATE)[np.argmax(spectrum)])
+    """Of the last half second of the mix."""
+    return signals.dominant_frequency(decode_mix(messages)[-RATE // 2 :])
 
 
 def energy_near(messages: list[bytes], frequency: float) -> float:
-    decoder = OpusDecoder()
-    pcm = np.concatenate([decoder.decode(wire.unpack(m).payload) for m in messages])
-    pcm = pcm.astype(np.float64)
-    spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
-    freqs = np.fft.rfftfreq(len(pcm), 1 / RATE)
-    band = (freqs > frequency - 20) & (freqs < frequency + 20)
-    return float(spectrum[band].max() / (spectrum.max() + 1e-9))
+    return signals.magnitude_at(decode_mix(messages), frequency, within=20)
 
 
 class Socket:

@@ -34,13 +34,14 @@ def decode(packets: list[bytes]) -> np.ndarray:
     return np.concatenate([decoder.decode(packet) for packet in packets])
 
 
-def magnitude_at(signal: np.ndarray, frequency: float) -> float:
-    """Spectral magnitude near ``frequency`` relative to the strongest peak (0..1)."""
+def magnitude_at(signal: np.ndarray, frequency: float, *, within: float = 10.0) -> float:
+    """Spectral magnitude within ``within`` Hz of ``frequency``, relative to the strongest
+    peak (0..1)."""
     windowed = signal.astype(np.float64) * np.hanning(len(signal))
     spectrum = np.abs(np.fft.rfft(windowed))
     frequencies = np.fft.rfftfreq(len(signal), 1 / SAMPLE_RATE)
-    near = np.abs(frequencies - frequency) <= 10
-    return float(spectrum[near].max() / spectrum.max())
+    near = np.abs(frequencies - frequency) <= within
+    return float(spectrum[near].max() / (spectrum.max() + 1e-9))
 
 
 def dominant_frequency(signal: np.ndarray) -> float:
