@@ -5,19 +5,24 @@ from __future__ import annotations
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 
-from accounts.selectors import blocked_ids, following_ids
+from accounts.selectors import blocked_ids, following_ids, is_blocked_between
 
 from .models import Like, VoiceTweet
 
 
+def _as_seen_by(tweets: QuerySet[VoiceTweet], viewer) -> QuerySet[VoiceTweet]:
+    """What every page shows with a tweet: its author, its parent's author, and liked_by_me."""
+    return tweets.select_related("author", "parent__author").annotate(
+        liked_by_me=Exists(Like.objects.filter(user=viewer, voice_tweet=OuterRef("pk")))
+    )
+
+
 def visible_voicetweets(*, viewer) -> QuerySet[VoiceTweet]:
     """Ready, not hidden, and not by anyone on either side of a block with ``viewer``."""
-    return (
-        VoiceTweet.objects.filter(state=VoiceTweet.State.READY, is_hidden=False)
-        .exclude(author_id__in=blocked_ids(user=viewer))
-        .select_related("author", "parent__author")
-        .annotate(liked_by_me=Exists(Like.objects.filter(user=viewer, voice_tweet=OuterRef("pk"))))
+    tweets = VoiceTweet.objects.filter(state=VoiceTweet.State.READY, is_hidden=False).exclude(
+        author_id__in=blocked_ids(user=viewer)
     )
+    return _as_seen_by(tweets, viewer)
 
 
 def feed_for(*, viewer) -> QuerySet[VoiceTweet]:
@@ -41,18 +46,11 @@ def voicetweet_for_viewer(*, viewer, pk: int) -> VoiceTweet:
 
     Authors also see their own tweets while processing or after rejection; admins see hidden ones.
     """
-    base = VoiceTweet.objects.select_related("author", "parent__author").annotate(
-        liked_by_me=Exists(Like.objects.filter(user=viewer, voice_tweet=OuterRef("pk")))
-    )
-    tweet = base.filter(pk=pk).first()
-    if tweet is None:
+    tweet = _as_seen_by(VoiceTweet.objects.filter(pk=pk), viewer).first()
+    if tweet is None or (tweet.is_hidden and not viewer.is_staff):
         raise Http404("No such voice tweet.")
     if viewer.is_staff or tweet.author_id == viewer.pk:
-        if tweet.is_hidden and not viewer.is_staff:
-            raise Http404("No such voice tweet.")
         return tweet
-    if tweet.state != VoiceTweet.State.READY or tweet.is_hidden:
-        raise Http404("No such voice tweet.")
-    if tweet.author_id in blocked_ids(user=viewer):
+    if tweet.state != VoiceTweet.State.READY or is_blocked_between(user=viewer, other=tweet.author):
         raise Http404("No such voice tweet.")
     return tweet
