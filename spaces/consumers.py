@@ -250,7 +250,7 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     async def _leave_audio(self) -> None:
         media, self.media = self.media, None
         if media is not None:
-            await media.detach(self.space_id, self.channel_name, user_id=self.user.pk)
+            await media.detach(self.space_id, self.channel_name)
 
     async def call(self, service, **kwargs):
         return await database_sync_to_async(service)(**kwargs)

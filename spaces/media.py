@@ -128,7 +128,6 @@ class MediaPlane:
         runner: MixerRunner | None = None,
         fanout_registry: Fanout = fanout,
         publishers_loader: Callable[[int], set[int]] | None = None,
-        mixer_factory: Callable[[], RoomMixer] = RoomMixer,
     ) -> None:
         self.bus = bus
         self.fanout = fanout_registry
@@ -139,7 +138,6 @@ class MediaPlane:
             runner.on_result = self._on_tick_result
         self.owner_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.publishers_loader = publishers_loader
-        self.mixer_factory = mixer_factory
         self.rooms: dict[int, _Room] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.frames_in = 0
@@ -171,7 +169,7 @@ class MediaPlane:
         if publishing:
             await self.set_publishing(space_id, key, user_id=user_id, publishing=True)
 
-    async def detach(self, space_id: int, key: str, *, user_id: int) -> None:
+    async def detach(self, space_id: int, key: str) -> None:
         room = self.rooms.get(space_id)
         self.fanout.remove(space_id, key)
         if room is None:
@@ -197,7 +195,7 @@ class MediaPlane:
         await self.bus.publish(f"in:{space_id}", message)
 
     async def end_room(self, space_id: int) -> None:
-        """The space ended: stop mixing and drop every local socket's audio."""
+        """The space ended: stop mixing it here at once (its sockets, closing, detach)."""
         room = self.rooms.get(space_id)
         if room is not None:
             await self._close_room(room)
@@ -226,7 +224,7 @@ class MediaPlane:
             await asyncio.sleep(LEASE_RENEW)
 
     async def _become_owner(self, room: _Room) -> None:
-        mixer = self.mixer_factory()
+        mixer = RoomMixer()
         publishers: set[int] = set()
         if self.publishers_loader is not None:
             from channels.db import database_sync_to_async
