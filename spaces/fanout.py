@@ -50,8 +50,22 @@ def websocket_frame(payload: bytes, *, opcode: int = _BINARY) -> bytes:
     return header + payload
 
 
-def websocket_binary_frame(payload: bytes) -> bytes:
-    return websocket_frame(payload, opcode=_BINARY)
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to many sockets, prepared once: framed for direct sinks, and as the ASGI
+    message for the others."""
+
+    frame: bytes
+    message: dict
+
+    @classmethod
+    def binary(cls, payload: bytes) -> Outgoing:
+        return cls(websocket_frame(payload), {"type": "websocket.send", "bytes": payload})
+
+    @classmethod
+    def text(cls, text: str) -> Outgoing:
+        frame = websocket_frame(text.encode(), opcode=_TEXT)
+        return cls(frame, {"type": "websocket.send", "text": text})
 
 
 @dataclass
@@ -94,13 +108,13 @@ class DirectSink:
         )
         return buffered > 64 * 1024
 
-    def write_frame(self, frame: bytes) -> None:
+    def send(self, outgoing: Outgoing) -> None:
         if self.protocol.state != self.protocol.STATE_OPEN or self.transport.disconnecting:
             return
         if self._congested():
             self.stats.dropped += 1
             return
-        self.transport.write(frame)
+        self.transport.write(outgoing.frame)
         self.stats.sent += 1
 
     def close(self) -> None:
@@ -113,24 +127,18 @@ class AsyncSink:
     """Sends through the ASGI ``send`` callable, keeping only the newest few frames."""
 
     def __init__(self, send: Callable[[dict], Awaitable[None]]) -> None:
-        self.send = send
+        self._asgi_send = send
         self.stats = SinkStats()
         # ASGI messages waiting to go out, oldest first.
         self.queue: deque[dict] = deque()
         self._wakeup = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._drain())
 
-    def write_payload(self, payload: bytes) -> None:
-        self._put({"type": "websocket.send", "bytes": payload})
-
-    def write_text(self, text: str) -> None:
-        self._put({"type": "websocket.send", "text": text})
-
-    def _put(self, message: dict) -> None:
+    def send(self, outgoing: Outgoing) -> None:
         if len(self.queue) >= ASYNC_QUEUE_FRAMES:
             self.queue.popleft()
             self.stats.dropped += 1
-        self.queue.append(message)
+        self.queue.append(outgoing.message)
         self._wakeup.set()
 
     async def _drain(self) -> None:
@@ -138,7 +146,7 @@ class AsyncSink:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self.queue:
-                await self.send(self.queue.popleft())
+                await self._asgi_send(self.queue.popleft())
                 self.stats.sent += 1
 
     def close(self) -> None:
@@ -216,31 +224,19 @@ class Fanout:
         if room is None:
             return
         room.ticks += 1
-        shared_frame = websocket_binary_frame(shared)
-        minus_frames = {sid: websocket_binary_frame(p) for sid, p in mix_minus.items()}
+        everyone = Outgoing.binary(shared)
+        minus = {speaker_id: Outgoing.binary(p) for speaker_id, p in mix_minus.items()}
         for member in room.members.values():
-            if member.speaker_id is not None and member.speaker_id in mix_minus:
-                frame, payload = minus_frames[member.speaker_id], mix_minus[member.speaker_id]
-            else:
-                frame, payload = shared_frame, shared
-            sink = member.sink
-            if isinstance(sink, DirectSink):
-                sink.write_frame(frame)
-            else:
-                sink.write_payload(payload)
+            member.sink.send(minus.get(member.speaker_id, everyone))
 
     def deliver_text(self, room_id: int, text: str) -> None:
         """Send one text message (e.g. a levels event) to every local socket of the room."""
         room = self.rooms.get(room_id)
         if room is None:
             return
-        frame = websocket_frame(text.encode(), opcode=_TEXT)
+        outgoing = Outgoing.text(text)
         for member in room.members.values():
-            sink = member.sink
-            if isinstance(sink, DirectSink):
-                sink.write_frame(frame)
-            else:
-                sink.write_text(text)
+            member.sink.send(outgoing)
 
     def stats(self, room_id: int) -> dict[str, int]:
         room = self.rooms.get(room_id)
