@@ -132,6 +132,7 @@ def voicetweet_process(*, voicetweet_id: int) -> None:
 def _finish_ready(tweet: VoiceTweet, parts: list[processing.Part]) -> None:
     """Caller holds the row lock. The first part becomes ``tweet``; later parts its thread."""
     now = timezone.now()
+    _discard_upload(tweet)  # saved with the first part below
     previous = tweet
     thread_ids = []
     for index, part in enumerate(parts):
@@ -146,7 +147,6 @@ def _finish_ready(tweet: VoiceTweet, parts: list[processing.Part]) -> None:
         target.save()
         thread_ids.append(target.pk)
         previous = target
-    _discard_upload(tweet)
     notify_user(
         user_id=tweet.author_id,
         payload={"event": "voicetweet.ready", "id": tweet.pk, "thread_ids": thread_ids},
@@ -158,8 +158,8 @@ def _finish_rejected(tweet: VoiceTweet, reason: str) -> None:
     tweet.state = VoiceTweet.State.REJECTED
     tweet.rejection_reason = reason[:300]
     tweet.processed_at = timezone.now()
-    tweet.save(update_fields=["state", "rejection_reason", "processed_at"])
     _discard_upload(tweet)
+    tweet.save(update_fields=["state", "rejection_reason", "processed_at", "upload"])
     notify_user(
         user_id=tweet.author_id,
         payload={"event": "voicetweet.rejected", "id": tweet.pk, "reason": tweet.rejection_reason},
@@ -167,12 +167,12 @@ def _finish_rejected(tweet: VoiceTweet, reason: str) -> None:
 
 
 def _discard_upload(tweet: VoiceTweet) -> None:
-    """Delete the original upload once the transaction commits (never before: it may roll back)."""
+    """Clear the upload field (the caller saves it) and delete the file once the transaction
+    commits (never before: it may roll back)."""
     if tweet.upload:
-        upload = tweet.upload
-        transaction.on_commit(lambda: upload.storage.delete(upload.name))
+        storage, name = tweet.upload.storage, tweet.upload.name
+        transaction.on_commit(lambda: storage.delete(name))
         tweet.upload = ""
-        tweet.save(update_fields=["upload"])
 
 
 def voicetweets_requeue_stalled() -> int:
@@ -187,8 +187,7 @@ def voicetweets_requeue_stalled() -> int:
 
     for pk in stalled:
         # process_voicetweet rejects it once its attempts are used up.
-        with transaction.atomic():
-            enqueue(process_voicetweet, pk)
+        enqueue(process_voicetweet, pk)
     return len(stalled)
 
 

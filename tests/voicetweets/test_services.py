@@ -1,7 +1,9 @@
 from datetime import timedelta
+from pathlib import Path
 
 import av
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
@@ -40,7 +42,9 @@ def test_ten_second_recording_becomes_a_ready_tweet(member, django_capture_on_co
         assert stream.codec_context.sample_rate == 48_000
         decoded = sum(frame.samples for frame in container.decode(stream))
     assert abs(decoded / 48_000 - 10) < 0.1
-    assert not tweet.upload  # the original is gone once processed
+    assert not tweet.upload  # the original is gone once processed...
+    uploads = Path(settings.MEDIA_ROOT) / "uploads" / "voicetweets"
+    assert not any(uploads.iterdir())  # ...from the disk too
 
 
 def test_recording_over_140_seconds_is_rejected(member, django_capture_on_commit_callbacks):
@@ -50,6 +54,7 @@ def test_recording_over_140_seconds_is_rejected(member, django_capture_on_commit
     assert tweet.state == VoiceTweet.State.REJECTED
     assert "140" in tweet.rejection_reason
     assert not tweet.upload and not tweet.audio
+    assert not any((Path(settings.MEDIA_ROOT) / "uploads" / "voicetweets").iterdir())
 
 
 def test_long_recording_posted_as_thread_is_split(member, django_capture_on_commit_callbacks):
