@@ -32,6 +32,60 @@ def _media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
+def _is_transactional(request) -> bool:
+    marker = request.node.get_closest_marker("django_db")
+    return "transactional_db" in request.fixturenames or bool(
+        marker and marker.kwargs.get("transaction")
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """After a transactional test's fixtures (and so its flush), no member may be left behind.
+
+    A flush that failed would otherwise leave rows that break every later test with unrelated
+    duplicate-key errors. This names the test that leaked, with whatever else held the
+    database, and cleans up so the rest of the suite runs on an empty database.
+    """
+    result = yield
+    # After the last test the session's fixtures, the test database included, are gone too.
+    if nextitem is not None and _is_transactional(item):
+        _check_flushed(item)
+    return result
+
+
+def _is_transactional(item) -> bool:
+    marker = item.get_closest_marker("django_db")
+    return "transactional_db" in getattr(item, "fixturenames", ()) or bool(
+        marker and marker.kwargs.get("transaction")
+    )
+
+
+def _check_flushed(item) -> None:
+    from django.core.management import call_command
+    from django.db import connection
+    from pytest_django.plugin import blocking_manager_key
+
+    with item.config.stash[blocking_manager_key].unblock():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM accounts_user")
+            (left,) = cursor.fetchone()
+            if not left:
+                return
+            cursor.execute(
+                "SELECT pid, state, left(query, 200) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            others = cursor.fetchall()
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        call_command("flush", interactive=False, verbosity=0)
+        connection.close()
+    pytest.fail(f"{left} member(s) outlived the test's flush; other sessions: {others}")
+
+
 @pytest.fixture
 def live_server_process(transactional_db, tmp_path):
     """Start real daphne servers (``manage.py serve``) that share the test database and Redis.

@@ -40,7 +40,11 @@ class ServerProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        self._wait_until_healthy()
+        try:
+            self._wait_until_healthy()
+        except BaseException:
+            self.stop()  # a server that never became healthy must not outlive the test
+            raise
 
     def _wait_until_healthy(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout

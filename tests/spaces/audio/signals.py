@@ -44,6 +44,17 @@ def magnitude_at(signal: np.ndarray, frequency: float, *, within: float = 10.0) 
     return float(spectrum[near].max() / (spectrum.max() + 1e-9))
 
 
+def amplitude_at(signal: np.ndarray, frequency: float, *, within: float = 20.0) -> float:
+    """Amplitude (in samples) of a sine within ``within`` Hz of ``frequency``; 0 for silence."""
+    if len(signal) == 0:
+        return 0.0
+    window = np.hanning(len(signal))
+    spectrum = np.abs(np.fft.rfft(signal.astype(np.float64) * window))
+    frequencies = np.fft.rfftfreq(len(signal), 1 / SAMPLE_RATE)
+    near = np.abs(frequencies - frequency) <= within
+    return float(2 * spectrum[near].max() / window.sum())
+
+
 def dominant_frequency(signal: np.ndarray) -> float:
     windowed = signal.astype(np.float64) * np.hanning(len(signal))
     spectrum = np.abs(np.fft.rfft(windowed))
