@@ -17,6 +17,9 @@ class MemberSocketMixin:
     async def user_disconnect(self, event: dict) -> None:
         await self.close(code=event["code"], reason=event["reason"])
 
+    async def user_left_space(self, event: dict) -> None:
+        """The member left a space from another socket; only that space's sockets care."""
+
 
 class NotificationConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     """``/ws/notifications/``: in-app notifications and status updates for the signed-in member."""

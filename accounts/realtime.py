@@ -30,3 +30,9 @@ def disconnect_user(*, user_id: int, code: int, reason: str) -> None:
     """Close every open socket of the member once the current transaction commits."""
     message = {"type": "user.disconnect", "code": code, "reason": reason}
     transaction.on_commit(lambda: _send(user_id, message))
+
+
+def member_left_space(*, user_id: int, space_id: int) -> None:
+    """The member left a space on purpose: their other sockets in it close too."""
+    message = {"type": "user.left_space", "space_id": space_id}
+    transaction.on_commit(lambda: _send(user_id, message))

@@ -43,6 +43,7 @@ class SpaceSerializer(serializers.Serializer):
     cohost_ids = serializers.ListField(child=serializers.IntegerField())
     speaker_ids = serializers.ListField(child=serializers.IntegerField())
     participant_count = serializers.IntegerField()
+    listener_count = serializers.IntegerField()
     scheduled_start = serializers.DateTimeField(allow_null=True)
     started_at = serializers.DateTimeField(allow_null=True)
     ended_at = serializers.DateTimeField(allow_null=True)

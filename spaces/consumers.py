@@ -326,6 +326,11 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
             # The member left from another tab: this one goes too.
             await self._close_now(errors.CLOSE_LEFT, "you left the space")
 
+    async def user_left_space(self, event: dict) -> None:
+        # A plain listener left from another tab (their departure is not a room-wide event).
+        if event["space_id"] == self.space_id and self.joined:
+            await self._close_now(errors.CLOSE_LEFT, "you left the space")
+
     async def space_participant_removed(self, message: dict) -> None:
         event = message["event"]
         if event["user_id"] != self.user.pk:

@@ -42,6 +42,7 @@ from .audio.mixer import RoomMixer, TickResult
 from .audio.runner import MixerRunner
 from .bus import LocalBus, RedisBus
 from .fanout import Fanout, fanout
+from .presence import AudiencePresence
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ class MediaPlane:
         runner: MixerRunner | None = None,
         fanout_registry: Fanout = fanout,
         publishers_loader: Callable[[int], set[int]] | None = None,
+        presence: bool = False,
     ) -> None:
         self.bus = bus
         self.fanout = fanout_registry
@@ -138,6 +140,10 @@ class MediaPlane:
             runner.on_result = self._on_tick_result
         self.owner_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.publishers_loader = publishers_loader
+        # Listener comings and goings, as digests to this process's sockets (spaces/presence.py).
+        self.presence = (
+            AudiencePresence(deliver_text=self.fanout.deliver_text) if presence else None
+        )
         self.rooms: dict[int, _Room] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.frames_in = 0
@@ -147,10 +153,14 @@ class MediaPlane:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         await self.bus.start()
+        if self.presence is not None:
+            await self.presence.start()
 
     async def stop(self) -> None:
         for room in list(self.rooms.values()):
             await self._close_room(room)
+        if self.presence is not None:
+            await self.presence.stop()
         self.runner.stop()
         await self.bus.stop()
 
@@ -163,6 +173,8 @@ class MediaPlane:
             room = self.rooms[space_id] = _Room(space_id)
             await self.bus.subscribe(f"out:{space_id}", self._out_handler(space_id))
             room.lease_task = asyncio.get_running_loop().create_task(self._hold_lease(room))
+            if self.presence is not None:
+                await self.presence.watch(space_id)
         room.local_members += 1
         room.idle_since = None
         self.fanout.add(space_id, key, send, speaker_id=user_id if publishing else None)
@@ -258,6 +270,8 @@ class MediaPlane:
             await self._stop_owning(room)
             await self.bus.release_lease(f"lease:{room.space_id}", self.owner_id)
         await self.bus.unsubscribe(f"out:{room.space_id}")
+        if self.presence is not None:
+            await self.presence.unwatch(room.space_id)
 
     # --- bus handlers (event loop) -----------------------------------------------------------
 
@@ -338,11 +352,12 @@ def levels_event_json(event) -> dict:
 
 
 _plane: MediaPlane | None = None
+_plane_started: asyncio.Future | None = None
 
 
 async def get_media_plane() -> MediaPlane:
     """This process's media plane, started on first use on the serving event loop."""
-    global _plane
+    global _plane, _plane_started
     if _plane is not None and _plane.loop is not asyncio.get_running_loop():
         # Its loop is gone (tests run each on a new loop): stop its thread, start afresh.
         discard_media_plane()
@@ -351,11 +366,15 @@ async def get_media_plane() -> MediaPlane:
 
         from .selectors import space_publisher_ids
 
-        plane = MediaPlane(
-            bus=make_bus(settings.REDIS_URL or None), publishers_loader=space_publisher_ids
+        _plane = MediaPlane(
+            bus=make_bus(settings.REDIS_URL or None),
+            publishers_loader=space_publisher_ids,
+            presence=True,
         )
-        await plane.start()
-        _plane = plane
+        _plane.loop = asyncio.get_running_loop()
+        # Sockets that connect while it starts wait for the same start, not a second plane.
+        _plane_started = asyncio.ensure_future(_plane.start())
+    await asyncio.shield(_plane_started)
     return _plane
 
 

@@ -9,8 +9,8 @@ REACTIONS = ("👏", "😂", "❤️", "💯", "🙌", "🤔", "✋", "👍")
 
 SPACE_KEYS = {
     "id", "title", "state", "visibility", "host", "cohost_ids", "speaker_ids",
-    "participant_count", "scheduled_start", "started_at", "ended_at", "is_recording",
-    "pinned_voice_tweet_id",
+    "participant_count", "listener_count", "scheduled_start", "started_at", "ended_at",
+    "is_recording", "pinned_voice_tweet_id",
 }  # fmt: skip
 PARTICIPANT_KEYS = {
     "user_id", "username", "name", "role", "hand_raised", "is_muted", "muted_by_moderator",
@@ -20,11 +20,12 @@ PARTICIPANT_KEYS = {
 # Server → client. Every event also has "type".
 EVENTS: dict[str, set[str]] = {
     "snapshot": {"space", "participants", "you", "reactions"},
+    # Someone joins the stage side (the host); listeners come and go in audience.changed.
     "participant.joined": {"participant"},
     "participant.left": {"user_id", "reason"},
     "participant.removed": {"user_id", "banned", "by"},
     "role.changed": {"user_id", "role", "previous_role", "by", "participant"},
-    "hand.raised": {"user_id"},
+    "hand.raised": {"user_id", "participant"},
     "hand.lowered": {"user_id", "by"},
     "speak.invited": {"user_id", "by"},
     "speak.declined": {"user_id"},
@@ -35,6 +36,9 @@ EVENTS: dict[str, set[str]] = {
     "space.ended": {"reason", "by"},
     # About 5 times a second from the room's mixer: {"<user id>": {"level": 0..1, "talking"}}.
     "levels": {"speakers"},
+    # At most once a second while listeners come and go: exact counts, and a capped sample of
+    # who joined (participant objects) and left (user ids) since the last one.
+    "audience.changed": {"participant_count", "listener_count", "joined", "left"},
     "error": {"code", "message", "request_id"},
 }
 
@@ -75,9 +79,15 @@ def validate_event(event: dict) -> list[str]:
                 f"snapshot participant: missing {k!r}"
                 for k in PARTICIPANT_KEYS - participant.keys()
             ]
-    if kind in {"participant.joined", "role.changed"}:
+    if kind in {"participant.joined", "role.changed", "hand.raised"} and "participant" in event:
         problems += [
             f"{kind}.participant: missing {k!r}"
             for k in PARTICIPANT_KEYS - event["participant"].keys()
         ]
+    if kind == "audience.changed":
+        for participant in event.get("joined", []):
+            problems += [
+                f"audience.changed joined: missing {k!r}"
+                for k in PARTICIPANT_KEYS - participant.keys()
+            ]
     return problems

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Count, Q
 
 from accounts.selectors import following_ids, is_blocked_between, is_following
 
@@ -62,19 +62,29 @@ def _iso(value) -> str | None:
     return value.isoformat() if value else None
 
 
-def space_data(space: Space, *, participants: list[Participant] | None = None) -> dict:
+def participant_counts(*, space_id: int) -> dict[str, int]:
+    """Everyone in the space, and how many of them are listeners."""
+    return Participant.objects.filter(space_id=space_id).aggregate(
+        participant_count=Count("pk"),
+        listener_count=Count("pk", filter=Q(role=Participant.Role.LISTENER)),
+    )
+
+
+def space_data(space: Space, *, stage: list[Participant] | None = None) -> dict:
     """The Twitter-like shape of a space, shared by the API, snapshots and pages."""
-    if participants is None:
-        participants = list(space.participants.all())
+    if stage is None:
+        stage = list(space.participants.exclude(role=Participant.Role.LISTENER))
+    counts = participant_counts(space_id=space.pk)
     return {
         "id": space.pk,
         "title": space.title,
         "state": space.state,
         "visibility": space.visibility,
         "host": {"id": space.host_id, "username": space.host.username, "name": space.host.name},
-        "cohost_ids": [p.user_id for p in participants if p.role == Participant.Role.COHOST],
-        "speaker_ids": [p.user_id for p in participants if p.role == Participant.Role.SPEAKER],
-        "participant_count": len(participants),
+        "cohost_ids": [p.user_id for p in stage if p.role == Participant.Role.COHOST],
+        "speaker_ids": [p.user_id for p in stage if p.role == Participant.Role.SPEAKER],
+        "participant_count": counts["participant_count"],
+        "listener_count": counts["listener_count"],
         "scheduled_start": _iso(space.scheduled_start),
         "started_at": _iso(space.started_at),
         "ended_at": _iso(space.ended_at),
@@ -83,14 +93,32 @@ def space_data(space: Space, *, participants: list[Participant] | None = None) -
     }
 
 
+# Listeners a snapshot lists by name; the rest are a count (audience.changed keeps both fresh).
+SNAPSHOT_LISTENERS = 50
+
+
 def space_snapshot(*, space: Space, user) -> dict:
-    """The first frame a socket receives: the whole room as the member may see it."""
-    participants = list(space.participants.select_related("user"))
-    you = next((p for p in participants if p.user_id == user.pk), None)
+    """The first frame a socket receives: the room as the member may see it. Everyone who needs
+    attention (the stage, raised hands, invitations, the member) and the newest listeners."""
+    participants = space.participants.select_related("user")
+    notable = list(
+        participants.filter(
+            ~Q(role=Participant.Role.LISTENER)
+            | Q(hand_raised=True)
+            | Q(invited_to_speak=True)
+            | Q(user=user)
+        )
+    )
+    seen = {p.user_id for p in notable}
+    newest = participants.filter(role=Participant.Role.LISTENER).order_by("-joined_at", "-pk")
+    sample = [p for p in newest[: SNAPSHOT_LISTENERS + len(seen)] if p.user_id not in seen]
+    listed = notable + sample[:SNAPSHOT_LISTENERS]
+    you = next((p for p in notable if p.user_id == user.pk), None)
+    stage = [p for p in notable if p.role != Participant.Role.LISTENER]
     return {
         "type": "snapshot",
-        "space": space_data(space, participants=participants),
-        "participants": [participant_data(p) for p in participants],
+        "space": space_data(space, stage=stage),
+        "participants": [participant_data(p) for p in listed],
         "you": participant_data(you) if you else None,
         "reactions": list(REACTIONS),
     }

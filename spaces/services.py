@@ -23,7 +23,7 @@ from django.db.models.functions import Greatest
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.realtime import notify_user
+from accounts.realtime import member_left_space, notify_user
 from accounts.services import audit_record
 
 from . import errors
@@ -70,6 +70,29 @@ def _broadcast(space_id: int, event_type: str, **fields) -> None:
     """Send an event to everyone in the space once the current transaction commits."""
     event = {"type": event_type, **fields}
     transaction.on_commit(lambda: _send_now(space_id, event))
+
+
+def presence_group(space_id: int) -> str:
+    """One member per server process with sockets in the space (spaces/presence.py)."""
+    return f"space-{space_id}-presence"
+
+
+def _audience_change(space_id: int, *, joined: dict | None = None, left: int | None = None):
+    """A listener came or went. Not an event to every member (a join wave would cost N² sends):
+    each server process folds these into at most one ``audience.changed`` a second."""
+    message = {"type": "space.presence", "space_id": space_id, "joined": joined, "left": left}
+    transaction.on_commit(
+        lambda: async_to_sync(get_channel_layer().group_send)(presence_group(space_id), message)
+    )
+
+
+def _is_audience(participant: Participant) -> bool:
+    """A plain listener: nothing about them needs every member's attention."""
+    return (
+        participant.role == Role.LISTENER
+        and not participant.hand_raised
+        and not participant.invited_to_speak
+    )
 
 
 # --- Lifecycle --------------------------------------------------------------------------------
@@ -352,7 +375,10 @@ def participant_join(*, space_id: int, user) -> Participant:
     if role == Role.HOST and space.host_absent_since is not None:
         space.host_absent_since = None
         space.save(update_fields=["host_absent_since"])
-    _broadcast(space.pk, "participant.joined", participant=participant_data(participant))
+    if role == Role.LISTENER:
+        _audience_change(space.pk, joined=participant_data(participant))
+    else:
+        _broadcast(space.pk, "participant.joined", participant=participant_data(participant))
     return participant
 
 
@@ -379,7 +405,13 @@ def _depart(space: Space, participant: Participant, *, reason: str) -> None:
     if participant.role == Role.HOST:
         space.host_absent_since = timezone.now()
         space.save(update_fields=["host_absent_since"])
-    _broadcast(space.pk, "participant.left", user_id=participant.user_id, reason=reason)
+    if participant.role == Role.LISTENER:
+        _audience_change(space.pk, left=participant.user_id)
+    if not _is_audience(participant):
+        _broadcast(space.pk, "participant.left", user_id=participant.user_id, reason=reason)
+    elif reason == "left":
+        # Everyone else learns from the audience digest; the member's other tabs close now.
+        member_left_space(user_id=participant.user_id, space_id=space.pk)
 
 
 @transaction.atomic
@@ -531,7 +563,12 @@ def hand_raise(*, space: Space, user) -> None:
     if not participant.hand_raised:
         participant.hand_raised = True
         participant.save(update_fields=["hand_raised"])
-        _broadcast(space.pk, "hand.raised", user_id=participant.user_id)
+        _broadcast(
+            space.pk,
+            "hand.raised",
+            user_id=participant.user_id,
+            participant=participant_data(participant),
+        )
 
 
 @transaction.atomic

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.django_db
 
 SHAPE = {
     "id", "title", "state", "visibility", "host", "cohost_ids", "speaker_ids",
-    "participant_count", "scheduled_start", "started_at", "ended_at", "is_recording",
-    "pinned_voice_tweet_id",
+    "participant_count", "listener_count", "scheduled_start", "started_at", "ended_at",
+    "is_recording", "pinned_voice_tweet_id",
 }  # fmt: skip
 
 

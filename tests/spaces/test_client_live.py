@@ -94,8 +94,9 @@ def test_listener_bench_sees_every_tick_and_each_burst_as_a_marker(live_server_p
         await speaker.connect(space.pk)
         await speaker.send_command("mute.set", muted=False)
         await speaker.wait_publishing(timeout=10)
-        for _ in listeners:  # every listener is in before the first burst
-            await speaker.next_event("participant.joined", timeout=30)
+        # Every listener is in before the first burst.
+        while (await speaker.next_event("audience.changed", timeout=30))["listener_count"] < 20:
+            pass
         await asyncio.sleep(0.5)  # and attached to the room's audio
         started = time.time()
         await speaker.stream_wav(bursts)

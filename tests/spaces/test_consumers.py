@@ -48,15 +48,43 @@ async def test_snapshot_lists_the_room(sockets):
     assert "👏" in snapshot["reactions"]
 
 
+async def _audience_until(socket, check) -> dict:
+    """The first audience.changed digest for which ``check`` holds."""
+    while not check(event := await socket.receive_type("audience.changed")):
+        pass
+    return event
+
+
 async def test_others_see_a_member_join(sockets):
-    """Everyone already in the room receives participant.joined for a newcomer."""
+    """The host's join is an event; a listener's reaches the room in the audience digest."""
     space, _, host_socket = await _room(sockets)
     listener = await db(make_member)("leo")
     await sockets.open(space.pk, listener)
     first = await host_socket.receive_type("participant.joined")
     assert first["participant"]["role"] == "host"  # the host's own join comes after the snapshot
-    event = await host_socket.receive_type("participant.joined")
-    assert event["participant"]["user_id"] == listener.pk
+    event = await _audience_until(
+        host_socket, lambda e: listener.pk in {p["user_id"] for p in e["joined"]}
+    )
+    assert (event["participant_count"], event["listener_count"]) == (2, 1)
+
+
+async def test_a_join_wave_reaches_members_as_digests_not_events(sockets):
+    """Listeners joining are not one event each for every member: a listener already in the
+    room gets no participant.joined, and the digests add up to every newcomer."""
+    space, _, _host_socket = await _room(sockets)
+    first = await sockets.open(space.pk, await db(make_member)("first"))
+    newcomers = [await db(make_member)(f"wave{n}") for n in range(8)]
+    for member in newcomers:
+        await sockets.open(space.pk, member)
+
+    heard: set[int] = set()
+    while not {m.pk for m in newcomers} <= heard:
+        event = await first.receive()
+        assert event["type"] != "participant.joined", event
+        if event["type"] == "audience.changed":
+            heard |= {p["user_id"] for p in event["joined"]}
+            last = event
+    assert last["listener_count"] == len(newcomers) + 1
 
 
 async def test_hand_raise_then_approve_is_seen_by_everyone(sockets):
@@ -113,7 +141,7 @@ async def test_permission_matrix(sockets, actor_role, command, hand_raised, allo
         await db(put_on_stage)(space, host, actor, actor_role)
     if hand_raised:
         await target_socket.send({"type": "hand.raise"})
-        await actor_socket.receive_type("hand.raised")
+        await actor_socket.receive_type("hand.raised", user_id=target.pk)
     message = {"type": command, "user_id": target.pk, "is_recording": True}
     await actor_socket.send(
         {k: v for k, v in message.items() if k != "is_recording"}
@@ -449,9 +477,10 @@ async def test_leave_closes_the_members_other_tabs(sockets):
     tab_one = await sockets.open(space.pk, member)
     tab_two = await sockets.open(space.pk, member)
     await tab_one.send({"type": "leave"})
-    assert (await host_socket.receive_type("participant.left"))["reason"] == "left"
     for tab in (tab_one, tab_two):
         assert (await tab.receive_close())["code"] == 4000
+    event = await _audience_until(host_socket, lambda e: member.pk in e["left"])
+    assert event["listener_count"] == 0
 
 
 def _age_participant(space, user, *, seconds: int) -> None:
@@ -472,7 +501,7 @@ def _sweep_later(seconds: int) -> dict:
 
 async def test_presence_two_tabs_then_timeout(sockets):
     """One of two tabs closing keeps the member; the last one closing removes them after the
-    presence timeout, and the room hears participant.left."""
+    presence timeout, and the room hears of it in the audience digest."""
     space, _host, host_socket = await _room(sockets)
     member = await db(make_member)("mo")
     tab_one = await sockets.open(space.pk, member)
@@ -482,8 +511,8 @@ async def test_presence_two_tabs_then_timeout(sockets):
     await tab_two.disconnect()
     assert (await db(_sweep_later)(5))["removed"] == 0
     assert (await db(_sweep_later)(20))["removed"] == 1
-    event = await host_socket.receive_type("participant.left")
-    assert (event["user_id"], event["reason"]) == (member.pk, "timeout")
+    event = await _audience_until(host_socket, lambda e: member.pk in e["left"])
+    assert (event["participant_count"], event["listener_count"]) == (1, 0)
 
 
 async def test_no_ghosts_after_a_process_died(sockets):
@@ -495,7 +524,7 @@ async def test_no_ghosts_after_a_process_died(sockets):
     assert (await db(_sweep_later)(20))["removed"] == 0  # still counted as connected
     await db(_age_participant)(space, member, seconds=45)
     assert (await db(services.space_sweep)())["removed"] == 1
-    assert (await host_socket.receive_type("participant.left"))["user_id"] == member.pk
+    await _audience_until(host_socket, lambda e: member.pk in e["left"])
     assert not await db(Participant.objects.filter(space=space, user=member).exists)()
 
 

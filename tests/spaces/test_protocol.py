@@ -37,5 +37,5 @@ def test_every_close_code_is_documented():
 def test_validator_catches_missing_keys():
     """validate_event reports unknown types and missing keys."""
     assert validate_event({"type": "nope"}) == ["unknown event type 'nope'"]
-    assert validate_event({"type": "hand.raised"}) == ["hand.raised: missing 'user_id'"]
-    assert validate_event({"type": "hand.raised", "user_id": 1}) == []
+    assert validate_event({"type": "speak.declined"}) == ["speak.declined: missing 'user_id'"]
+    assert validate_event({"type": "speak.declined", "user_id": 1}) == []

@@ -1,6 +1,9 @@
 // The room's state, kept from the snapshot and the events of /ws/spaces/<id>/ (docs/protocol.md).
 // No DOM here: view.js renders it, and the audio step can read the same state.
 
+// Listeners named in the audience list; beyond that the page shows "and N more".
+const LISTED_LISTENERS = 100;
+
 export class Room {
   constructor(userId) {
     this.userId = userId;
@@ -8,6 +11,21 @@ export class Room {
     this.participants = new Map(); // user_id → participant
     this.reactions = [];
     this.levels = {}; // user_id (string) → {level, talking}, from the last `levels` event
+  }
+
+  // How many listeners are not listed by name (big rooms list a sample; counts are exact).
+  get unlistedListeners() {
+    let listed = 0;
+    for (const p of this.participants.values()) if (p.role === "listener") listed += 1;
+    return Math.max(0, (this.space ? this.space.listener_count : 0) - listed);
+  }
+
+  // A plain listener joined: list them while the sample is small.
+  addListener(participant) {
+    if (this.participants.has(participant.user_id)) return;
+    let listed = 0;
+    for (const p of this.participants.values()) if (p.role === "listener") listed += 1;
+    if (listed < LISTED_LISTENERS) this.participants.set(participant.user_id, participant);
   }
 
   get me() {
@@ -42,8 +60,19 @@ export class Room {
         this.participants.set(event.user_id, event.participant);
         return `${event.participant.name} is now ${event.role}`;
       case "hand.raised":
-        if (p) p.hand_raised = true;
-        return `${name} raised their hand`;
+        // The hand may belong to a listener this page did not list: it is listed now.
+        this.participants.set(event.user_id, event.participant);
+        return `${event.participant.name} raised their hand`;
+      case "audience.changed": {
+        this.space.participant_count = event.participant_count;
+        this.space.listener_count = event.listener_count;
+        for (const userId of event.left) {
+          const gone = this.participants.get(userId);
+          if (gone && gone.role === "listener" && userId !== this.userId) this.participants.delete(userId);
+        }
+        for (const participant of event.joined) this.addListener(participant);
+        return null;
+      }
       case "hand.lowered":
         if (p) p.hand_raised = false;
         return null;

@@ -111,6 +111,10 @@ export function render(root, room) {
   const people = [...room.participants.values()].sort((a, b) => RANK[b.role] - RANK[a.role]);
   stage.replaceChildren(...people.filter((p) => p.role !== "listener").map((p) => participantTile(room, p)));
   listeners.replaceChildren(...people.filter((p) => p.role === "listener").map((p) => participantTile(room, p)));
+  const more = root.querySelector('[data-role="more-listeners"]');
+  const unlisted = room.unlistedListeners;
+  more.hidden = unlisted === 0;
+  more.textContent = unlisted ? `and ${unlisted.toLocaleString()} more listening` : "";
   root.querySelector('[data-role="controls"]').replaceChildren(...ownControls(room));
   root.querySelector('[data-role="host-controls"]').hidden = !room.isModerator;
   root.querySelector('[data-role="recording"]').hidden = !room.space.is_recording;

@@ -1,0 +1,155 @@
+"""The audience of a big room, told in digests: at most one ``audience.changed`` a second.
+
+A listener joining or leaving used to be a channel-layer event to every member, so a wave of
+N joins cost N² messages, and a room stalled at a few hundred listeners. Now the services send
+each listener change to the space's *presence group*, which holds one channel per server
+process, not one per socket. This process gathers the changes for each room it has sockets in
+and, at most once a second, sends its sockets one digest: the listener and participant counts
+(counted in the database, so the figure is exact whichever process saw which change), and who
+came and went since the last one, capped. Stage changes, raised hands and removals still travel
+as events of their own (services._broadcast), as they are rare and every member needs them.
+
+The digest goes out through the fan-out (spaces/fanout.py): framed once, written to each local
+socket; a congested socket may miss one, and the next carries the right counts again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from channels.db import database_sync_to_async
+
+logger = logging.getLogger(__name__)
+
+DIGEST_INTERVAL = 1.0
+# Who came and went is a sample for the audience list; the counts are always exact.
+DIGEST_MAX_JOINED = 50
+DIGEST_MAX_LEFT = 200
+
+
+@dataclass
+class _Pending:
+    joined: dict[int, dict] = field(default_factory=dict)
+    left: set[int] = field(default_factory=set)
+    flush: asyncio.TimerHandle | None = None
+    last_flush: float = float("-inf")
+
+
+def _load_counts(space_id: int) -> dict[str, int]:
+    from .selectors import participant_counts
+
+    return participant_counts(space_id=space_id)
+
+
+class AudiencePresence:
+    """One per process (owned by the media plane); lives on the event loop of the sockets."""
+
+    def __init__(
+        self,
+        *,
+        deliver_text: Callable[[int, str], None],
+        load_counts: Callable[[int], dict[str, int]] = _load_counts,
+        interval: float = DIGEST_INTERVAL,
+    ) -> None:
+        self.deliver_text = deliver_text
+        self.load_counts = load_counts
+        self.interval = interval
+        self.rooms: dict[int, _Pending] = {}
+        self.channel: str | None = None
+        self.layer = None
+        self._reader: asyncio.Task | None = None
+        self.changes_seen = 0
+        self.digests_sent = 0
+
+    async def start(self) -> None:
+        from channels.layers import get_channel_layer
+
+        self.layer = get_channel_layer()
+        self.channel = await self.layer.new_channel("presence.")
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def stop(self) -> None:
+        for space_id in list(self.rooms):
+            await self.unwatch(space_id)
+        if self._reader is not None:
+            self._reader.cancel()
+
+    async def watch(self, space_id: int) -> None:
+        """This process has sockets in the room: receive its audience changes."""
+        if space_id in self.rooms or self.layer is None:
+            return
+        from .services import presence_group
+
+        self.rooms[space_id] = _Pending()
+        await self.layer.group_add(presence_group(space_id), self.channel)
+
+    async def unwatch(self, space_id: int) -> None:
+        pending = self.rooms.pop(space_id, None)
+        if pending is None:
+            return
+        if pending.flush is not None:
+            pending.flush.cancel()
+        from .services import presence_group
+
+        await self.layer.group_discard(presence_group(space_id), self.channel)
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("presence: receiving failed")
+                await asyncio.sleep(1)
+                continue
+            self.note(message)
+
+    def note(self, message: dict) -> None:
+        """One change from services._audience_change; the digest follows within a second."""
+        space_id = message.get("space_id")
+        pending = self.rooms.get(space_id)
+        if pending is None:
+            return
+        self.changes_seen += 1
+        if message.get("joined"):
+            joined = message["joined"]
+            pending.left.discard(joined["user_id"])
+            pending.joined[joined["user_id"]] = joined
+        if message.get("left") is not None:
+            pending.joined.pop(message["left"], None)
+            pending.left.add(message["left"])
+        if pending.flush is None:
+            loop = asyncio.get_running_loop()
+            wait = max(0.0, pending.last_flush + self.interval - loop.time())
+            pending.flush = loop.call_later(wait, self._schedule_flush, space_id)
+
+    def _schedule_flush(self, space_id: int) -> None:
+        asyncio.get_running_loop().create_task(self._flush(space_id))
+
+    async def _flush(self, space_id: int) -> None:
+        pending = self.rooms.get(space_id)
+        if pending is None:
+            return
+        # Changes that arrive while counting wait for the next digest.
+        joined, left = pending.joined, pending.left
+        pending.joined, pending.left = {}, set()
+        pending.last_flush = asyncio.get_running_loop().time()
+        pending.flush = None
+        try:
+            counts = await database_sync_to_async(self.load_counts)(space_id)
+        except Exception:
+            logger.exception("presence: counting space %s failed", space_id)
+            return
+        event = {
+            "type": "audience.changed",
+            **counts,
+            "joined": list(joined.values())[-DIGEST_MAX_JOINED:],
+            "left": sorted(left)[:DIGEST_MAX_LEFT],
+        }
+        self.digests_sent += 1
+        self.deliver_text(space_id, json.dumps(event))
