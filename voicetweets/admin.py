@@ -43,18 +43,16 @@ class VoiceTweetAdmin(admin.ModelAdmin):
     def _with_reason(self, request, queryset, action: str, title: str):
         form = ReasonForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
+            service = services.voicetweet_hide if action == "hide" else services.voicetweet_unhide
+            done = 0
             for tweet in queryset:
-                if action == "hide":
-                    services.voicetweet_hide(
-                        voicetweet=tweet, by=request.user, reason=form.cleaned_data["reason"]
-                    )
-                else:
-                    services.voicetweet_unhide(
-                        voicetweet=tweet, by=request.user, reason=form.cleaned_data["reason"]
-                    )
-            self.message_user(
-                request, f"{title}: {queryset.count()} voice tweet(s).", messages.SUCCESS
-            )
+                try:
+                    service(voicetweet=tweet, by=request.user, reason=form.cleaned_data["reason"])
+                    done += 1
+                except services.VoiceTweetError as error:
+                    self.message_user(request, f"{tweet}: {error.message}", messages.ERROR)
+            if done:
+                self.message_user(request, f"{title}: {done} voice tweet(s).", messages.SUCCESS)
             return None
         return render(
             request,

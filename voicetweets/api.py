@@ -45,8 +45,11 @@ class VoiceTweetSerializer(serializers.ModelSerializer):
         model = VoiceTweet
         fields = [
             "id", "author", "text", "parent_id", "state", "rejection_reason", "duration_seconds",
-            "waveform", "audio_url", "like_count", "liked_by_me", "created_at",
+            "waveform", "audio_url", "like_count", "liked_by_me", "is_hidden", "created_at",
         ]  # fmt: skip
+        extra_kwargs = {
+            "is_hidden": {"help_text": "Hidden by a moderator: only its author and admins see it."}
+        }
         read_only_fields = fields
 
     def get_audio_url(self, tweet: VoiceTweet) -> str | None:

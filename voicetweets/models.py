@@ -43,7 +43,8 @@ class VoiceTweet(models.Model):
     waveform = models.JSONField(default=list, blank=True)
     # Kept by the like services, so feeds need no COUNT per item.
     like_count = models.PositiveIntegerField(default=0)
-    # Hidden by a moderator: 404 for everyone but admins; the reason goes into the audit log.
+    # Hidden by a moderator: gone for everyone but its author (who sees it marked) and admins;
+    # the reason goes into the audit log.
     is_hidden = models.BooleanField(default=False)
     hidden_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
 from accounts.selectors import blocked_ids, following_ids, is_blocked_between
@@ -18,9 +18,12 @@ def _as_seen_by(tweets: QuerySet[VoiceTweet], viewer) -> QuerySet[VoiceTweet]:
 
 
 def visible_voicetweets(*, viewer) -> QuerySet[VoiceTweet]:
-    """Ready, not hidden, and not by anyone on either side of a block with ``viewer``."""
-    tweets = VoiceTweet.objects.filter(state=VoiceTweet.State.READY, is_hidden=False).exclude(
-        author_id__in=blocked_ids(user=viewer)
+    """Ready, not by anyone on either side of a block with ``viewer``, and not hidden by a
+    moderator unless ``viewer`` wrote it (authors keep seeing their hidden tweets, marked)."""
+    tweets = (
+        VoiceTweet.objects.filter(state=VoiceTweet.State.READY)
+        .filter(Q(is_hidden=False) | Q(author_id=viewer.pk))
+        .exclude(author_id__in=blocked_ids(user=viewer))
     )
     return _as_seen_by(tweets, viewer)
 
@@ -44,13 +47,18 @@ def replies_to(*, voicetweet: VoiceTweet, viewer) -> QuerySet[VoiceTweet]:
 def voicetweet_for_viewer(*, viewer, pk: int) -> VoiceTweet:
     """The tweet if ``viewer`` may see it, else 404 (never 403: hidden things do not exist).
 
-    Authors also see their own tweets while processing or after rejection; admins see hidden ones.
+    Authors also see their own tweets while processing, after rejection and once hidden by a
+    moderator; admins see hidden ones (to review them). Everyone else gets 404 for those.
     """
     tweet = _as_seen_by(VoiceTweet.objects.filter(pk=pk), viewer).first()
-    if tweet is None or (tweet.is_hidden and not viewer.is_staff):
+    if tweet is None:
         raise Http404("No such voice tweet.")
     if viewer.is_staff or tweet.author_id == viewer.pk:
         return tweet
-    if tweet.state != VoiceTweet.State.READY or is_blocked_between(user=viewer, other=tweet.author):
+    if (
+        tweet.is_hidden
+        or tweet.state != VoiceTweet.State.READY
+        or is_blocked_between(user=viewer, other=tweet.author)
+    ):
         raise Http404("No such voice tweet.")
     return tweet

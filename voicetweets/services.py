@@ -223,20 +223,30 @@ def voicetweet_unlike(*, user, voicetweet: VoiceTweet) -> bool:
     return bool(deleted)
 
 
+def _check_moderator(by) -> None:
+    if not (by.is_active and by.is_staff):
+        raise VoiceTweetError("forbidden", "Only staff can hide or unhide voice tweets.")
+
+
 def voicetweet_hide(*, voicetweet: VoiceTweet, by, reason: str) -> None:
-    """A moderator hides a voice tweet: 404 for everyone but admins, recorded in the audit log."""
+    """A moderator hides a voice tweet: gone for everyone but its author and admins, audited."""
     from accounts.services import audit_record
 
-    if not reason.strip():
+    _check_moderator(by)
+    reason = (reason or "").strip()
+    if not reason:
         raise VoiceTweetError("reason_required", "Say why the voice tweet is hidden.")
     with transaction.atomic():
         VoiceTweet.objects.filter(pk=voicetweet.pk).update(is_hidden=True, hidden_reason=reason)
+        voicetweet.is_hidden, voicetweet.hidden_reason = True, reason
         audit_record(actor=by, action="voicetweet.hide", target=voicetweet, reason=reason)
 
 
 def voicetweet_unhide(*, voicetweet: VoiceTweet, by, reason: str = "") -> None:
     from accounts.services import audit_record
 
+    _check_moderator(by)
     with transaction.atomic():
         VoiceTweet.objects.filter(pk=voicetweet.pk).update(is_hidden=False, hidden_reason="")
+        voicetweet.is_hidden, voicetweet.hidden_reason = False, ""
         audit_record(actor=by, action="voicetweet.unhide", target=voicetweet, reason=reason)
