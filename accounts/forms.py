@@ -30,3 +30,17 @@ class SuspendForm(forms.Form):
 class GrantInvitationsForm(forms.Form):
     count = forms.IntegerField(min_value=1, max_value=1000, initial=2)
     reason = forms.CharField(required=False, max_length=2000)
+
+
+class ModerationReasonForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=300,
+        help_text="Goes into the audit log.",
+    )
+
+
+class DismissReportsForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), max_length=2000, required=False
+    )

@@ -1,8 +1,13 @@
+from urllib.parse import urlencode
+
 from django import forms
 from django.contrib import admin, messages
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.html import format_html
+
+from accounts.models import Report
+from accounts.selectors import report_count
 
 from . import services
 from .models import VoiceTweet
@@ -14,7 +19,9 @@ class ReasonForm(forms.Form):
 
 @admin.register(VoiceTweet)
 class VoiceTweetAdmin(admin.ModelAdmin):
-    list_display = ("id", "author", "state", "duration", "like_count", "is_hidden", "created_at")
+    list_display = (
+        "id", "author", "state", "duration", "like_count", "reports", "is_hidden", "created_at",
+    )  # fmt: skip
     list_filter = ("state", "is_hidden", "created_at")
     search_fields = ("author__username", "text")
     raw_id_fields = ("author", "parent")
@@ -25,6 +32,26 @@ class VoiceTweetAdmin(admin.ModelAdmin):
     )  # fmt: skip
     exclude = ("audio", "upload")
     actions = ["hide", "unhide"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                report_count=report_count(kind=Report.Kind.VOICETWEET),
+                open_report_count=report_count(kind=Report.Kind.VOICETWEET, open_only=True),
+            )
+        )
+
+    @admin.display(description="reports", ordering="report_count")
+    def reports(self, tweet: VoiceTweet) -> str:
+        if not tweet.report_count:
+            return "0"
+        query = urlencode({"target_kind": Report.Kind.VOICETWEET, "target_id": tweet.pk})
+        url = reverse("admin:accounts_report_changelist") + "?" + query
+        return format_html(
+            '<a href="{}">{}</a> ({} open)', url, tweet.report_count, tweet.open_report_count
+        )
 
     @admin.display(description="duration")
     def duration(self, tweet: VoiceTweet) -> str:

@@ -236,6 +236,8 @@ def voicetweet_hide(*, voicetweet: VoiceTweet, by, reason: str) -> None:
     reason = (reason or "").strip()
     if not reason:
         raise VoiceTweetError("reason_required", "Say why the voice tweet is hidden.")
+    if len(reason) > 300:
+        raise VoiceTweetError("reason_too_long", "Keep the reason under 300 characters.")
     with transaction.atomic():
         VoiceTweet.objects.filter(pk=voicetweet.pk).update(is_hidden=True, hidden_reason=reason)
         voicetweet.is_hidden, voicetweet.hidden_reason = True, reason
