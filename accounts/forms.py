@@ -1,5 +1,7 @@
 from django import forms
 
+from .models import Report
+
 
 class ProfileForm(forms.Form):
     display_name = forms.CharField(max_length=50, required=False)
@@ -43,4 +45,16 @@ class ModerationReasonForm(forms.Form):
 class DismissReportsForm(forms.Form):
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}), max_length=2000, required=False
+    )
+
+
+class ReportForm(forms.Form):
+    reason = forms.ChoiceField(
+        choices=Report.Reason.choices, widget=forms.RadioSelect, label="What is wrong?"
+    )
+    note = forms.CharField(
+        max_length=500,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Anything the moderators should know? (optional)",
     )

@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from . import selectors
-from .models import Invitation, User
+from .models import Invitation, Report, User
 
 
 def avatar_url(user: User, request) -> str | None:
@@ -169,3 +169,28 @@ class TokenSerializer(serializers.Serializer):
 class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     detail = serializers.CharField()
+
+
+class ReportCreateSerializer(serializers.Serializer):
+    target_kind = serializers.ChoiceField(choices=Report.Kind.choices)
+    target = serializers.CharField(
+        max_length=150,
+        help_text="The id of the voice tweet, voice message or space; a member's username.",
+    )
+    reason = serializers.ChoiceField(choices=Report.Reason.choices)
+    note = serializers.CharField(
+        max_length=500, required=False, allow_blank=True, default="",
+        help_text="Optional: what the moderators should know. Only they read it.",
+    )  # fmt: skip
+
+
+class ReportSerializer(serializers.ModelSerializer):
+    state = serializers.ChoiceField(
+        choices=Report.State.choices,
+        help_text="open until a moderator looks at it; then dismissed, or actioned.",
+    )
+
+    class Meta:
+        model = Report
+        fields = ["id", "target_kind", "target_id", "reason", "note", "state", "created_at"]
+        read_only_fields = fields

@@ -488,12 +488,14 @@ def _target_pk(key) -> int:
     return pk
 
 
-def _reportable(*, kind: str, key, reporter: User) -> tuple[models.Model, User]:
+def report_check_target(*, reporter: User, target_kind: str, target) -> tuple[models.Model, User]:
     """What ``reporter`` wants to report, and the member who answers for it.
 
     Only what the reporter can see can be reported; anything else is NotFound, as everywhere
-    (hidden things do not exist). ``key`` is the id, or the username for a member.
+    (hidden things do not exist). ``target`` is the id, or the username for a member. Pages call
+    this to show the report form; report_create calls it again.
     """
+    kind, key = target_kind, target
     from .selectors import profile_visible_to, user_get_active
 
     if kind == Report.Kind.VOICETWEET:
@@ -503,7 +505,7 @@ def _reportable(*, kind: str, key, reporter: User) -> tuple[models.Model, User]:
             tweet = voicetweet_for_viewer(viewer=reporter, pk=_target_pk(key))
         except Http404:
             raise errors.NotFound("No such voice tweet.") from None
-        return tweet, tweet.author
+        return _not_own(tweet, tweet.author, reporter)
     if kind == Report.Kind.VOICEMESSAGE:
         from voicetweets.selectors import voicemessage_for_viewer
 
@@ -511,7 +513,7 @@ def _reportable(*, kind: str, key, reporter: User) -> tuple[models.Model, User]:
             message = voicemessage_for_viewer(viewer=reporter, pk=_target_pk(key))
         except Http404:
             raise errors.NotFound("No such voice message.") from None
-        return message, message.sender
+        return _not_own(message, message.sender, reporter)
     if kind == Report.Kind.SPACE:
         from spaces.models import Space
         from spaces.selectors import space_for_member
@@ -523,15 +525,21 @@ def _reportable(*, kind: str, key, reporter: User) -> tuple[models.Model, User]:
             raise errors.InvalidTransition(
                 "A space can be reported while it is live, or its replay once it has ended."
             )
-        return space, space.host
+        return _not_own(space, space.host, reporter)
     if kind == Report.Kind.MEMBER:
         member = user_get_active(username=str(key))
         if member is None or not profile_visible_to(owner=member, viewer=reporter):
             raise errors.NotFound("No such member.")
-        return member, member
+        return _not_own(member, member, reporter)
     raise errors.AccountsError(
         f"What you report must be one of: {', '.join(Report.Kind.values)}.", code="target_kind"
     )
+
+
+def _not_own(obj: models.Model, owner: User, reporter: User) -> tuple[models.Model, User]:
+    if owner.pk == reporter.pk:
+        raise errors.AccountsError("You cannot report yourself or your own posts.", code="own")
+    return obj, owner
 
 
 def report_create(
@@ -547,9 +555,7 @@ def report_create(
     note = (note or "").strip()
     if len(note) > 500:
         raise errors.AccountsError("Keep the note under 500 characters.", code="note")
-    obj, owner = _reportable(kind=target_kind, key=target, reporter=reporter)
-    if owner.pk == reporter.pk:
-        raise errors.AccountsError("You cannot report yourself or your own posts.", code="own")
+    obj, owner = report_check_target(reporter=reporter, target_kind=target_kind, target=target)
     try:
         with transaction.atomic():
             return Report.objects.create(

@@ -258,6 +258,7 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].update(
         "profile_list": "120/minute",
         "auth_token": "10/minute",
         "waitlist_join": "5/hour",
+        "report_create": "30/hour",
     }
 )
 # Expired invitations go back to their inviters' quota within the hour.
