@@ -39,6 +39,11 @@ class User(AbstractUser):
     suspended_by = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Off: only members this one follows and who follow back may send voice messages. On: any
+    # member may (blocks still apply). The rule is voicetweets.services.voicemessage_check_send.
+    messages_from_anyone = models.BooleanField(
+        default=False, verbose_name="accept voice messages from anyone"
+    )
 
     class Meta:
         ordering = ["username"]

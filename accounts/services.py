@@ -378,9 +378,16 @@ def block_delete(*, blocker: User, blocked: User) -> None:
 
 
 def user_update_profile(
-    *, user: User, display_name: str | None = None, bio: str | None = None
+    *,
+    user: User,
+    display_name: str | None = None,
+    bio: str | None = None,
+    messages_from_anyone: bool | None = None,
 ) -> User:
     changed = []
+    if messages_from_anyone is not None:
+        user.messages_from_anyone = bool(messages_from_anyone)
+        changed.append("messages_from_anyone")
     if display_name is not None:
         user.display_name = display_name.strip()
         changed.append("display_name")
