@@ -132,7 +132,10 @@ class MeAPI(AccountsAPIView):
     @extend_schema(
         operation_id="me_retrieve",
         summary="Your own profile",
-        description="Includes private fields: email, who invited you, invitations left.",
+        description=(
+            "Includes private fields: email, who invited you, invitations left, and whether "
+            "you accept voice messages from anyone."
+        ),
         responses={200: MeSerializer},
         tags=["members"],
     )
@@ -141,7 +144,7 @@ class MeAPI(AccountsAPIView):
 
     @extend_schema(
         operation_id="me_update",
-        summary="Update your display name or bio",
+        summary="Update your display name, bio or voice message setting",
         request=ProfileUpdateSerializer,
         responses={200: MeSerializer, **ERRORS},
         tags=["members"],

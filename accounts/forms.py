@@ -10,6 +10,11 @@ class ProfileForm(forms.Form):
         required=False, help_text="PNG, JPEG, GIF or WebP, up to 5 MB. Cropped to a square."
     )
     remove_avatar = forms.BooleanField(required=False, label="Remove my avatar")
+    messages_from_anyone = forms.BooleanField(
+        required=False,
+        label="Accept voice messages from anyone",
+        help_text="Otherwise only from people you follow who follow you back.",
+    )
 
 
 class InvitationForm(forms.Form):

@@ -98,6 +98,7 @@ class MeSerializer(ProfileSerializer):
         fields = [
             "username", "display_name", "bio", "avatar_url", "joined_at", "followers_count",
             "following_count", "voice_tweets_count", "email", "invited_by", "invitations_left",
+            "messages_from_anyone",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -109,6 +110,11 @@ class MeSerializer(ProfileSerializer):
 class ProfileUpdateSerializer(serializers.Serializer):
     display_name = serializers.CharField(max_length=50, required=False, allow_blank=True)
     bio = serializers.CharField(max_length=160, required=False, allow_blank=True)
+    messages_from_anyone = serializers.BooleanField(
+        required=False,
+        help_text="Accept voice messages from any member, not only from people you follow who "
+        "follow you back. Blocks still apply.",
+    )
 
 
 class AvatarUploadSerializer(serializers.Serializer):

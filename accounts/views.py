@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from voicetweets.selectors import voicetweets_by
+from voicetweets.services import VoiceTweetError, voicemessage_check_send
 
 from . import errors, selectors, services
 from .adapter import INVITATION_SESSION_KEY, invitation_invalid_response
@@ -65,6 +66,14 @@ def _member_or_404(request: HttpRequest, username: str) -> User:
 PROFILE_TWEETS = 20
 
 
+def _may_message(sender: User, recipient: User) -> bool:
+    try:
+        voicemessage_check_send(sender=sender, recipient=recipient)
+    except VoiceTweetError:
+        return False
+    return True
+
+
 @login_required
 def profile(request: HttpRequest, username: str) -> HttpResponse:
     member = _member_or_404(request, username)
@@ -77,6 +86,7 @@ def profile(request: HttpRequest, username: str) -> HttpResponse:
         "has_blocked": selectors.has_blocked(blocker=request.user, blocked=member),
         # Empty across a block, in either direction (the voicetweets selector decides).
         "voice_tweets": voicetweets_by(author=member, viewer=request.user)[:PROFILE_TWEETS],
+        "can_message": _may_message(request.user, member),
     }
     return render(request, "accounts/profile.html", context)
 
@@ -140,14 +150,21 @@ def relation(request: HttpRequest, username: str, action: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def profile_edit(request: HttpRequest) -> HttpResponse:
     user = request.user
-    initial = {"display_name": user.display_name, "bio": user.bio}
+    initial = {
+        "display_name": user.display_name,
+        "bio": user.bio,
+        "messages_from_anyone": user.messages_from_anyone,
+    }
     form = ProfileForm(request.POST or None, request.FILES or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
             with transaction.atomic():
                 services.user_update_profile(
-                    user=user, display_name=data["display_name"], bio=data["bio"]
+                    user=user,
+                    display_name=data["display_name"],
+                    bio=data["bio"],
+                    messages_from_anyone=data["messages_from_anyone"],
                 )
                 if data.get("avatar"):
                     services.user_set_avatar(user=user, upload=data["avatar"])

@@ -10,7 +10,7 @@ from accounts.models import Report
 from accounts.selectors import report_count
 
 from . import services
-from .models import VoiceTweet
+from .models import VoiceMessage, VoiceTweet
 
 
 class ReasonForm(forms.Form):
@@ -101,3 +101,58 @@ class VoiceTweetAdmin(admin.ModelAdmin):
     @admin.action(description="Unhide selected voice tweets")
     def unhide(self, request, queryset):
         return self._with_reason(request, queryset, "unhide", "Unhide voice tweets")
+
+
+@admin.register(VoiceMessage)
+class VoiceMessageAdmin(admin.ModelAdmin):
+    """Metadata only. Messages are private: the audio (and its waveform) is out of the admin,
+    except for a message someone reported, which staff may then hear."""
+
+    list_display = (
+        "id", "sender", "recipient", "state", "duration", "reports", "created_at", "read_at",
+    )  # fmt: skip
+    list_filter = ("state", "created_at")
+    search_fields = ("sender__username", "recipient__username")
+    list_select_related = ("sender", "recipient")
+    fields = (
+        "sender", "recipient", "state", "rejection_reason", "duration", "created_at",
+        "processed_at", "read_at", "reports", "player",
+    )  # fmt: skip
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(report_count=report_count(kind=Report.Kind.VOICEMESSAGE))
+        )
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # the files would stay behind; and it is the members' conversation
+
+    @admin.display(description="duration")
+    def duration(self, message: VoiceMessage) -> str:
+        return "–" if message.duration_ms is None else f"{message.duration_ms / 1000:.1f} s"
+
+    @admin.display(description="reports", ordering="report_count")
+    def reports(self, message: VoiceMessage) -> str:
+        if not message.report_count:
+            return "0"
+        query = urlencode({"target_kind": Report.Kind.VOICEMESSAGE, "target_id": message.pk})
+        url = reverse("admin:accounts_report_changelist") + "?" + query
+        return format_html('<a href="{}">{}</a>', url, message.report_count)
+
+    @admin.display(description="audio")
+    def player(self, message: VoiceMessage) -> str:
+        if message.state != VoiceMessage.State.READY:
+            return "–"
+        if not message.report_count:
+            return "Private: staff can listen only once the message is reported."
+        src = reverse("voicetweets:message_audio", args=[message.pk])
+        return format_html('<audio controls preload="none" src="{}"></audio>', src)
