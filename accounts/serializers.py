@@ -45,12 +45,16 @@ class ProfileSerializer(UserSummarySerializer):
     is_blocked = serializers.SerializerMethodField(
         help_text="Whether the requesting member has blocked this member."
     )
+    can_message = serializers.SerializerMethodField(
+        help_text="Whether the requesting member may send this member a voice message."
+    )
 
     class Meta:
         model = User
         fields = [
             "username", "display_name", "bio", "avatar_url", "joined_at", "followers_count",
             "following_count", "voice_tweets_count", "is_following", "follows_you", "is_blocked",
+            "can_message",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -84,6 +88,13 @@ class ProfileSerializer(UserSummarySerializer):
     def get_is_blocked(self, user: User) -> bool:
         viewer = self._viewer()
         return bool(viewer) and selectors.has_blocked(blocker=viewer, blocked=user)
+
+    def get_can_message(self, user: User) -> bool:
+        # voicetweets builds on accounts, so it is imported here; the rule is its service's.
+        from voicetweets.services import voicemessage_may_send
+
+        viewer = self._viewer()
+        return bool(viewer) and voicemessage_may_send(sender=viewer, recipient=user)
 
 
 class MeSerializer(ProfileSerializer):

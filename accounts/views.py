@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from voicetweets.selectors import voicetweets_by
-from voicetweets.services import VoiceTweetError, voicemessage_check_send
+from voicetweets.services import voicemessage_may_send
 
 from . import errors, selectors, services
 from .adapter import INVITATION_SESSION_KEY, invitation_invalid_response
@@ -66,14 +66,6 @@ def _member_or_404(request: HttpRequest, username: str) -> User:
 PROFILE_TWEETS = 20
 
 
-def _may_message(sender: User, recipient: User) -> bool:
-    try:
-        voicemessage_check_send(sender=sender, recipient=recipient)
-    except VoiceTweetError:
-        return False
-    return True
-
-
 @login_required
 def profile(request: HttpRequest, username: str) -> HttpResponse:
     member = _member_or_404(request, username)
@@ -86,7 +78,7 @@ def profile(request: HttpRequest, username: str) -> HttpResponse:
         "has_blocked": selectors.has_blocked(blocker=request.user, blocked=member),
         # Empty across a block, in either direction (the voicetweets selector decides).
         "voice_tweets": voicetweets_by(author=member, viewer=request.user)[:PROFILE_TWEETS],
-        "can_message": _may_message(request.user, member),
+        "can_message": voicemessage_may_send(sender=request.user, recipient=member),
     }
     return render(request, "accounts/profile.html", context)
 

@@ -320,6 +320,15 @@ def voicemessage_check_send(*, sender, recipient) -> None:
         )
 
 
+def voicemessage_may_send(*, sender, recipient) -> bool:
+    """voicemessage_check_send as a yes or no, for pages and API fields that offer the action."""
+    try:
+        voicemessage_check_send(sender=sender, recipient=recipient)
+    except VoiceTweetError:
+        return False
+    return True
+
+
 def voicemessage_send(*, sender, recipient, upload: UploadedFile) -> VoiceMessage:
     """Store a voice message in ``processing`` and queue its processing (the same pipeline as
     voice tweets, never split into parts: over 140 s is rejected).

@@ -128,6 +128,24 @@ def test_nobody_messages_themselves(alice):
     assert refused.value.code == "self"
 
 
+def test_a_stalled_message_is_retried_then_rejected(alice, bob, django_capture_on_commit_callbacks):
+    """The stalled sweep covers voice messages too: queued again, rejected once out of attempts."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    message = VoiceMessage.objects.create(sender=alice, recipient=bob)
+    VoiceMessage.objects.filter(pk=message.pk).update(
+        created_at=timezone.now() - timedelta(hours=1), processing_attempts=2
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.voicetweets_requeue_stalled() == 1
+
+    message.refresh_from_db()
+    assert message.state == VoiceMessage.State.REJECTED
+
+
 # --- Privacy ----------------------------------------------------------------------------------
 
 
@@ -319,14 +337,17 @@ def test_form_post_without_javascript_sends(
 
 
 def test_profile_offers_a_voice_message_only_when_allowed(alice, bob, client):
-    """The profile's 'Voice message' button follows the same rule as sending."""
+    """The profile's 'Voice message' button, and can_message in the API, follow the same rule
+    as sending."""
     client.force_login(alice)
     assert "/messages/bob/" not in client.get("/u/bob/").content.decode()
+    assert api(alice).get("/api/v1/users/bob/").json()["can_message"] is False
 
     Follow.objects.create(follower=alice, followee=bob)
     Follow.objects.create(follower=bob, followee=alice)
 
     assert "/messages/bob/" in client.get("/u/bob/").content.decode()
+    assert api(alice).get("/api/v1/users/bob/").json()["can_message"] is True
 
 
 def test_message_card_shows_a_report_link_to_the_recipient_only(alice, bob, client):
