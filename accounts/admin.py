@@ -279,6 +279,10 @@ class ModerationQueueAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return selectors.report_queue()
 
+    def changelist_view(self, request, extra_context=None):
+        title = "Open reports, one row per reported thing: select rows, then an action"
+        return super().changelist_view(request, {"title": title, **(extra_context or {})})
+
     def get_ordering(self, request):
         return ["-open_count", "created_at"]
 
