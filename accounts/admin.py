@@ -1,19 +1,34 @@
-"""Django admin for members, invitations, the waitlist and the audit log.
+"""Django admin for members, invitations, the waitlist, reports and the audit log.
 
-Actions that change a member go through accounts.services, which records each in the audit log.
+Actions that change a member or act on a report go through accounts.services, which records each
+in the audit log.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from urllib.parse import urlencode
+
+from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
-from . import errors, services
-from .forms import GrantInvitationsForm, SuspendForm
-from .models import AuditEntry, Block, Follow, Invitation, User, WaitlistEntry
+from . import errors, selectors, services
+from .forms import DismissReportsForm, GrantInvitationsForm, ModerationReasonForm, SuspendForm
+from .models import (
+    AuditEntry,
+    Block,
+    Follow,
+    Invitation,
+    ModerationQueueItem,
+    Report,
+    User,
+    WaitlistEntry,
+)
 
 
 def _form_action(modeladmin, request, queryset, *, form_class, title, apply):
@@ -211,3 +226,151 @@ class BlockAdmin(ReadOnlyAdmin):
     list_display = ("blocker", "blocked", "created_at")
     search_fields = ("blocker__username", "blocked__username")
     list_select_related = ("blocker", "blocked")
+
+
+# --- Reports ----------------------------------------------------------------------------------
+
+
+def _target_object(report: Report):
+    """The reported object (None once deleted), looked up once per row."""
+    if not hasattr(report, "_target_cache"):
+        report._target_cache = selectors.reported_object(report=report)
+    return report._target_cache
+
+
+def _target_link(report: Report) -> str:
+    target = _target_object(report)
+    if target is None:
+        return format_html("<span class='muted'>{} {} (deleted)</span>", report.target_kind,
+                           report.target_id)  # fmt: skip
+    model = apps.get_model(Report.TARGET_MODELS[report.target_kind])
+    label = target.username if report.target_kind == Report.Kind.MEMBER else str(target)
+    try:
+        url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_change",
+                      args=[report.target_id])  # fmt: skip
+    except NoReverseMatch:
+        return label
+    return format_html('<a href="{}">{}</a>', url, label)
+
+
+def _target_status(report: Report) -> str:
+    target = _target_object(report)
+    if target is None:
+        return "deleted"
+    if report.target_kind == Report.Kind.MEMBER:
+        return "suspended" if target.is_suspended else "active"
+    if report.target_kind == Report.Kind.VOICETWEET and target.is_hidden:
+        return "hidden"
+    return target.state
+
+
+@admin.register(ModerationQueueItem)
+class ModerationQueueAdmin(admin.ModelAdmin):
+    """Open reports, one row per reported thing, most reported first. Each action acts at once
+    (sockets included) and closes every open report on that thing."""
+
+    list_display = (
+        "target", "target_kind", "answerable", "open_reports", "reasons", "status", "created_at",
+    )  # fmt: skip
+    list_display_links = None
+    list_filter = ("target_kind",)
+    actions = ["hide_voicetweet", "end_space", "suspend_member", "dismiss"]
+
+    def get_queryset(self, request):
+        return selectors.report_queue()
+
+    def changelist_view(self, request, extra_context=None):
+        title = "Open reports, one row per reported thing: select rows, then an action"
+        return super().changelist_view(request, {"title": title, **(extra_context or {})})
+
+    def get_ordering(self, request):
+        return ["-open_count", "created_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="reported")
+    def target(self, report: Report) -> str:
+        return _target_link(report)
+
+    @admin.display(description="member answerable")
+    def answerable(self, report: Report) -> str:
+        url = reverse("admin:accounts_user_change", args=[report.target_user_id])
+        return format_html('<a href="{}">{}</a>', url, report.target_user.username)
+
+    @admin.display(description="open reports", ordering="open_count")
+    def open_reports(self, report: Report) -> str:
+        query = urlencode({"target_kind": report.target_kind, "target_id": report.target_id})
+        url = reverse("admin:accounts_report_changelist") + "?" + query
+        return format_html('<a href="{}">{}</a>', url, report.open_count)
+
+    @admin.display(description="reasons")
+    def reasons(self, report: Report) -> str:
+        open_reasons = selectors.reports_on(kind=report.target_kind, target_id=report.target_id)
+        counts = Counter(
+            open_reasons.filter(state=Report.State.OPEN).values_list("reason", flat=True)
+        )
+        labels = dict(Report.Reason.choices)
+        return ", ".join(
+            f"{labels[reason]} ×{n}" if n > 1 else labels[reason]
+            for reason, n in counts.most_common()
+        )
+
+    @admin.display(description="status now")
+    def status(self, report: Report) -> str:
+        return _target_status(report)
+
+    def _act(self, request, queryset, *, action: str, title: str):
+        return _form_action(
+            self, request, queryset, form_class=ModerationReasonForm, title=title,
+            apply=lambda report, data: services.report_act(
+                report=report, by=request.user, action=action, reason=data["reason"]
+            ),
+        )  # fmt: skip
+
+    @admin.action(description="Hide the reported voice tweet")
+    def hide_voicetweet(self, request, queryset):
+        return self._act(request, queryset, action=services.ReportAction.HIDE,
+                         title="Hide voice tweet")  # fmt: skip
+
+    @admin.action(description="End the reported space now (closes every socket)")
+    def end_space(self, request, queryset):
+        return self._act(request, queryset, action=services.ReportAction.END, title="End space")
+
+    @admin.action(description="Suspend the member answerable (closes their sockets)")
+    def suspend_member(self, request, queryset):
+        return self._act(request, queryset, action=services.ReportAction.SUSPEND,
+                         title="Suspend member")  # fmt: skip
+
+    @admin.action(description="Dismiss the reports")
+    def dismiss(self, request, queryset):
+        return _form_action(
+            self, request, queryset, form_class=DismissReportsForm, title="Dismiss reports",
+            apply=lambda report, data: services.report_dismiss(
+                report=report, by=request.user, reason=data["reason"]
+            ),
+        )  # fmt: skip
+
+
+@admin.register(Report)
+class ReportAdmin(ReadOnlyAdmin):
+    """Every report ever made, open or closed: the history behind the queue."""
+
+    list_display = (
+        "created_at", "reporter", "target_kind", "target", "target_user", "reason", "note",
+        "state", "resolution", "resolved_by",
+    )  # fmt: skip
+    list_filter = ("state", "target_kind", "reason", "created_at")
+    search_fields = ("reporter__username", "target_user__username", "note")
+    list_select_related = ("reporter", "target_user", "resolved_by")
+    date_hierarchy = "created_at"
+
+    @admin.display(description="reported")
+    def target(self, report: Report) -> str:
+        return _target_link(report)

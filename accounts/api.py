@@ -15,7 +15,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from . import errors, selectors, services
-from .models import Follow, Invitation, User
+from .models import Follow, Invitation, Report, User
 from .serializers import (
     AvatarUploadSerializer,
     ErrorSerializer,
@@ -24,6 +24,8 @@ from .serializers import (
     MeSerializer,
     ProfileSerializer,
     ProfileUpdateSerializer,
+    ReportCreateSerializer,
+    ReportSerializer,
     TokenRequestSerializer,
     TokenSerializer,
     UserSummarySerializer,
@@ -130,7 +132,10 @@ class MeAPI(AccountsAPIView):
     @extend_schema(
         operation_id="me_retrieve",
         summary="Your own profile",
-        description="Includes private fields: email, who invited you, invitations left.",
+        description=(
+            "Includes private fields: email, who invited you, invitations left, and whether "
+            "you accept voice messages from anyone."
+        ),
         responses={200: MeSerializer},
         tags=["members"],
     )
@@ -139,7 +144,7 @@ class MeAPI(AccountsAPIView):
 
     @extend_schema(
         operation_id="me_update",
-        summary="Update your display name or bio",
+        summary="Update your display name, bio or voice message setting",
         request=ProfileUpdateSerializer,
         responses={200: MeSerializer, **ERRORS},
         tags=["members"],
@@ -412,3 +417,57 @@ class WaitlistJoinAPI(AccountsAPIView):
         data.is_valid(raise_exception=True)
         services.waitlist_join(**data.validated_data)
         return Response(status=status.HTTP_202_ACCEPTED)
+
+
+# --- Reports -----------------------------------------------------------------------------------
+
+
+class ReportPagination(CursorPagination):
+    ordering = ("-created_at", "-id")
+
+
+class ReportListAPI(AccountsAPIView):
+    permission_classes = [IsAuthenticated]
+
+    def get_throttles(self):
+        throttles = super().get_throttles()
+        if self.request.method == "POST":
+            self.throttle_scope = "report_create"
+            throttles.append(ScopedRateThrottle())
+        return throttles
+
+    @extend_schema(
+        operation_id="reports_list",
+        summary="Your reports",
+        description="What you reported, newest first, and whether moderators have handled it.",
+        responses={200: ReportSerializer(many=True)},
+        tags=["reports"],
+    )
+    def get(self, request):
+        paginator = ReportPagination()
+        page = paginator.paginate_queryset(
+            Report.objects.filter(reporter=request.user), request, view=self
+        )
+        return paginator.get_paginated_response(ReportSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="reports_create",
+        summary="Report a voice tweet, a voice message, a space or a member",
+        description=(
+            "Tell the moderators about something you can see: a voice tweet, a voice message you "
+            "received, a space (live, or its replay once ended) or a member. `reason` comes from "
+            "a fixed list; `note` is optional. 409 if you already reported it; 404 if it does "
+            "not exist or you cannot see it; 400 for your own posts or yourself. Rate limited."
+        ),
+        request=ReportCreateSerializer,
+        responses={201: ReportSerializer, 409: ErrorSerializer, **ERRORS},
+        tags=["reports"],
+    )
+    def post(self, request):
+        data = ReportCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        report = services.report_create(reporter=request.user, **data.validated_data)
+        return Response(ReportSerializer(report).data, status=status.HTTP_201_CREATED)
+
+
+ReportListAPI.pagination_class = ReportPagination

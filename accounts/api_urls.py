@@ -19,4 +19,5 @@ urlpatterns = [
         name="api-invitation-revoke",
     ),
     path("waitlist/", api.WaitlistJoinAPI.as_view(), name="api-waitlist"),
+    path("reports/", api.ReportListAPI.as_view(), name="api-reports"),
 ]

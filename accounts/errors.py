@@ -57,3 +57,17 @@ class InvalidAvatar(AccountsError):
 
     code = "avatar_invalid"
     status = 400
+
+
+class AlreadyReported(AccountsError):
+    """You already reported this."""
+
+    code = "already_reported"
+    status = 409
+
+
+class ActionFailed(AccountsError):
+    """A moderator's action could not be carried out (the target changed, or a rule refused)."""
+
+    code = "action_failed"
+    status = 409

@@ -1,5 +1,7 @@
 from django import forms
 
+from .models import Report
+
 
 class ProfileForm(forms.Form):
     display_name = forms.CharField(max_length=50, required=False)
@@ -8,6 +10,11 @@ class ProfileForm(forms.Form):
         required=False, help_text="PNG, JPEG, GIF or WebP, up to 5 MB. Cropped to a square."
     )
     remove_avatar = forms.BooleanField(required=False, label="Remove my avatar")
+    messages_from_anyone = forms.BooleanField(
+        required=False,
+        label="Accept voice messages from anyone",
+        help_text="Otherwise only from people you follow who follow you back.",
+    )
 
 
 class InvitationForm(forms.Form):
@@ -30,3 +37,29 @@ class SuspendForm(forms.Form):
 class GrantInvitationsForm(forms.Form):
     count = forms.IntegerField(min_value=1, max_value=1000, initial=2)
     reason = forms.CharField(required=False, max_length=2000)
+
+
+class ModerationReasonForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=300,
+        help_text="Goes into the audit log.",
+    )
+
+
+class DismissReportsForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), max_length=2000, required=False
+    )
+
+
+class ReportForm(forms.Form):
+    reason = forms.ChoiceField(
+        choices=Report.Reason.choices, widget=forms.RadioSelect, label="What is wrong?"
+    )
+    note = forms.CharField(
+        max_length=500,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Anything the moderators should know? (optional)",
+    )

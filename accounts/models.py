@@ -39,6 +39,11 @@ class User(AbstractUser):
     suspended_by = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Off: only members this one follows and who follow back may send voice messages. On: any
+    # member may (blocks still apply). The rule is voicetweets.services.voicemessage_check_send.
+    messages_from_anyone = models.BooleanField(
+        default=False, verbose_name="accept voice messages from anyone"
+    )
 
     class Meta:
         ordering = ["username"]
@@ -204,3 +209,114 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.target_repr} by {self.actor_id}"
+
+
+# Report.Reason's values, for its check constraint (Meta cannot see the class body).
+REPORT_REASONS = [
+    "spam", "harassment", "hate", "violence", "sexual", "self_harm", "impersonation", "other",
+]  # fmt: skip
+
+
+class Report(models.Model):
+    """A member tells the moderators about a voice tweet, a voice message, a space or a member.
+
+    States: open → dismissed | actioned. services.report_dismiss and services.report_act move
+    every open report on the same target at once, so the queue holds one row per target.
+
+    The target is a kind and an id, not a foreign key: accounts is the app the others build on,
+    and a report outlives what it reports (an author may delete a reported voice tweet).
+    """
+
+    class Kind(models.TextChoices):
+        VOICETWEET = "voicetweet", "Voice tweet"
+        VOICEMESSAGE = "voicemessage", "Voice message"
+        SPACE = "space", "Space"
+        MEMBER = "member", "Member"
+
+    # The model each kind's target_id points into (app_label.ModelName).
+    TARGET_MODELS = {
+        Kind.VOICETWEET: "voicetweets.VoiceTweet",
+        Kind.VOICEMESSAGE: "voicetweets.VoiceMessage",
+        Kind.SPACE: "spaces.Space",
+        Kind.MEMBER: "accounts.User",
+    }
+
+    class Reason(models.TextChoices):
+        SPAM = "spam", "Spam or scam"
+        HARASSMENT = "harassment", "Harassment or bullying"
+        HATE = "hate", "Hate speech"
+        VIOLENCE = "violence", "Violence or threats"
+        SEXUAL = "sexual", "Sexual content"
+        SELF_HARM = "self_harm", "Self-harm or suicide"
+        IMPERSONATION = "impersonation", "Impersonation"
+        OTHER = "other", "Something else"
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        DISMISSED = "dismissed", "Dismissed"
+        ACTIONED = "actioned", "Action taken"
+
+    reporter = models.ForeignKey(User, on_delete=models.CASCADE, related_name="reports_made")
+    target_kind = models.CharField(max_length=16, choices=Kind.choices)
+    # The reported thing's primary key (the member's own, for kind "member").
+    target_id = models.PositiveBigIntegerField()
+    # Who answers for the target: its author, sender or host, or the reported member. "Suspend
+    # member" acts on them, even once the target itself is gone.
+    target_user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="reports_against")
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    # Optional words from the reporter; only moderators read them.
+    note = models.CharField(max_length=500, blank=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The audit action that closed it: "voicetweet.hide", "space.end", "user.suspend" or
+    # "report.dismiss".
+    resolution = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # "A member cannot report the same thing twice", whatever became of the first report.
+            models.UniqueConstraint(
+                fields=["reporter", "target_kind", "target_id"], name="report_once_per_target"
+            ),
+            models.CheckConstraint(condition=~Q(reporter=F("target_user")), name="report_not_own"),
+            models.CheckConstraint(
+                condition=Q(target_kind__in=["voicetweet", "voicemessage", "space", "member"]),
+                name="report_target_kind_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(reason__in=REPORT_REASONS),
+                name="report_reason_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(state="open", resolved_at__isnull=True)
+                | Q(state__in=["dismissed", "actioned"], resolved_at__isnull=False),
+                name="report_resolved_when_closed",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["target_kind", "target_id", "state"], name="report_target"),
+            models.Index(fields=["state", "created_at"], name="report_queue"),
+        ]
+
+    def __str__(self) -> str:
+        return f"report {self.pk}: {self.target_kind} {self.target_id} ({self.reason})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == self.State.OPEN
+
+
+class ModerationQueueItem(Report):
+    """The admin's moderation queue: open reports grouped by target, one row per target (see
+    accounts.selectors.report_queue). A proxy, so the queue and the full report history are
+    two pages of the same table."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "moderation queue item"
+        verbose_name_plural = "moderation queue"

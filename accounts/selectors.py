@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.apps import apps
+from django.db import models
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
-from .models import Block, Follow, Invitation, User
+from .models import Block, Follow, Invitation, Report, User
 
 
 def is_blocked_between(*, user: User, other: User) -> bool:
@@ -83,3 +86,55 @@ def profile_visible_to(*, owner: User, viewer: User) -> bool:
     if not owner.is_active:
         return False
     return not has_blocked(blocker=owner, blocked=viewer)
+
+
+# --- Reports ----------------------------------------------------------------------------------
+
+
+def _same_target(reports: QuerySet[Report]) -> QuerySet[Report]:
+    return reports.filter(target_kind=OuterRef("target_kind"), target_id=OuterRef("target_id"))
+
+
+def report_queue() -> QuerySet[Report]:
+    """The moderation queue: open reports grouped by target, one row per target (its first open
+    report) with ``open_count`` annotated. The admin orders it, most reported first."""
+    open_reports = Report.objects.filter(state=Report.State.OPEN)
+    same_target = _same_target(open_reports)
+    return (
+        open_reports.exclude(Exists(same_target.filter(pk__lt=OuterRef("pk"))))
+        .annotate(
+            open_count=Subquery(
+                same_target.order_by().values("target_kind").annotate(n=Count("pk")).values("n")
+            )
+        )
+        .select_related("target_user")
+    )
+
+
+def reports_on(*, kind: str, target_id: int) -> QuerySet[Report]:
+    return Report.objects.filter(target_kind=kind, target_id=target_id)
+
+
+def is_reported(*, kind: str, target_id: int) -> bool:
+    """Whether anyone ever reported the target, whatever became of the report."""
+    return reports_on(kind=kind, target_id=target_id).exists()
+
+
+def has_reported(*, reporter: User, kind: str, target_id: int) -> bool:
+    return reports_on(kind=kind, target_id=target_id).filter(reporter_id=reporter.pk).exists()
+
+
+def report_count(*, kind: str, open_only: bool = False) -> Coalesce:
+    """An annotation for a queryset of ``kind`` targets: how many reports each one has."""
+    reports = Report.objects.filter(target_kind=kind, target_id=OuterRef("pk"))
+    if open_only:
+        reports = reports.filter(state=Report.State.OPEN)
+    counted = reports.order_by().values("target_id").annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counted), 0)
+
+
+def reported_object(*, report: Report) -> models.Model | None:
+    """What ``report`` is about, or None once it has been deleted. No visibility rule applies:
+    this is for moderators."""
+    model = apps.get_model(Report.TARGET_MODELS[report.target_kind])
+    return model._default_manager.filter(pk=report.target_id).first()

@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from . import selectors
-from .models import Invitation, User
+from .models import Invitation, Report, User
 
 
 def avatar_url(user: User, request) -> str | None:
@@ -45,12 +45,16 @@ class ProfileSerializer(UserSummarySerializer):
     is_blocked = serializers.SerializerMethodField(
         help_text="Whether the requesting member has blocked this member."
     )
+    can_message = serializers.SerializerMethodField(
+        help_text="Whether the requesting member may send this member a voice message."
+    )
 
     class Meta:
         model = User
         fields = [
             "username", "display_name", "bio", "avatar_url", "joined_at", "followers_count",
             "following_count", "voice_tweets_count", "is_following", "follows_you", "is_blocked",
+            "can_message",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -85,6 +89,13 @@ class ProfileSerializer(UserSummarySerializer):
         viewer = self._viewer()
         return bool(viewer) and selectors.has_blocked(blocker=viewer, blocked=user)
 
+    def get_can_message(self, user: User) -> bool:
+        # voicetweets builds on accounts, so it is imported here; the rule is its service's.
+        from voicetweets.services import voicemessage_may_send
+
+        viewer = self._viewer()
+        return bool(viewer) and voicemessage_may_send(sender=viewer, recipient=user)
+
 
 class MeSerializer(ProfileSerializer):
     """The signed-in member's own profile: the public one plus private fields."""
@@ -98,6 +109,7 @@ class MeSerializer(ProfileSerializer):
         fields = [
             "username", "display_name", "bio", "avatar_url", "joined_at", "followers_count",
             "following_count", "voice_tweets_count", "email", "invited_by", "invitations_left",
+            "messages_from_anyone",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -109,6 +121,11 @@ class MeSerializer(ProfileSerializer):
 class ProfileUpdateSerializer(serializers.Serializer):
     display_name = serializers.CharField(max_length=50, required=False, allow_blank=True)
     bio = serializers.CharField(max_length=160, required=False, allow_blank=True)
+    messages_from_anyone = serializers.BooleanField(
+        required=False,
+        help_text="Accept voice messages from any member, not only from people you follow who "
+        "follow you back. Blocks still apply.",
+    )
 
 
 class AvatarUploadSerializer(serializers.Serializer):
@@ -169,3 +186,28 @@ class TokenSerializer(serializers.Serializer):
 class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     detail = serializers.CharField()
+
+
+class ReportCreateSerializer(serializers.Serializer):
+    target_kind = serializers.ChoiceField(choices=Report.Kind.choices)
+    target = serializers.CharField(
+        max_length=150,
+        help_text="The id of the voice tweet, voice message or space; a member's username.",
+    )
+    reason = serializers.ChoiceField(choices=Report.Reason.choices)
+    note = serializers.CharField(
+        max_length=500, required=False, allow_blank=True, default="",
+        help_text="Optional: what the moderators should know. Only they read it.",
+    )  # fmt: skip
+
+
+class ReportSerializer(serializers.ModelSerializer):
+    state = serializers.ChoiceField(
+        choices=Report.State.choices,
+        help_text="open until a moderator looks at it; then dismissed, or actioned.",
+    )
+
+    class Meta:
+        model = Report
+        fields = ["id", "target_kind", "target_id", "reason", "note", "state", "created_at"]
+        read_only_fields = fields

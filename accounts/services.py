@@ -18,13 +18,14 @@ from django.core.files.base import ContentFile
 from django.core.mail import send_mail
 from django.db import IntegrityError, models, transaction
 from django.db.models import F
+from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 from PIL import Image, ImageOps, UnidentifiedImageError
 from rest_framework.authtoken.models import Token
 
 from . import errors
-from .models import AuditEntry, Block, Follow, Invitation, User, WaitlistEntry
+from .models import AuditEntry, Block, Follow, Invitation, Report, User, WaitlistEntry
 from .realtime import CLOSE_FORBIDDEN, disconnect_user, notify_user
 
 logger = logging.getLogger(__name__)
@@ -377,9 +378,16 @@ def block_delete(*, blocker: User, blocked: User) -> None:
 
 
 def user_update_profile(
-    *, user: User, display_name: str | None = None, bio: str | None = None
+    *,
+    user: User,
+    display_name: str | None = None,
+    bio: str | None = None,
+    messages_from_anyone: bool | None = None,
 ) -> User:
     changed = []
+    if messages_from_anyone is not None:
+        user.messages_from_anyone = bool(messages_from_anyone)
+        changed.append("messages_from_anyone")
     if display_name is not None:
         user.display_name = display_name.strip()
         changed.append("display_name")
@@ -469,3 +477,229 @@ def auth_token_issue(*, user: User) -> Token:
 
 def auth_token_revoke(*, user: User) -> None:
     Token.objects.filter(user_id=user.pk).delete()
+
+
+# --- Reports and moderation -------------------------------------------------------------------
+#
+# The apps that can be reported (voicetweets, spaces) build on accounts and import it at module
+# level, so their selectors and services are imported here inside the functions that use them.
+
+
+def _target_pk(key) -> int:
+    try:
+        pk = int(str(key).strip())
+    except ValueError:
+        raise errors.NotFound("Nothing to report there.") from None
+    if pk <= 0:
+        raise errors.NotFound("Nothing to report there.")
+    return pk
+
+
+def report_check_target(*, reporter: User, target_kind: str, target) -> tuple[models.Model, User]:
+    """What ``reporter`` wants to report, and the member who answers for it.
+
+    Only what the reporter can see can be reported; anything else is NotFound, as everywhere
+    (hidden things do not exist). ``target`` is the id, or the username for a member. Pages call
+    this to show the report form; report_create calls it again.
+    """
+    kind, key = target_kind, target
+    from .selectors import profile_visible_to, user_get_active
+
+    if kind == Report.Kind.VOICETWEET:
+        from voicetweets.selectors import voicetweet_for_viewer
+
+        try:
+            tweet = voicetweet_for_viewer(viewer=reporter, pk=_target_pk(key))
+        except Http404:
+            raise errors.NotFound("No such voice tweet.") from None
+        return _not_own(tweet, tweet.author, reporter)
+    if kind == Report.Kind.VOICEMESSAGE:
+        from voicetweets.selectors import voicemessage_for_viewer
+
+        try:
+            message = voicemessage_for_viewer(viewer=reporter, pk=_target_pk(key))
+        except Http404:
+            raise errors.NotFound("No such voice message.") from None
+        return _not_own(message, message.sender, reporter)
+    if kind == Report.Kind.SPACE:
+        from spaces.models import Space
+        from spaces.selectors import space_for_member
+
+        space = space_for_member(user=reporter, pk=_target_pk(key))
+        if space is None:
+            raise errors.NotFound("No such space.")
+        if space.state not in (Space.State.LIVE, Space.State.ENDED):
+            raise errors.InvalidTransition(
+                "A space can be reported while it is live, or its replay once it has ended."
+            )
+        return _not_own(space, space.host, reporter)
+    if kind == Report.Kind.MEMBER:
+        member = user_get_active(username=str(key))
+        if member is None or not profile_visible_to(owner=member, viewer=reporter):
+            raise errors.NotFound("No such member.")
+        return _not_own(member, member, reporter)
+    raise errors.AccountsError(
+        f"What you report must be one of: {', '.join(Report.Kind.values)}.", code="target_kind"
+    )
+
+
+def _not_own(obj: models.Model, owner: User, reporter: User) -> tuple[models.Model, User]:
+    if owner.pk == reporter.pk:
+        raise errors.AccountsError("You cannot report yourself or your own posts.", code="own")
+    return obj, owner
+
+
+def report_create(
+    *, reporter: User, target_kind: str, target, reason: str, note: str = ""
+) -> Report:
+    """A member reports a voice tweet, a voice message, a space (live or its replay) or a
+    member. Reporting the same thing twice is refused, by the database in the end."""
+    if not reporter.is_active:
+        raise errors.PermissionDenied("Suspended members cannot report.", code="suspended")
+    if reason not in Report.Reason.values:
+        choices = ", ".join(Report.Reason.values)
+        raise errors.AccountsError(f"Choose a reason from the list: {choices}.", code="reason")
+    note = (note or "").strip()
+    if len(note) > 500:
+        raise errors.AccountsError("Keep the note under 500 characters.", code="note")
+    obj, owner = report_check_target(reporter=reporter, target_kind=target_kind, target=target)
+    try:
+        with transaction.atomic():
+            return Report.objects.create(
+                reporter=reporter, target_kind=target_kind, target_id=obj.pk, target_user=owner,
+                reason=reason, note=note,
+            )  # fmt: skip
+    except IntegrityError:
+        if Report.objects.filter(
+            reporter=reporter, target_kind=target_kind, target_id=obj.pk
+        ).exists():
+            raise errors.AlreadyReported("You already reported this.") from None
+        raise
+
+
+def _check_staff(by: User) -> None:
+    if not (by.is_active and by.is_staff):
+        raise errors.PermissionDenied("Only staff can handle reports.")
+
+
+def _lock_open_reports(report: Report) -> list[Report]:
+    """Lock every open report on ``report``'s target; InvalidTransition if ``report`` is no
+    longer open (another moderator handled it first). Caller runs in a transaction."""
+    same = Report.objects.select_for_update().filter(
+        target_kind=report.target_kind, target_id=report.target_id, state=Report.State.OPEN
+    )
+    locked = list(same.order_by("pk"))
+    if report.pk not in {r.pk for r in locked}:
+        raise errors.InvalidTransition("These reports were already handled.")
+    return locked
+
+
+def _close_reports(
+    reports: list[Report], *, by: User, state: str, resolution: str, reason: str, target
+) -> None:
+    """Close ``reports`` (locked by the caller) and write the report.* audit entry."""
+    now = timezone.now()
+    ids = [r.pk for r in reports]
+    Report.objects.filter(pk__in=ids).update(
+        state=state, resolved_at=now, resolved_by=by, resolution=resolution
+    )
+    for report in reports:
+        report.state, report.resolved_at, report.resolved_by, report.resolution = (
+            state, now, by, resolution,
+        )  # fmt: skip
+    first = reports[0]
+    action = "report.dismiss" if state == Report.State.DISMISSED else "report.act"
+    audit_record(
+        actor=by, action=action, target=target if target is not None else first, reason=reason,
+        extra={
+            "reports": ids, "resolution": resolution, "target_kind": first.target_kind,
+            "target_id": first.target_id,
+        },
+    )  # fmt: skip
+
+
+@transaction.atomic
+def report_dismiss(*, report: Report, by: User, reason: str = "") -> int:
+    """Close every open report on ``report``'s target without acting; returns how many."""
+    from .selectors import reported_object
+
+    _check_staff(by)
+    reports = _lock_open_reports(report)
+    _close_reports(
+        reports, by=by, state=Report.State.DISMISSED, resolution="report.dismiss",
+        reason=(reason or "").strip(), target=reported_object(report=report),
+    )  # fmt: skip
+    return len(reports)
+
+
+class ReportAction(models.TextChoices):
+    """What a moderator can do from a report, each through the service that owns the rule."""
+
+    HIDE = "hide", "Hide the voice tweet"
+    END = "end", "End the space"
+    SUSPEND = "suspend", "Suspend the member"
+
+
+@transaction.atomic
+def report_act(*, report: Report, by: User, action: str, reason: str) -> int:
+    """Act on what ``report`` is about, at once, then close every open report on it.
+
+    The acting service does the work and writes its own audit entry (voicetweet.hide, space.end
+    closing every socket in the room, user.suspend closing the member's sockets); this adds a
+    report.act entry naming the reports it closed. Returns how many were closed.
+    """
+    from .selectors import reported_object
+
+    _check_staff(by)
+    reason = (reason or "").strip()
+    if not reason:
+        raise errors.AccountsError("Say why: the reason goes into the audit log.", code="reason")
+    reports = _lock_open_reports(report)
+    target = reported_object(report=report)
+    if action == ReportAction.HIDE:
+        resolution = _act_hide(report, target, by=by, reason=reason)
+    elif action == ReportAction.END:
+        resolution = _act_end(report, target, by=by)
+    elif action == ReportAction.SUSPEND:
+        user_suspend(user=report.target_user, by=by, reason=reason)
+        resolution = "user.suspend"
+    else:
+        raise errors.AccountsError(
+            f"The action must be one of: {', '.join(ReportAction.values)}.", code="action"
+        )
+    _close_reports(
+        reports, by=by, state=Report.State.ACTIONED, resolution=resolution, reason=reason,
+        target=target,
+    )  # fmt: skip
+    return len(reports)
+
+
+def _act_hide(report: Report, tweet, *, by: User, reason: str) -> str:
+    from voicetweets.services import VoiceTweetError, voicetweet_hide
+
+    if report.target_kind != Report.Kind.VOICETWEET:
+        raise errors.ActionFailed("Only a voice tweet can be hidden.")
+    if tweet is None:
+        raise errors.ActionFailed("The voice tweet no longer exists.")
+    try:
+        voicetweet_hide(voicetweet=tweet, by=by, reason=reason)
+    except VoiceTweetError as error:
+        raise errors.ActionFailed(error.message, code=error.code) from None
+    return "voicetweet.hide"
+
+
+def _act_end(report: Report, space, *, by: User) -> str:
+    from spaces.errors import SpaceError
+    from spaces.services import space_end
+
+    if report.target_kind != Report.Kind.SPACE:
+        raise errors.ActionFailed("Only a space can be ended.")
+    if space is None:
+        raise errors.ActionFailed("The space no longer exists.")
+    try:
+        # The reason travels to every listener's screen as a code, not the moderator's words.
+        space_end(space=space, by=by, reason="ended_by_admin")
+    except SpaceError as error:
+        message = f"Cannot end the space: {error.message}."
+        raise errors.ActionFailed(message, code=error.code) from None
+    return "space.end"

@@ -11,6 +11,7 @@ urlpatterns = [
     path("invitations/", views.invitations, name="invitations"),
     path("invitations/<int:pk>/revoke/", views.invitation_revoke, name="invitation_revoke"),
     path("settings/profile/", views.profile_edit, name="profile_edit"),
+    path("report/<str:kind>/<str:target>/", views.report, name="report"),
     path("u/<str:username>/", views.profile, name="profile"),
     path("u/<str:username>/followers/", views.followers, name="followers"),
     path("u/<str:username>/following/", views.following, name="following"),

@@ -12,11 +12,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from voicetweets.selectors import voicetweets_by
+from voicetweets.services import voicemessage_may_send
 
 from . import errors, selectors, services
 from .adapter import INVITATION_SESSION_KEY, invitation_invalid_response
-from .forms import InvitationForm, ProfileForm, WaitlistForm
-from .models import Follow, Invitation, User
+from .forms import InvitationForm, ProfileForm, ReportForm, WaitlistForm
+from .models import Follow, Invitation, Report, User
 
 
 @require_http_methods(["GET", "POST"])
@@ -77,6 +78,7 @@ def profile(request: HttpRequest, username: str) -> HttpResponse:
         "has_blocked": selectors.has_blocked(blocker=request.user, blocked=member),
         # Empty across a block, in either direction (the voicetweets selector decides).
         "voice_tweets": voicetweets_by(author=member, viewer=request.user)[:PROFILE_TWEETS],
+        "can_message": voicemessage_may_send(sender=request.user, recipient=member),
     }
     return render(request, "accounts/profile.html", context)
 
@@ -140,14 +142,21 @@ def relation(request: HttpRequest, username: str, action: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def profile_edit(request: HttpRequest) -> HttpResponse:
     user = request.user
-    initial = {"display_name": user.display_name, "bio": user.bio}
+    initial = {
+        "display_name": user.display_name,
+        "bio": user.bio,
+        "messages_from_anyone": user.messages_from_anyone,
+    }
     form = ProfileForm(request.POST or None, request.FILES or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
             with transaction.atomic():
                 services.user_update_profile(
-                    user=user, display_name=data["display_name"], bio=data["bio"]
+                    user=user,
+                    display_name=data["display_name"],
+                    bio=data["bio"],
+                    messages_from_anyone=data["messages_from_anyone"],
                 )
                 if data.get("avatar"):
                     services.user_set_avatar(user=user, upload=data["avatar"])
@@ -194,3 +203,47 @@ def invitation_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.success(request, "Invitation revoked; you can send it to someone else.")
     return redirect("accounts:invitations")
+
+
+def _reported_page(kind: str, obj, viewer: User) -> str:
+    """Where the member goes back to after reporting ``obj``."""
+    if kind == Report.Kind.VOICETWEET:
+        return reverse("voicetweets:detail", args=[obj.pk])
+    if kind == Report.Kind.VOICEMESSAGE:
+        return reverse("voicetweets:conversation", args=[obj.sender.username])
+    if kind == Report.Kind.SPACE:
+        return reverse("spaces:detail", args=[obj.pk])
+    return reverse("accounts:profile", args=[obj.username])
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def report(request: HttpRequest, kind: str, target: str) -> HttpResponse:
+    """The report form for a voice tweet, a voice message, a space or a member."""
+    try:
+        obj, owner = services.report_check_target(
+            reporter=request.user, target_kind=kind, target=target
+        )
+    except errors.NotFound:
+        raise Http404("Nothing to report there.") from None
+    except errors.AccountsError as exc:
+        messages.error(request, exc.message)
+        return redirect("home")
+    back = _reported_page(kind, obj, request.user)
+    already = selectors.has_reported(reporter=request.user, kind=kind, target_id=obj.pk)
+    form = ReportForm(request.POST or None)
+    if request.method == "POST" and not already and form.is_valid():
+        try:
+            services.report_create(
+                reporter=request.user, target_kind=kind, target=target, **form.cleaned_data
+            )
+        except errors.AccountsError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, "Thank you. The moderators will look at it.")
+            return redirect(back)
+    context = {
+        "kind": kind, "target": obj, "owner": owner, "form": form, "already": already,
+        "back": back,
+    }  # fmt: skip
+    return render(request, "accounts/report.html", context, status=400 if form.errors else 200)

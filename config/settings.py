@@ -231,6 +231,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a "state"; name each set of choices after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "ReportStateEnum": "accounts.models.Report.State",
+        "RecordingStateEnum": "voicetweets.models.Recording.State",
+    },
 }
 
 # --- Websockets (served by daphne through `manage.py serve`) --------------------------------
@@ -258,6 +263,7 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].update(
         "profile_list": "120/minute",
         "auth_token": "10/minute",
         "waitlist_join": "5/hour",
+        "report_create": "30/hour",
     }
 )
 # Expired invitations go back to their inviters' quota within the hour.
@@ -266,7 +272,7 @@ CELERY_BEAT_SCHEDULE["accounts-expire-invitations"] = {
     "schedule": 3600.0,
 }
 
-# --- Voice tweets ---------------------------------------------------------------------------
+# --- Voice tweets and voice messages: one pipeline ------------------------------------------
 SALON_VOICETWEET_MAX_SECONDS = 140
 # Longest recording accepted with "post as thread" (split into 140 s parts).
 SALON_VOICETWEET_MAX_THREAD_SECONDS = env_int("SALON_VOICETWEET_MAX_THREAD_SECONDS", 15 * 60)
@@ -280,11 +286,18 @@ SALON_VOICETWEET_PROCESS_MEMORY_BYTES = env_int(
 # A tweet still processing after this long is queued again (its worker died), at most twice.
 SALON_VOICETWEET_STALLED_SECONDS = 600
 SALON_VOICETWEET_MAX_ATTEMPTS = 2
+# Voice messages go through the same pipeline, with the same caps.
 SALON_REQUEST_BODY_LIMITS = {
     "/api/v1/voicetweets/": SALON_VOICETWEET_MAX_UPLOAD_BYTES,
     "/voicetweets/": SALON_VOICETWEET_MAX_UPLOAD_BYTES,
+    "/api/v1/conversations/": SALON_VOICETWEET_MAX_UPLOAD_BYTES,
+    "/messages/": SALON_VOICETWEET_MAX_UPLOAD_BYTES,
 }
-CELERY_TASK_ROUTES = {"voicetweets.process": {"queue": "audio"}}
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["voicemessage_send"] = "60/hour"
+CELERY_TASK_ROUTES = {
+    "voicetweets.process": {"queue": "audio"},
+    "voicetweets.process_message": {"queue": "audio"},
+}
 CELERY_BEAT_SCHEDULE["voicetweets.requeue-stalled"] = {
     "task": "voicetweets.requeue_stalled",
     "schedule": timedelta(minutes=1),

@@ -1,11 +1,16 @@
+from urllib.parse import urlencode
+
 from django import forms
 from django.contrib import admin, messages
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.html import format_html
 
+from accounts.models import Report
+from accounts.selectors import report_count
+
 from . import services
-from .models import VoiceTweet
+from .models import VoiceMessage, VoiceTweet
 
 
 class ReasonForm(forms.Form):
@@ -14,7 +19,9 @@ class ReasonForm(forms.Form):
 
 @admin.register(VoiceTweet)
 class VoiceTweetAdmin(admin.ModelAdmin):
-    list_display = ("id", "author", "state", "duration", "like_count", "is_hidden", "created_at")
+    list_display = (
+        "id", "author", "state", "duration", "like_count", "reports", "is_hidden", "created_at",
+    )  # fmt: skip
     list_filter = ("state", "is_hidden", "created_at")
     search_fields = ("author__username", "text")
     raw_id_fields = ("author", "parent")
@@ -25,6 +32,26 @@ class VoiceTweetAdmin(admin.ModelAdmin):
     )  # fmt: skip
     exclude = ("audio", "upload")
     actions = ["hide", "unhide"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                report_count=report_count(kind=Report.Kind.VOICETWEET),
+                open_report_count=report_count(kind=Report.Kind.VOICETWEET, open_only=True),
+            )
+        )
+
+    @admin.display(description="reports", ordering="report_count")
+    def reports(self, tweet: VoiceTweet) -> str:
+        if not tweet.report_count:
+            return "0"
+        query = urlencode({"target_kind": Report.Kind.VOICETWEET, "target_id": tweet.pk})
+        url = reverse("admin:accounts_report_changelist") + "?" + query
+        return format_html(
+            '<a href="{}">{}</a> ({} open)', url, tweet.report_count, tweet.open_report_count
+        )
 
     @admin.display(description="duration")
     def duration(self, tweet: VoiceTweet) -> str:
@@ -43,18 +70,16 @@ class VoiceTweetAdmin(admin.ModelAdmin):
     def _with_reason(self, request, queryset, action: str, title: str):
         form = ReasonForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
+            service = services.voicetweet_hide if action == "hide" else services.voicetweet_unhide
+            done = 0
             for tweet in queryset:
-                if action == "hide":
-                    services.voicetweet_hide(
-                        voicetweet=tweet, by=request.user, reason=form.cleaned_data["reason"]
-                    )
-                else:
-                    services.voicetweet_unhide(
-                        voicetweet=tweet, by=request.user, reason=form.cleaned_data["reason"]
-                    )
-            self.message_user(
-                request, f"{title}: {queryset.count()} voice tweet(s).", messages.SUCCESS
-            )
+                try:
+                    service(voicetweet=tweet, by=request.user, reason=form.cleaned_data["reason"])
+                    done += 1
+                except services.VoiceTweetError as error:
+                    self.message_user(request, f"{tweet}: {error.message}", messages.ERROR)
+            if done:
+                self.message_user(request, f"{title}: {done} voice tweet(s).", messages.SUCCESS)
             return None
         return render(
             request,
@@ -76,3 +101,58 @@ class VoiceTweetAdmin(admin.ModelAdmin):
     @admin.action(description="Unhide selected voice tweets")
     def unhide(self, request, queryset):
         return self._with_reason(request, queryset, "unhide", "Unhide voice tweets")
+
+
+@admin.register(VoiceMessage)
+class VoiceMessageAdmin(admin.ModelAdmin):
+    """Metadata only. Messages are private: the audio (and its waveform) is out of the admin,
+    except for a message someone reported, which staff may then hear."""
+
+    list_display = (
+        "id", "sender", "recipient", "state", "duration", "reports", "created_at", "read_at",
+    )  # fmt: skip
+    list_filter = ("state", "created_at")
+    search_fields = ("sender__username", "recipient__username")
+    list_select_related = ("sender", "recipient")
+    fields = (
+        "sender", "recipient", "state", "rejection_reason", "duration", "created_at",
+        "processed_at", "read_at", "reports", "player",
+    )  # fmt: skip
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(report_count=report_count(kind=Report.Kind.VOICEMESSAGE))
+        )
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # the files would stay behind; and it is the members' conversation
+
+    @admin.display(description="duration")
+    def duration(self, message: VoiceMessage) -> str:
+        return "–" if message.duration_ms is None else f"{message.duration_ms / 1000:.1f} s"
+
+    @admin.display(description="reports", ordering="report_count")
+    def reports(self, message: VoiceMessage) -> str:
+        if not message.report_count:
+            return "0"
+        query = urlencode({"target_kind": Report.Kind.VOICEMESSAGE, "target_id": message.pk})
+        url = reverse("admin:accounts_report_changelist") + "?" + query
+        return format_html('<a href="{}">{}</a>', url, message.report_count)
+
+    @admin.display(description="audio")
+    def player(self, message: VoiceMessage) -> str:
+        if message.state != VoiceMessage.State.READY:
+            return "–"
+        if not message.report_count:
+            return "Private: staff can listen only once the message is reported."
+        src = reverse("voicetweets:message_audio", args=[message.pk])
+        return format_html('<audio controls preload="none" src="{}"></audio>', src)

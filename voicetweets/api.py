@@ -12,20 +12,20 @@ from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from accounts.selectors import is_blocked_between
+from accounts.selectors import is_blocked_between, user_get_active
 
 from . import selectors, services
-from .models import VoiceTweet
+from .models import VoiceMessage, VoiceTweet
 
 
 class VoiceTweetAPIError(APIException):
     """A domain error as a 4xx with a stable ``code`` and a human ``detail``."""
 
     def __init__(self, error: services.VoiceTweetError):
-        status_by_code = {"not_found": 404, "forbidden": 403}
-        self.status_code = status_by_code.get(error.code, 400)
+        self.status_code = error.status
         super().__init__(detail={"code": error.code, "detail": error.message})
 
 
@@ -45,8 +45,11 @@ class VoiceTweetSerializer(serializers.ModelSerializer):
         model = VoiceTweet
         fields = [
             "id", "author", "text", "parent_id", "state", "rejection_reason", "duration_seconds",
-            "waveform", "audio_url", "like_count", "liked_by_me", "created_at",
+            "waveform", "audio_url", "like_count", "liked_by_me", "is_hidden", "created_at",
         ]  # fmt: skip
+        extra_kwargs = {
+            "is_hidden": {"help_text": "Hidden by a moderator: only its author and admins see it."}
+        }
         read_only_fields = fields
 
     def get_audio_url(self, tweet: VoiceTweet) -> str | None:
@@ -187,3 +190,160 @@ class UserVoiceTweetsView(ListAPIView):
         if is_blocked_between(user=self.request.user, other=author):
             return VoiceTweet.objects.none()
         return selectors.voicetweets_by(author=author, viewer=self.request.user)
+
+
+# --- Voice messages ---------------------------------------------------------------------------
+
+
+class VoiceMessageSerializer(serializers.ModelSerializer):
+    sender = AuthorSerializer(read_only=True)
+    recipient = AuthorSerializer(read_only=True)
+    duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
+    audio_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = VoiceMessage
+        fields = [
+            "id", "sender", "recipient", "state", "rejection_reason", "duration_seconds",
+            "waveform", "audio_url", "created_at", "read_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+        extra_kwargs = {
+            "state": {"help_text": "The recipient only ever sees ready messages."},
+            "read_at": {"help_text": "When the recipient marked it read; null while unread."},
+        }
+
+    def get_audio_url(self, message: VoiceMessage) -> str | None:
+        if message.state != VoiceMessage.State.READY:
+            return None
+        return self.context["request"].build_absolute_uri(
+            reverse("voicetweets:message_audio", args=[message.pk])
+        )
+
+
+class VoiceMessageCreateSerializer(serializers.Serializer):
+    audio = serializers.FileField(
+        help_text="At most 140 s of webm/ogg/opus, m4a/mp4/aac, mp3, wav or flac."
+    )
+
+
+class ConversationSerializer(serializers.Serializer):
+    member = AuthorSerializer(source="other")
+    last_message_at = serializers.DateTimeField(source="last_at")
+    unread_count = serializers.IntegerField(source="unread")
+
+
+class MessagePagination(CursorPagination):
+    ordering = ("-created_at", "-id")
+    page_size = 50
+
+
+def _member_or_404(username: str):
+    member = user_get_active(username=username)
+    if member is None:
+        from django.http import Http404
+
+        raise Http404("No such member.")
+    return member
+
+
+class ConversationListView(APIView):
+    @extend_schema(
+        operation_id="conversations_list",
+        responses=ConversationSerializer(many=True),
+        summary="Your voice message conversations",
+        description="One entry per member you exchanged voice messages with, most recent first, "
+        "with how many of theirs you have not marked read.",
+        tags=["voice messages"],
+    )
+    def get(self, request):
+        conversations = selectors.inbox(viewer=request.user)
+        return Response(ConversationSerializer(conversations, many=True).data)
+
+
+class ConversationView(ListAPIView):
+    """Voice messages between you and a member, newest first (cursor-paginated)."""
+
+    serializer_class = VoiceMessageSerializer
+    pagination_class = MessagePagination
+    parser_classes = [MultiPartParser, FormParser]
+    throttle_scope = "voicemessage_send"
+
+    def get_throttles(self):
+        throttles = super().get_throttles()
+        if self.request.method == "POST":
+            throttles.append(ScopedRateThrottle())
+        return throttles
+
+    def get_queryset(self):
+        other = _member_or_404(self.kwargs["username"])
+        return selectors.conversation_between(viewer=self.request.user, other=other)
+
+    @extend_schema(
+        operation_id="conversation_messages_list",
+        summary="Voice messages with a member",
+        tags=["voice messages"],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="conversation_send",
+        request=VoiceMessageCreateSerializer,
+        responses={
+            202: VoiceMessageSerializer,
+            400: OpenApiResponse(description="Refused upload"),
+            403: OpenApiResponse(description="Blocked, or you do not follow each other"),
+            404: OpenApiResponse(description="No such member"),
+        },
+        summary="Send a voice message",
+        description="Allowed when you follow each other, or when the member accepts voice "
+        "messages from anyone; never across a block. Returns at once in state `processing`, "
+        "like a voice tweet; over 140 s is rejected. Rate limited.",
+        tags=["voice messages"],
+    )
+    def post(self, request, username: str):
+        recipient = _member_or_404(username)
+        data = VoiceMessageCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        message = _call(
+            services.voicemessage_send,
+            sender=request.user,
+            recipient=recipient,
+            upload=data.validated_data["audio"],
+        )
+        message = selectors.voicemessage_for_viewer(viewer=request.user, pk=message.pk)
+        return Response(
+            VoiceMessageSerializer(message, context={"request": request}).data,
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+_read_response = inline_serializer("MarkedRead", {"marked": serializers.IntegerField()})
+
+
+class ConversationReadView(APIView):
+    @extend_schema(
+        operation_id="conversation_mark_read",
+        request=None,
+        responses=_read_response,
+        summary="Mark a member's voice messages to you as read",
+        tags=["voice messages"],
+    )
+    def post(self, request, username: str):
+        other = _member_or_404(username)
+        return Response(
+            {"marked": services.voicemessages_mark_read(reader=request.user, other=other)}
+        )
+
+
+class VoiceMessageDetailView(APIView):
+    @extend_schema(
+        operation_id="voicemessages_retrieve",
+        responses=VoiceMessageSerializer,
+        summary="A voice message you sent or received, with its state",
+        tags=["voice messages"],
+    )
+    def get(self, request, pk: int):
+        message = selectors.voicemessage_for_viewer(viewer=request.user, pk=pk)
+        return Response(VoiceMessageSerializer(message, context={"request": request}).data)

@@ -11,6 +11,14 @@ urlpatterns = [
         "voicetweets/<int:pk>/like/", api.VoiceTweetLikeView.as_view(), name="api-voicetweet-like"
     ),
     path("voicetweets/<int:pk>/replies/", api.RepliesView.as_view(), name="api-voicetweet-replies"),
+    path("conversations/", api.ConversationListView.as_view(), name="api-conversations"),
+    path("conversations/<str:username>/", api.ConversationView.as_view(), name="api-conversation"),
+    path(
+        "conversations/<str:username>/read/",
+        api.ConversationReadView.as_view(),
+        name="api-conversation-read",
+    ),
+    path("voicemessages/<int:pk>/", api.VoiceMessageDetailView.as_view(), name="api-voicemessage"),
     path(
         "users/<str:username>/voicetweets/",
         api.UserVoiceTweetsView.as_view(),

@@ -2,23 +2,55 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 # Content types of the canonical audio files, by suffix (voicetweets.audio decides the format).
 AUDIO_CONTENT_TYPES = {".m4a": "audio/mp4", ".ogg": "audio/ogg", ".opus": "audio/ogg"}
 
 
-class VoiceTweet(models.Model):
-    """A short audio post: at most 140 s, optionally a reply to another voice tweet.
+class Recording(models.Model):
+    """What voice tweets and voice messages share: a member's upload, processed into canonical
+    audio by one pipeline (voicetweets.services._recording_process).
 
     States: processing → ready | rejected. The upload is kept only while processing; a ready
-    tweet has its canonical audio (see voicetweets.audio for the format) and its waveform.
+    recording has its canonical audio (see voicetweets.audio for the format) and its waveform.
+    Subclasses add ``upload`` and ``audio`` file fields (each model stores under its own folder).
     """
 
     class State(models.TextChoices):
         PROCESSING = "processing", "Processing"
         READY = "ready", "Ready"
         REJECTED = "rejected", "Rejected"
+
+    state = models.CharField(max_length=12, choices=State, default=State.PROCESSING)
+    # Shown to the member when processing rejected the upload (e.g. "longer than 140 s").
+    rejection_reason = models.CharField(max_length=300, blank=True)
+    processing_attempts = models.PositiveSmallIntegerField(default=0)
+    # Measured from the decoded samples, never from the container's header.
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    # Peak levels (0..1) of equal slices of the audio, for drawing.
+    waveform = models.JSONField(default=list, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def audio_content_type(self) -> str:
+        return AUDIO_CONTENT_TYPES.get(Path(self.audio.name).suffix, "application/octet-stream")
+
+    @property
+    def duration_seconds(self) -> float | None:
+        return None if self.duration_ms is None else self.duration_ms / 1000
+
+    @property
+    def allows_thread(self) -> bool:
+        """Whether processing may split a long recording into parts instead of rejecting it."""
+        return False
+
+
+class VoiceTweet(Recording):
+    """A short audio post: at most 140 s, optionally a reply to another voice tweet."""
 
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="voice_tweets"
@@ -28,26 +60,18 @@ class VoiceTweet(models.Model):
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
     )
-    state = models.CharField(max_length=12, choices=State, default=State.PROCESSING)
-    # Shown to the author when processing rejected the upload (e.g. "longer than 140 s").
-    rejection_reason = models.CharField(max_length=300, blank=True)
     # The member's original file; deleted once processing ends either way.
     upload = models.FileField(upload_to="uploads/voicetweets/", blank=True)
     # "Post as thread": a recording over 140 s is split into replies instead of rejected.
     post_as_thread = models.BooleanField(default=False)
-    processing_attempts = models.PositiveSmallIntegerField(default=0)
     audio = models.FileField(upload_to="voicetweets/%Y/%m/", blank=True)
-    # Measured from the decoded samples, never from the container's header.
-    duration_ms = models.PositiveIntegerField(null=True, blank=True)
-    # Peak levels (0..1) of equal slices of the audio, for drawing.
-    waveform = models.JSONField(default=list, blank=True)
     # Kept by the like services, so feeds need no COUNT per item.
     like_count = models.PositiveIntegerField(default=0)
-    # Hidden by a moderator: 404 for everyone but admins; the reason goes into the audit log.
+    # Hidden by a moderator: gone for everyone but its author (who sees it marked) and admins;
+    # the reason goes into the audit log.
     is_hidden = models.BooleanField(default=False)
     hidden_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -70,12 +94,8 @@ class VoiceTweet(models.Model):
         return f"voice tweet {self.pk} by {self.author_id}"
 
     @property
-    def audio_content_type(self) -> str:
-        return AUDIO_CONTENT_TYPES.get(Path(self.audio.name).suffix, "application/octet-stream")
-
-    @property
-    def duration_seconds(self) -> float | None:
-        return None if self.duration_ms is None else self.duration_ms / 1000
+    def allows_thread(self) -> bool:
+        return self.post_as_thread
 
 
 class Like(models.Model):
@@ -90,3 +110,51 @@ class Like(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} likes {self.voice_tweet_id}"
+
+
+class VoiceMessage(Recording):
+    """A private voice message, at most 140 s, from one member to another.
+
+    Only its two members hear it. Staff see its metadata, and may listen only once it has been
+    reported (voicetweets.selectors.voicemessage_for_listener). The recipient never sees it before
+    it is ready. Who may send to whom is services.voicemessage_check_send.
+    """
+
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="voice_messages_sent"
+    )
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="voice_messages_received"
+    )
+    # The member's original file; deleted once processing ends either way.
+    upload = models.FileField(upload_to="uploads/voicemessages/", blank=True)
+    audio = models.FileField(upload_to="voicemessages/%Y/%m/", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # When the recipient opened the conversation after the message was ready; null while unread.
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["sender", "recipient", "-created_at"], name="voicemessage_pair_recent"
+            ),
+            models.Index(fields=["recipient", "-created_at"], name="voicemessage_inbox"),
+            models.Index(
+                fields=["created_at"],
+                condition=Q(state="processing"),
+                name="voicemessage_processing",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(sender=F("recipient")), name="voicemessage_not_to_self"
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="ready") | Q(duration_ms__isnull=False),
+                name="voicemessage_ready_has_duration",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"voice message {self.pk} from {self.sender_id} to {self.recipient_id}"

@@ -1,4 +1,9 @@
-"""Every write to voice tweets, and the rules for it."""
+"""Every write to voice tweets and voice messages, and the rules for them.
+
+Both are recordings (voicetweets.models.Recording) and go through one pipeline: the upload is
+checked and stored (_accept_upload), then processed in a bounded child process
+(_recording_process), which ends in ready or rejected.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +20,11 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.realtime import notify_user
-from accounts.selectors import is_blocked_between
+from accounts.selectors import is_blocked_between, is_following
 from config.background import enqueue
 
 from . import processing
-from .models import Like, VoiceTweet
+from .models import Like, Recording, VoiceMessage, VoiceTweet
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +34,16 @@ UPLOAD_SUFFIXES = {".webm", ".weba", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".
 
 
 class VoiceTweetError(Exception):
-    """A request the rules refuse; ``code`` is stable for clients, the message is for people."""
+    """A request the rules refuse; ``code`` is stable for clients, the message is for people,
+    ``status`` is the HTTP status adapters answer with."""
 
-    def __init__(self, code: str, message: str):
+    STATUS_BY_CODE = {"not_found": 404, "forbidden": 403}
+
+    def __init__(self, code: str, message: str, *, status: int | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.status = status or self.STATUS_BY_CODE.get(code, 400)
 
 
 class VoiceTweetNotFound(VoiceTweetError):
@@ -57,19 +66,9 @@ def voicetweet_create(
     text = text.strip()
     if len(text) > 280:
         raise VoiceTweetError("text_too_long", "The text can be at most 280 characters.")
-    if upload.size == 0:
-        raise VoiceTweetError("empty_upload", "The uploaded file is empty.")
-    if upload.size > settings.SALON_VOICETWEET_MAX_UPLOAD_BYTES:
-        limit_mb = settings.SALON_VOICETWEET_MAX_UPLOAD_BYTES // (1024 * 1024)
-        raise VoiceTweetError("upload_too_large", f"The file is larger than {limit_mb} MB.")
-    suffix = Path(upload.name or "").suffix.lower()
-    if suffix not in UPLOAD_SUFFIXES:
-        allowed = ", ".join(sorted(s.lstrip(".") for s in UPLOAD_SUFFIXES))
-        raise VoiceTweetError("unsupported_type", f"Upload an audio file ({allowed}).")
+    _accept_upload(upload)
     if parent is not None:
         _check_can_reply(author=author, parent=parent)
-    # Never keep the member's file name: it is theirs, not ours, and may be anything.
-    upload.name = f"{secrets.token_hex(12)}{suffix}"
     with transaction.atomic():
         tweet = VoiceTweet.objects.create(
             author=author, text=text, parent=parent, post_as_thread=post_as_thread, upload=upload
@@ -80,6 +79,21 @@ def voicetweet_create(
     return tweet
 
 
+def _accept_upload(upload: UploadedFile) -> None:
+    """Refuse what cannot be audio before storing it, and give it a name of our own."""
+    if upload.size == 0:
+        raise VoiceTweetError("empty_upload", "The uploaded file is empty.")
+    if upload.size > settings.SALON_VOICETWEET_MAX_UPLOAD_BYTES:
+        limit_mb = settings.SALON_VOICETWEET_MAX_UPLOAD_BYTES // (1024 * 1024)
+        raise VoiceTweetError("upload_too_large", f"The file is larger than {limit_mb} MB.")
+    suffix = Path(upload.name or "").suffix.lower()
+    if suffix not in UPLOAD_SUFFIXES:
+        allowed = ", ".join(sorted(s.lstrip(".") for s in UPLOAD_SUFFIXES))
+        raise VoiceTweetError("unsupported_type", f"Upload an audio file ({allowed}).")
+    # Never keep the member's file name: it is theirs, not ours, and may be anything.
+    upload.name = f"{secrets.token_hex(12)}{suffix}"
+
+
 def _check_can_reply(*, author, parent: VoiceTweet) -> None:
     if parent.state != VoiceTweet.State.READY or parent.is_hidden:
         raise VoiceTweetNotFound
@@ -88,45 +102,75 @@ def _check_can_reply(*, author, parent: VoiceTweet) -> None:
 
 
 def voicetweet_process(*, voicetweet_id: int) -> None:
-    """Turn an upload into a playable voice tweet, or reject it with a reason.
+    """Turn an upload into a playable voice tweet (or a thread), or reject it with a reason."""
+    _recording_process(
+        VoiceTweet, voicetweet_id, finish_ready=_finish_ready, finish_rejected=_finish_rejected
+    )
 
-    Safe to run twice (a redelivered task): only a tweet still ``processing`` is touched, and a
-    tweet whose workers keep dying is rejected after SALON_VOICETWEET_MAX_ATTEMPTS.
+
+def _recording_process(model: type[Recording], pk: int, *, finish_ready, finish_rejected) -> None:
+    """The processing state machine every recording goes through.
+
+    Safe to run twice (a redelivered task): only a recording still ``processing`` is touched, and
+    one whose workers keep dying is rejected after SALON_VOICETWEET_MAX_ATTEMPTS.
+    ``finish_ready(recording, parts)`` and ``finish_rejected(recording, reason)`` run with the
+    row locked, in the transaction that moves it out of ``processing``.
     """
     with transaction.atomic():
-        tweet = (
-            VoiceTweet.objects.select_for_update()
-            .filter(pk=voicetweet_id, state=VoiceTweet.State.PROCESSING)
+        recording = (
+            model.objects.select_for_update()
+            .filter(pk=pk, state=Recording.State.PROCESSING)
             .first()
         )
-        if tweet is None:
+        if recording is None:
             return
-        if tweet.processing_attempts >= settings.SALON_VOICETWEET_MAX_ATTEMPTS:
-            _finish_rejected(tweet, "We could not process this recording. Please try again.")
+        if recording.processing_attempts >= settings.SALON_VOICETWEET_MAX_ATTEMPTS:
+            finish_rejected(recording, "We could not process this recording. Please try again.")
             return
-        tweet.processing_attempts = F("processing_attempts") + 1
-        tweet.save(update_fields=["processing_attempts"])
+        recording.processing_attempts = F("processing_attempts") + 1
+        recording.save(update_fields=["processing_attempts"])
 
-    work_dir = Path(settings.MEDIA_ROOT) / "work" / f"voicetweet-{voicetweet_id}"
+    work_dir = Path(settings.MEDIA_ROOT) / "work" / f"{model._meta.model_name}-{pk}"
     try:
         parts = processing.process_in_child(
-            Path(tweet.upload.path),
+            Path(recording.upload.path),
             work_dir,
-            allow_thread=tweet.post_as_thread,
+            allow_thread=recording.allows_thread,
         )
     except processing.Rejected as rejected:
         with transaction.atomic():
-            tweet = VoiceTweet.objects.select_for_update().get(pk=voicetweet_id)
-            if tweet.state == VoiceTweet.State.PROCESSING:
-                _finish_rejected(tweet, rejected.message)
+            recording = model.objects.select_for_update().get(pk=pk)
+            if recording.state == Recording.State.PROCESSING:
+                finish_rejected(recording, rejected.message)
         processing.remove_dir(work_dir)
         return
 
     with transaction.atomic():
-        tweet = VoiceTweet.objects.select_for_update().get(pk=voicetweet_id)
-        if tweet.state == VoiceTweet.State.PROCESSING:
-            _finish_ready(tweet, parts)
+        recording = model.objects.select_for_update().get(pk=pk)
+        if recording.state == Recording.State.PROCESSING:
+            finish_ready(recording, parts)
     processing.remove_dir(work_dir)
+
+
+def _store_part(recording: Recording, part: processing.Part, *, now) -> None:
+    """Make ``recording`` ready with ``part``'s audio, and save it (caller holds the lock)."""
+    with open(part.path, "rb") as handle:
+        name = f"{secrets.token_hex(12)}{part.path.suffix}"
+        recording.audio.save(name, File(handle), save=False)
+    recording.duration_ms = part.duration_ms
+    recording.waveform = part.waveform
+    recording.state = Recording.State.READY
+    recording.processed_at = now
+    recording.save()
+
+
+def _mark_rejected(recording: Recording, reason: str) -> None:
+    """Caller holds the row lock."""
+    recording.state = Recording.State.REJECTED
+    recording.rejection_reason = reason[:300]
+    recording.processed_at = timezone.now()
+    _discard_upload(recording)
+    recording.save(update_fields=["state", "rejection_reason", "processed_at", "upload"])
 
 
 def _finish_ready(tweet: VoiceTweet, parts: list[processing.Part]) -> None:
@@ -137,14 +181,7 @@ def _finish_ready(tweet: VoiceTweet, parts: list[processing.Part]) -> None:
     thread_ids = []
     for index, part in enumerate(parts):
         target = tweet if index == 0 else VoiceTweet(author=tweet.author, parent=previous)
-        with open(part.path, "rb") as handle:
-            name = f"{secrets.token_hex(12)}{part.path.suffix}"
-            target.audio.save(name, File(handle), save=False)
-        target.duration_ms = part.duration_ms
-        target.waveform = part.waveform
-        target.state = VoiceTweet.State.READY
-        target.processed_at = now
-        target.save()
+        _store_part(target, part, now=now)
         thread_ids.append(target.pk)
         previous = target
     notify_user(
@@ -155,40 +192,38 @@ def _finish_ready(tweet: VoiceTweet, parts: list[processing.Part]) -> None:
 
 def _finish_rejected(tweet: VoiceTweet, reason: str) -> None:
     """Caller holds the row lock."""
-    tweet.state = VoiceTweet.State.REJECTED
-    tweet.rejection_reason = reason[:300]
-    tweet.processed_at = timezone.now()
-    _discard_upload(tweet)
-    tweet.save(update_fields=["state", "rejection_reason", "processed_at", "upload"])
+    _mark_rejected(tweet, reason)
     notify_user(
         user_id=tweet.author_id,
         payload={"event": "voicetweet.rejected", "id": tweet.pk, "reason": tweet.rejection_reason},
     )
 
 
-def _discard_upload(tweet: VoiceTweet) -> None:
+def _discard_upload(recording: Recording) -> None:
     """Clear the upload field (the caller saves it) and delete the file once the transaction
     commits (never before: it may roll back)."""
-    if tweet.upload:
-        storage, name = tweet.upload.storage, tweet.upload.name
+    if recording.upload:
+        storage, name = recording.upload.storage, recording.upload.name
         transaction.on_commit(lambda: storage.delete(name))
-        tweet.upload = ""
+        recording.upload = ""
 
 
 def voicetweets_requeue_stalled() -> int:
-    """Queue again the tweets whose processing stopped with its worker; returns how many."""
-    cutoff = timezone.now() - timedelta(seconds=settings.SALON_VOICETWEET_STALLED_SECONDS)
-    stalled = list(
-        VoiceTweet.objects.filter(
-            state=VoiceTweet.State.PROCESSING, created_at__lt=cutoff
-        ).values_list("pk", flat=True)
-    )
-    from .tasks import process_voicetweet
+    """Queue again the recordings (voice tweets and voice messages) whose processing stopped
+    with its worker; returns how many."""
+    from .tasks import process_voicemessage, process_voicetweet
 
-    for pk in stalled:
-        # process_voicetweet rejects it once its attempts are used up.
-        enqueue(process_voicetweet, pk)
-    return len(stalled)
+    cutoff = timezone.now() - timedelta(seconds=settings.SALON_VOICETWEET_STALLED_SECONDS)
+    queued = 0
+    for model, task in ((VoiceTweet, process_voicetweet), (VoiceMessage, process_voicemessage)):
+        stalled = model.objects.filter(
+            state=Recording.State.PROCESSING, created_at__lt=cutoff
+        ).values_list("pk", flat=True)
+        for pk in stalled:
+            # The task rejects the recording once its attempts are used up.
+            enqueue(task, pk)
+            queued += 1
+    return queued
 
 
 def voicetweet_delete(*, voicetweet: VoiceTweet, by) -> None:
@@ -223,20 +258,134 @@ def voicetweet_unlike(*, user, voicetweet: VoiceTweet) -> bool:
     return bool(deleted)
 
 
+def _check_moderator(by) -> None:
+    if not (by.is_active and by.is_staff):
+        raise VoiceTweetError("forbidden", "Only staff can hide or unhide voice tweets.")
+
+
 def voicetweet_hide(*, voicetweet: VoiceTweet, by, reason: str) -> None:
-    """A moderator hides a voice tweet: 404 for everyone but admins, recorded in the audit log."""
+    """A moderator hides a voice tweet: gone for everyone but its author and admins, audited."""
     from accounts.services import audit_record
 
-    if not reason.strip():
+    _check_moderator(by)
+    reason = (reason or "").strip()
+    if not reason:
         raise VoiceTweetError("reason_required", "Say why the voice tweet is hidden.")
+    if len(reason) > 300:
+        raise VoiceTweetError("reason_too_long", "Keep the reason under 300 characters.")
     with transaction.atomic():
         VoiceTweet.objects.filter(pk=voicetweet.pk).update(is_hidden=True, hidden_reason=reason)
+        voicetweet.is_hidden, voicetweet.hidden_reason = True, reason
         audit_record(actor=by, action="voicetweet.hide", target=voicetweet, reason=reason)
 
 
 def voicetweet_unhide(*, voicetweet: VoiceTweet, by, reason: str = "") -> None:
     from accounts.services import audit_record
 
+    _check_moderator(by)
     with transaction.atomic():
         VoiceTweet.objects.filter(pk=voicetweet.pk).update(is_hidden=False, hidden_reason="")
+        voicetweet.is_hidden, voicetweet.hidden_reason = False, ""
         audit_record(actor=by, action="voicetweet.unhide", target=voicetweet, reason=reason)
+
+
+# --- Voice messages ---------------------------------------------------------------------------
+
+
+def voicemessage_check_send(*, sender, recipient) -> None:
+    """Whether ``sender`` may send ``recipient`` a voice message; raises VoiceTweetError if not.
+
+    Allowed when the two follow each other, or when the recipient accepts messages from anyone
+    (a profile setting); never across a block in either direction.
+    """
+    if not sender.is_active:
+        raise VoiceTweetError("forbidden", "Suspended members cannot send voice messages.")
+    if sender.pk == recipient.pk:
+        raise VoiceTweetError("self", "You cannot send a voice message to yourself.")
+    if not recipient.is_active:
+        raise VoiceTweetError("not_found", "No such member.")
+    if is_blocked_between(user=sender, other=recipient):
+        raise VoiceTweetError("blocked", "You cannot message this member.", status=403)
+    if recipient.messages_from_anyone:
+        return
+    if not (
+        is_following(follower=sender, followee=recipient)
+        and is_following(follower=recipient, followee=sender)
+    ):
+        raise VoiceTweetError(
+            "not_mutual",
+            f"@{recipient.username} takes voice messages only from people they follow who "
+            "follow them back.",
+            status=403,
+        )
+
+
+def voicemessage_may_send(*, sender, recipient) -> bool:
+    """voicemessage_check_send as a yes or no, for pages and API fields that offer the action."""
+    try:
+        voicemessage_check_send(sender=sender, recipient=recipient)
+    except VoiceTweetError:
+        return False
+    return True
+
+
+def voicemessage_send(*, sender, recipient, upload: UploadedFile) -> VoiceMessage:
+    """Store a voice message in ``processing`` and queue its processing (the same pipeline as
+    voice tweets, never split into parts: over 140 s is rejected).
+
+    Returns at once; the sender is notified when processing ends, the recipient once it is ready.
+    """
+    voicemessage_check_send(sender=sender, recipient=recipient)
+    _accept_upload(upload)
+    with transaction.atomic():
+        message = VoiceMessage.objects.create(sender=sender, recipient=recipient, upload=upload)
+        from .tasks import process_voicemessage
+
+        enqueue(process_voicemessage, message.pk)
+    return message
+
+
+def voicemessage_process(*, voicemessage_id: int) -> None:
+    _recording_process(
+        VoiceMessage,
+        voicemessage_id,
+        finish_ready=_finish_message_ready,
+        finish_rejected=_finish_message_rejected,
+    )
+
+
+def _message_event(message: VoiceMessage, event: str) -> dict:
+    return {
+        "event": event,
+        "id": message.pk,
+        "sender": message.sender.username,
+        "recipient": message.recipient.username,
+    }
+
+
+def _finish_message_ready(message: VoiceMessage, parts: list[processing.Part]) -> None:
+    """Caller holds the row lock. Messages never allow threads, so there is one part."""
+    (part,) = parts
+    _discard_upload(message)
+    _store_part(message, part, now=timezone.now())
+    notify_user(user_id=message.sender_id, payload=_message_event(message, "voicemessage.ready"))
+    notify_user(
+        user_id=message.recipient_id, payload=_message_event(message, "voicemessage.received")
+    )
+
+
+def _finish_message_rejected(message: VoiceMessage, reason: str) -> None:
+    """Caller holds the row lock. The recipient never hears of a rejected message."""
+    _mark_rejected(message, reason)
+    payload = _message_event(message, "voicemessage.rejected") | {"reason": reason[:300]}
+    notify_user(user_id=message.sender_id, payload=payload)
+
+
+def voicemessages_mark_read(*, reader, other) -> int:
+    """Mark the ready messages ``other`` sent ``reader`` as read; returns how many changed."""
+    return VoiceMessage.objects.filter(
+        sender_id=other.pk,
+        recipient_id=reader.pk,
+        state=Recording.State.READY,
+        read_at__isnull=True,
+    ).update(read_at=timezone.now())

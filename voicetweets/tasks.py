@@ -13,6 +13,13 @@ def process_voicetweet(voicetweet_id: int) -> None:
     services.voicetweet_process(voicetweet_id=voicetweet_id)
 
 
+@shared_task(
+    name="voicetweets.process_message", acks_late=True, time_limit=300, soft_time_limit=240
+)
+def process_voicemessage(voicemessage_id: int) -> None:
+    services.voicemessage_process(voicemessage_id=voicemessage_id)
+
+
 @shared_task(name="voicetweets.requeue_stalled")
 def requeue_stalled_voicetweets() -> int:
     return services.voicetweets_requeue_stalled()

@@ -1,4 +1,5 @@
-"""HTML pages and the audio URL for voice tweets: thin adapters over selectors and services."""
+"""HTML pages and audio URLs for voice tweets and voice messages: thin adapters over selectors
+and services."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.selectors import user_get_active
 from config.http import ranged_file_response
 
 from . import selectors, services
-from .models import VoiceTweet
+from .models import Recording
 
 FEED_PAGE_SIZE = 20
 
@@ -28,16 +30,21 @@ def feed_page(*, viewer, before: str | None):
     return page[:FEED_PAGE_SIZE], next_before
 
 
+def _audio_response(request: HttpRequest, recording: Recording) -> HttpResponse:
+    """The canonical audio file, with Range support so players can seek."""
+    if recording.state != Recording.State.READY or not recording.audio:
+        raise Http404("No audio here.")
+    response = ranged_file_response(
+        request, Path(recording.audio.path), recording.audio_content_type
+    )
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
 @login_required
 @require_GET
 def audio(request: HttpRequest, pk: int) -> HttpResponse:
-    """The canonical audio file, with Range support so players can seek."""
-    tweet = selectors.voicetweet_for_viewer(viewer=request.user, pk=pk)
-    if tweet.state != VoiceTweet.State.READY or not tweet.audio:
-        raise Http404("No audio for this voice tweet.")
-    response = ranged_file_response(request, Path(tweet.audio.path), tweet.audio_content_type)
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+    return _audio_response(request, selectors.voicetweet_for_viewer(viewer=request.user, pk=pk))
 
 
 @login_required
@@ -113,3 +120,73 @@ def _back(request: HttpRequest) -> str:
     target = request.POST.get("next", "")
     # Only paths on this site: never an open redirect.
     return target if target.startswith("/") and not target.startswith("//") else "/"
+
+
+# --- Voice messages ---------------------------------------------------------------------------
+
+MESSAGES_PAGE_SIZE = 50
+
+
+@login_required
+@require_GET
+def inbox(request: HttpRequest) -> HttpResponse:
+    conversations = selectors.inbox(viewer=request.user)
+    return render(request, "voicetweets/inbox.html", {"conversations": conversations})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def conversation(request: HttpRequest, username: str) -> HttpResponse:
+    """The messages with one member, oldest first, and the recorder to answer. Opening it marks
+    their messages read. POST is the recorder's form without JavaScript."""
+    other = user_get_active(username=username)
+    if other is None:
+        raise Http404("No such member.")
+    if request.method == "POST":
+        upload = request.FILES.get("audio")
+        if upload is None:
+            messages.error(request, "Choose or record an audio file first.")
+        else:
+            try:
+                services.voicemessage_send(sender=request.user, recipient=other, upload=upload)
+            except services.VoiceTweetError as error:
+                messages.error(request, error.message)
+            else:
+                messages.success(request, f"Sent. {other.name} hears it once it is processed.")
+        return redirect("voicetweets:conversation", username=other.username)
+    services.voicemessages_mark_read(reader=request.user, other=other)
+    thread = selectors.conversation_between(viewer=request.user, other=other)
+    before = request.GET.get("before", "")
+    if before.isdigit():
+        thread = thread.filter(id__lt=int(before))
+    page = list(thread[: MESSAGES_PAGE_SIZE + 1])
+    older = page[MESSAGES_PAGE_SIZE - 1].pk if len(page) > MESSAGES_PAGE_SIZE else None
+    try:
+        services.voicemessage_check_send(sender=request.user, recipient=other)
+        can_send, refusal = True, ""
+    except services.VoiceTweetError as error:
+        can_send, refusal = False, error.message
+    context = {
+        "other": other,
+        "voice_messages": list(reversed(page[:MESSAGES_PAGE_SIZE])),
+        "older": older,
+        "can_send": can_send,
+        "refusal": refusal,
+    }
+    return render(request, "voicetweets/conversation.html", context)
+
+
+@login_required
+@require_GET
+def message_audio(request: HttpRequest, pk: int) -> HttpResponse:
+    """A voice message's audio: for its two members, and for staff once it was reported."""
+    message = selectors.voicemessage_for_listener(viewer=request.user, pk=pk)
+    return _audio_response(request, message)
+
+
+@login_required
+@require_GET
+def message_card(request: HttpRequest, pk: int) -> HttpResponse:
+    """One message, for the conversation page to swap in when processing ends."""
+    message = selectors.voicemessage_for_viewer(viewer=request.user, pk=pk)
+    return render(request, "voicetweets/_message.html", {"message": message})

@@ -1,5 +1,6 @@
-// Voice tweets in the page: players that seek on the waveform, the composer (record or upload,
-// with upload progress), and live processing state from the notification socket.
+// Voice tweets and voice messages in the page: players that seek on the waveform, the composer
+// (record or upload, with upload progress), and live processing state from the notification
+// socket. Both are recordings with the same card life cycle; `kind` says which.
 
 const csrfToken = () =>
   document.querySelector("input[name=csrfmiddlewaretoken]")?.value ??
@@ -71,26 +72,39 @@ function setupPlayer(player) {
 
 // --- Cards that change state ---------------------------------------------------------------------
 
-async function refreshCard(id) {
-  const current = document.getElementById(`voicetweet-${id}`);
-  const response = await fetch(`/voicetweets/${id}/card`, { credentials: "same-origin" });
+const CARD_URLS = {
+  voicetweet: (id) => `/voicetweets/${id}/card`,
+  voicemessage: (id) => `/voicemessages/${id}/card`,
+};
+
+async function refreshCard(kind, id) {
+  const current = document.getElementById(`${kind}-${id}`);
+  const response = await fetch(CARD_URLS[kind](id), { credentials: "same-origin" });
   if (!response.ok) return;
   const holder = document.createElement("div");
   holder.innerHTML = (await response.text()).trim();
   const fresh = holder.firstElementChild;
-  if (current) current.replaceWith(fresh); else document.querySelector(".feed-items")?.prepend(fresh);
-  document.querySelector(".feed-items > .empty")?.remove();
+  if (current) current.replaceWith(fresh);
+  else if (kind === "voicetweet") document.querySelector(".feed-items")?.prepend(fresh);
+  else document.querySelector(".conversation-items")?.append(fresh); // oldest first
+  document.querySelector(".feed-items > .empty, .conversation-items > .empty")?.remove();
   fresh.querySelectorAll(".player").forEach(setupPlayer);
-  const composerStatus = pending.get(String(id));
+  const composerStatus = pending.get(`${kind}-${id}`);
   if (composerStatus && fresh.dataset.state !== "processing") {
-    pending.delete(String(id));
+    pending.delete(`${kind}-${id}`);
     composerStatus.textContent = fresh.dataset.state === "ready"
-      ? "Posted."
-      : `Not posted: ${fresh.querySelector(".status")?.textContent.replace(/^Not posted: /, "") ?? "rejected"}`;
+      ? (kind === "voicetweet" ? "Posted." : "Sent.")
+      : `Not ${kind === "voicetweet" ? "posted" : "sent"}: ${fresh.querySelector(".status")?.textContent.replace(/^Not (posted|sent): /, "") ?? "rejected"}`;
   }
 }
 
-// Tweets this page uploaded and is waiting for, with the status line to update.
+// A message event concerns this page if it shows the conversation between those two members.
+function showsConversation(message) {
+  const withWhom = document.querySelector(".conversation-items")?.dataset.with;
+  return withWhom !== undefined && [message.sender, message.recipient].includes(withWhom);
+}
+
+// Recordings this page uploaded and is waiting for ("kind-id"), with the status line to update.
 const pending = new Map();
 
 function listenForProcessing() {
@@ -102,8 +116,9 @@ function listenForProcessing() {
     socket.addEventListener("message", (event) => {
       const message = JSON.parse(event.data);
       if (message.type !== "notification") return;
-      if (message.event === "voicetweet.ready") (message.thread_ids ?? [message.id]).forEach(refreshCard);
-      if (message.event === "voicetweet.rejected") refreshCard(message.id);
+      if (message.event === "voicetweet.ready") (message.thread_ids ?? [message.id]).forEach((id) => refreshCard("voicetweet", id));
+      if (message.event === "voicetweet.rejected") refreshCard("voicetweet", message.id);
+      if (message.event?.startsWith("voicemessage.") && showsConversation(message)) refreshCard("voicemessage", message.id);
     });
     socket.addEventListener("close", (event) => {
       if (event.code >= 4400 && event.code < 4500) return; // signed out or refused: do not hammer
@@ -127,9 +142,10 @@ function setupComposer(form) {
   const status = form.querySelector(".composer-status");
   const progress = form.querySelector(".upload-progress");
   const fileInput = form.querySelector("input[type=file]");
-  const threadBox = form.querySelector("input[name=post_as_thread]");
+  const threadBox = form.querySelector("input[name=post_as_thread]"); // voice tweets only
   const recorderBox = form.querySelector(".recorder");
-  const maxSeconds = () => parseInt(threadBox.checked ? form.dataset.maxThreadSeconds : form.dataset.maxSeconds, 10);
+  const kind = form.dataset.kind ?? "voicetweet";
+  const maxSeconds = () => parseInt(threadBox?.checked ? form.dataset.maxThreadSeconds : form.dataset.maxSeconds, 10);
   let recording = null; // {blob, type}
 
   if (navigator.mediaDevices?.getUserMedia && window.MediaRecorder) {
@@ -192,18 +208,18 @@ function setupComposer(form) {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const data = new FormData();
-    const text = form.querySelector("input[name=text]").value;
+    const text = form.querySelector("input[name=text]");
     const file = fileInput.files[0];
     if (file) data.append("audio", file);
     else if (recording) data.append("audio", recording.blob, recording.type.includes("ogg") ? "recording.ogg" : recording.type.includes("mp4") ? "recording.m4a" : "recording.webm");
     else { status.textContent = "Record something or choose a file first."; return; }
-    data.append("text", text);
-    data.append("post_as_thread", threadBox.checked ? "true" : "false");
+    if (text) data.append("text", text.value);
+    if (threadBox) data.append("post_as_thread", threadBox.checked ? "true" : "false");
     const parent = form.querySelector("input[name=parent_id]");
     if (parent) data.append("parent_id", parent.value);
 
     const request = new XMLHttpRequest();
-    request.open("POST", "/api/v1/voicetweets/");
+    request.open("POST", form.dataset.uploadUrl ?? "/api/v1/voicetweets/");
     request.setRequestHeader("X-CSRFToken", csrfToken());
     request.responseType = "json";
     progress.hidden = false;
@@ -216,8 +232,8 @@ function setupComposer(form) {
         status.textContent = "Uploaded. Processing…";
         form.reset();
         recording = null;
-        pending.set(String(request.response.id), status);
-        refreshCard(request.response.id);
+        pending.set(`${kind}-${request.response.id}`, status);
+        refreshCard(kind, request.response.id);
       } else {
         const body = request.response ?? {};
         status.textContent = body.detail?.detail ?? body.detail ?? Object.values(body).flat().join(" ") ?? `Upload failed (${request.status}).`;
@@ -230,4 +246,4 @@ function setupComposer(form) {
 
 document.querySelectorAll(".player").forEach(setupPlayer);
 document.querySelectorAll("[data-composer]").forEach(setupComposer);
-if (document.querySelector("[data-composer], [data-voicetweet]")) listenForProcessing();
+if (document.querySelector("[data-composer], [data-voicetweet], .conversation-items")) listenForProcessing();

@@ -328,5 +328,64 @@ def test_every_accounts_endpoint_is_in_the_schema(api):
         "/api/v1/users/{username}/follow/", "/api/v1/users/{username}/block/",
         "/api/v1/users/{username}/followers/", "/api/v1/users/{username}/following/",
         "/api/v1/invitations/", "/api/v1/invitations/{id}/revoke/", "/api/v1/waitlist/",
+        "/api/v1/reports/",
     ]:  # fmt: skip
         assert path in paths, path
+
+
+# --- Reports ----------------------------------------------------------------------------------
+
+
+def test_report_over_the_api_then_list_it(alice, bob):
+    """POST /reports/ files a report (201); GET lists your own reports."""
+    from tests.voicetweets.factories import ready_tweet
+
+    tweet = ready_tweet(bob)
+    client = token_client(alice)
+
+    created = client.post(
+        "/api/v1/reports/",
+        {"target_kind": "voicetweet", "target": str(tweet.pk), "reason": "spam", "note": "ads"},
+        format="json",
+    )
+    member = client.post(
+        "/api/v1/reports/", {"target_kind": "member", "target": "bob", "reason": "hate"}
+    )
+
+    assert created.status_code == 201, created.content
+    assert created.json() | {"id": 0, "created_at": ""} == {
+        "id": 0, "target_kind": "voicetweet", "target_id": tweet.pk, "reason": "spam",
+        "note": "ads", "state": "open", "created_at": "",
+    }  # fmt: skip
+    assert member.status_code == 201 and member.json()["target_id"] == bob.pk
+    listed = client.get("/api/v1/reports/").json()["results"]
+    assert [r["target_kind"] for r in listed] == ["member", "voicetweet"]
+    assert token_client(bob).get("/api/v1/reports/").json()["results"] == []
+
+
+def test_report_api_refusals_say_why(alice, bob):
+    """Twice: 409; unknown reason: 400 naming the field; unseen: 404; yourself: 400."""
+    client = token_client(alice)
+    body = {"target_kind": "member", "target": "bob", "reason": "spam"}
+    assert client.post("/api/v1/reports/", body).status_code == 201
+
+    twice = client.post("/api/v1/reports/", body)
+    bad_reason = client.post("/api/v1/reports/", {**body, "reason": "boring"})
+    bad_kind = client.post("/api/v1/reports/", {**body, "target_kind": "planet"})
+    nobody = client.post("/api/v1/reports/", {**body, "target": "nobody"})
+    missing_tweet = client.post(
+        "/api/v1/reports/", {**body, "target_kind": "voicetweet", "target": "999999"}
+    )
+    own = client.post("/api/v1/reports/", {**body, "target": "alice"})
+    long_note = client.post("/api/v1/reports/", {**body, "target": "x", "note": "n" * 501})
+
+    assert twice.status_code == 409 and twice.json() == {
+        "code": "already_reported", "detail": "You already reported this.",
+    }  # fmt: skip
+    assert bad_reason.status_code == 400 and "reason" in bad_reason.json()
+    assert bad_kind.status_code == 400 and "target_kind" in bad_kind.json()
+    assert nobody.status_code == 404 and nobody.json()["code"] == "not_found"
+    assert missing_tweet.status_code == 404
+    assert own.status_code == 400 and own.json()["code"] == "own"
+    assert long_note.status_code == 400 and "note" in long_note.json()
+    assert APIClient().post("/api/v1/reports/", body).status_code in (401, 403)

@@ -130,3 +130,71 @@ def test_nav_links_for_members(alice_client):
     """Signed-in members see Profile and Invitations in the navigation."""
     content = alice_client.get("/").content
     assert b'href="/u/alice/"' in content and b'href="/invitations/"' in content
+
+
+# --- Reports ----------------------------------------------------------------------------------
+
+
+def test_report_buttons_appear_where_the_targets_do(client, alice, bob):
+    """Someone else's profile and voice tweets offer 'Report'; your own do not."""
+    from tests.voicetweets.factories import ready_tweet
+
+    tweet = ready_tweet(bob)
+    own = ready_tweet(alice)
+    client.force_login(alice)
+
+    profile = client.get("/u/bob/").content.decode()
+    mine = client.get("/u/alice/").content.decode()
+
+    assert "/report/member/bob/" in profile
+    assert f"/report/voicetweet/{tweet.pk}/" in profile
+    assert "/report/member/alice/" not in mine and f"/report/voicetweet/{own.pk}/" not in mine
+
+
+def test_report_form_files_a_report_once(alice_client, bob):
+    """The form shows the reasons, files the report, and says so when sent twice."""
+    from accounts.models import Report
+
+    page = alice_client.get("/report/member/bob/")
+    assert page.status_code == 200 and "Harassment or bullying" in page.content.decode()
+
+    missing = alice_client.post("/report/member/bob/", {"reason": ""})
+    sent = alice_client.post("/report/member/bob/", {"reason": "harassment", "note": "threats"})
+    again = alice_client.get("/report/member/bob/")
+
+    assert missing.status_code == 400
+    assert sent.status_code == 302 and sent.url == "/u/bob/"
+    report = Report.objects.get()
+    assert (report.reason, report.note, report.target_user) == ("harassment", "threats", bob)
+    assert "You already reported this" in again.content.decode()
+    assert alice_client.post("/report/member/bob/", {"reason": "spam"}).status_code == 200
+    assert Report.objects.count() == 1
+
+
+def test_report_page_is_404_for_what_one_cannot_see(alice_client, alice, bob):
+    """A member who blocked you, or a missing thing, has no report page; a bad kind says so."""
+    from accounts.models import Block
+
+    Block.objects.create(blocker=bob, blocked=alice)
+
+    assert alice_client.get("/report/member/bob/").status_code == 404
+    assert alice_client.get("/report/voicetweet/424242/").status_code == 404
+    bad_kind = alice_client.get("/report/planet/1/", follow=True)
+    assert "What you report must be one of" in bad_kind.content.decode()
+
+
+def test_space_page_offers_a_report_link_to_listeners_not_the_host(client, alice):
+    """A live space's page has 'Report this space' for members, not for its host."""
+    from tests.spaces.factories import make_live_space
+    from tests.spaces.factories import make_member as make_host
+
+    host = make_host("hana", host=True)
+    space = make_live_space(host)
+
+    client.force_login(alice)
+    as_member = client.get(f"/spaces/{space.pk}/").content.decode()
+    client.force_login(host)
+    as_host = client.get(f"/spaces/{space.pk}/").content.decode()
+
+    assert f"/report/space/{space.pk}/" in as_member
+    assert f"/report/space/{space.pk}/" not in as_host

@@ -9,7 +9,7 @@ import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from voicetweets.models import VoiceTweet
+from voicetweets.models import VoiceMessage, VoiceTweet
 
 
 def sine_wav(seconds: float, *, frequency: float = 440.0, rate: int = 16_000) -> bytes:
@@ -42,3 +42,17 @@ def ready_tweet(author, *, text: str = "", parent=None, seconds: float = 3.0) ->
     tweet.audio.save("fixture.ogg", ContentFile(b"OggS" + b"\0" * 4000), save=False)
     tweet.save()
     return tweet
+
+
+def ready_message(sender, recipient, *, seconds: float = 3.0) -> VoiceMessage:
+    """A processed voice message, without running the pipeline (for privacy and page tests)."""
+    message = VoiceMessage(
+        sender=sender,
+        recipient=recipient,
+        state=VoiceMessage.State.READY,
+        duration_ms=int(seconds * 1000),
+        waveform=[0.5] * 100,
+    )
+    message.audio.save("fixture.ogg", ContentFile(b"OggS" + b"\0" * 4000), save=False)
+    message.save()
+    return message

@@ -115,17 +115,41 @@ def test_blocked_members_do_not_see_each_others_tweets(alice, bob):
     assert api(alice).post(f"/api/v1/voicetweets/{tweet.pk}/like/").status_code == 404
 
 
-def test_hidden_tweet_is_404_for_everyone_but_admins(alice, bob, client):
-    """A hidden tweet and its audio are gone for members, still there for admins."""
+def test_hidden_tweet_is_gone_for_everyone_but_its_author_and_admins(alice, bob, client):
+    """A hidden tweet leaves feeds, profiles, the API and its audio URL for other members; the
+    author still sees it, marked hidden; admins can still open it to review it."""
     admin = User.objects.create_user(username="mod", is_staff=True)
+    Follow.objects.create(follower=alice, followee=bob)
     tweet = ready_tweet(bob)
     services.voicetweet_hide(voicetweet=tweet, by=admin, reason="spam")
 
     assert api(alice).get(f"/api/v1/voicetweets/{tweet.pk}/").status_code == 404
-    assert api(bob).get(f"/api/v1/voicetweets/{tweet.pk}/").status_code == 404
+    assert api(alice).get("/api/v1/voicetweets/feed/").json()["results"] == []
+    assert api(alice).get("/api/v1/users/bob/voicetweets/").json()["results"] == []
     client.force_login(alice)
     assert client.get(f"/voicetweets/{tweet.pk}/audio").status_code == 404
+    assert b"voicetweet-%d" % tweet.pk not in client.get("/u/bob/").content
+
+    own = api(bob).get(f"/api/v1/voicetweets/{tweet.pk}/")
+    assert own.status_code == 200 and own.json()["is_hidden"] is True
+    assert [t["id"] for t in api(bob).get("/api/v1/voicetweets/feed/").json()["results"]] == [
+        tweet.pk
+    ]
+    client.force_login(bob)
+    assert client.get(f"/voicetweets/{tweet.pk}/audio").status_code == 200
+    assert b"Hidden by a moderator: only you can see it" in client.get("/u/bob/").content
     assert api(admin).get(f"/api/v1/voicetweets/{tweet.pk}/").status_code == 200
+
+
+def test_only_staff_hide_voice_tweets(alice, bob):
+    """Hiding is a moderator's action: a member cannot hide someone's tweet."""
+    tweet = ready_tweet(bob)
+
+    with pytest.raises(services.VoiceTweetError) as refused:
+        services.voicetweet_hide(voicetweet=tweet, by=alice, reason="I do not like it")
+
+    assert refused.value.code == "forbidden"
+    assert not VoiceTweet.objects.get(pk=tweet.pk).is_hidden
 
 
 def test_likes_count_once_per_member(alice, bob):
