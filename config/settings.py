@@ -107,7 +107,15 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_health_checks=True)}
+    # Persistent connections: websocket consumers make many short database calls, and a new
+    # PostgreSQL connection for each (CONN_MAX_AGE=0) cost more than the queries themselves.
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL,
+            conn_max_age=env_int("SALON_DB_CONN_MAX_AGE", 300),
+            conn_health_checks=True,
+        )
+    }
     if not DATABASES["default"]["ENGINE"].endswith("postgresql"):
         raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (postgres://...)")
 else:

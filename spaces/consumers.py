@@ -7,7 +7,6 @@ own and caches no role: every command reloads the participant inside its service
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -66,7 +65,6 @@ class FrameRateLimit:
 class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     space: Space | None = None
     joined = False
-    heartbeat_task: asyncio.Task | None = None
     media = None
     # What the server decided this member may do with audio; refreshed by their own events.
     role: str = Participant.Role.LISTENER
@@ -105,7 +103,6 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
             return
         self.joined = True
         await self.send_json(snapshot)
-        self.heartbeat_task = asyncio.create_task(self._heartbeat())
         self.frame_limit = FrameRateLimit(
             settings.SALON_AUDIO_MAX_FRAMES_PER_SECOND, settings.SALON_AUDIO_FRAME_BURST
         )
@@ -118,6 +115,8 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
             user_id=self.user.pk,
             publishing=self.publishing,
         )
+        # This process refreshes its participants in one query per room (spaces/presence.py).
+        self.media.heartbeats.add(self.space_id, self.channel_name, self.user.pk, self._gone)
 
     @database_sync_to_async
     def _join(self) -> dict:
@@ -138,22 +137,11 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
                 self.space_id, self.channel_name, user_id=self.user.pk, publishing=publishing
             )
 
-    async def _heartbeat(self) -> None:
-        interval = settings.SALON_SPACE_HEARTBEAT_SECONDS
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                present = await database_sync_to_async(services.participant_heartbeat)(
-                    space_id=self.space_id, user_id=self.user.pk
-                )
-            except Exception:  # a failed beat must not kill the socket; the next one retries
-                logger.exception("space %s: heartbeat failed", self.space_id)
-                continue
-            if not present:
-                # The sweep already removed this participant (e.g. the database was out of
-                # reach for too long): the client should reconnect to rejoin.
-                await self._close_now(errors.CLOSE_LEFT, "no longer in the space; reconnect")
-                return
+    async def _gone(self) -> None:
+        # The sweep removed this participant (e.g. the database was out of reach for too
+        # long): the client should reconnect to rejoin.
+        if self.joined:
+            await self._close_now(errors.CLOSE_LEFT, "no longer in the space; reconnect")
 
     async def _leave_groups(self) -> None:
         if getattr(self, "group", None):
@@ -161,8 +149,6 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
         await self.leave_member_group()
 
     async def disconnect(self, code: int) -> None:
-        if self.heartbeat_task:
-            self.heartbeat_task.cancel()
         await self._leave_audio()
         await self._leave_groups()
         if self.joined:
@@ -250,6 +236,7 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     async def _leave_audio(self) -> None:
         media, self.media = self.media, None
         if media is not None:
+            media.heartbeats.remove(self.space_id, self.channel_name)
             await media.detach(self.space_id, self.channel_name)
 
     async def call(self, service, **kwargs):
@@ -351,8 +338,6 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     async def _close_now(self, code: int, reason: str) -> None:
         # The participant row is already gone: nothing to decrement on disconnect.
         self.joined = False
-        if self.heartbeat_task:
-            self.heartbeat_task.cancel()
         # Stop this socket's audio at once, before the close handshake completes.
         await self._leave_audio()
         await self.close(code=code, reason=reason)

@@ -42,7 +42,7 @@ from .audio.mixer import RoomMixer, TickResult
 from .audio.runner import MixerRunner
 from .bus import LocalBus, RedisBus
 from .fanout import Fanout, fanout
-from .presence import AudiencePresence
+from .presence import AudiencePresence, Heartbeats
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +130,7 @@ class MediaPlane:
         fanout_registry: Fanout = fanout,
         publishers_loader: Callable[[int], set[int]] | None = None,
         presence: bool = False,
+        heartbeat_seconds: float = 10.0,
     ) -> None:
         self.bus = bus
         self.fanout = fanout_registry
@@ -144,6 +145,7 @@ class MediaPlane:
         self.presence = (
             AudiencePresence(deliver_text=self.fanout.deliver_text) if presence else None
         )
+        self.heartbeats = Heartbeats(interval=heartbeat_seconds)
         self.rooms: dict[int, _Room] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.frames_in = 0
@@ -161,6 +163,7 @@ class MediaPlane:
             await self._close_room(room)
         if self.presence is not None:
             await self.presence.stop()
+        self.heartbeats.stop()
         self.runner.stop()
         await self.bus.stop()
 
@@ -370,6 +373,7 @@ async def get_media_plane() -> MediaPlane:
             bus=make_bus(settings.REDIS_URL or None),
             publishers_loader=space_publisher_ids,
             presence=True,
+            heartbeat_seconds=settings.SALON_SPACE_HEARTBEAT_SECONDS,
         )
         _plane.loop = asyncio.get_running_loop()
         # Sockets that connect while it starts wait for the same start, not a second plane.
@@ -384,3 +388,4 @@ def discard_media_plane() -> None:
     plane, _plane = _plane, None
     if plane is not None:
         plane.runner.stop()
+        plane.heartbeats.stop()

@@ -389,13 +389,16 @@ def participant_disconnect(*, space_id: int, user_id: int) -> None:
     )
 
 
-def participant_heartbeat(*, space_id: int, user_id: int) -> bool:
-    """An open socket is still there. False when the participant is gone (removed, ended)."""
-    return bool(
-        Participant.objects.filter(space_id=space_id, user_id=user_id).update(
+def participants_refresh(*, space_id: int, user_ids: set[int]) -> set[int]:
+    """Open sockets on one server process are still there: refresh their participants at once.
+    Returns those still in the space (the others were removed, or the space ended)."""
+    present = Participant.objects.filter(space_id=space_id, user_id__in=user_ids)
+    ids = set(present.values_list("user_id", flat=True))
+    if ids:
+        Participant.objects.filter(space_id=space_id, user_id__in=ids).update(
             last_seen=timezone.now()
         )
-    )
+    return ids
 
 
 def _depart(space: Space, participant: Participant, *, reason: str) -> None:

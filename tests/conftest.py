@@ -12,6 +12,9 @@ def pytest_configure(config):
     # need a real worker start one in a subprocess.
     os.environ["SALON_CELERY_EAGER"] = "1"
     os.environ["SALON_TASKS_SYNCHRONOUS"] = "1"
+    # Connections of the threads consumers run database calls on would outlive each test and
+    # keep the test database from being dropped at the end.
+    os.environ["SALON_DB_CONN_MAX_AGE"] = "0"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from django.conf import settings
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from spaces import selectors, services
 from spaces.models import Participant
-from spaces.presence import DIGEST_MAX_JOINED, AudiencePresence
+from spaces.presence import DIGEST_MAX_JOINED, AudiencePresence, Heartbeats
 
 from .factories import make_live_space, make_member, put_on_stage
 
@@ -128,3 +128,39 @@ def test_a_big_rooms_snapshot_lists_who_needs_attention_and_the_newest_listeners
     assert snapshot["space"]["listener_count"] == 121
     assert snapshot["space"]["participant_count"] == 123
     assert snapshot["space"]["speaker_ids"] == [speaker.pk]
+
+
+async def test_heartbeats_refresh_a_room_in_one_round_and_tell_the_removed(transactional_db):
+    """One round refreshes every local participant of the room; a socket whose participant
+    was removed meanwhile is told (its consumer closes so the client rejoins)."""
+    from datetime import timedelta
+
+    from asgiref.sync import sync_to_async
+
+    host = await sync_to_async(make_member)("hana", host=True)
+    space = await sync_to_async(make_live_space)(host)
+    stays = await sync_to_async(make_member)("sid")
+    removed = await sync_to_async(make_member)("rex")
+    for member in (stays, removed):
+        await sync_to_async(services.participant_join)(space_id=space.pk, user=member)
+    long_ago = timezone.now() - timedelta(minutes=5)
+    await sync_to_async(Participant.objects.update)(last_seen=long_ago)
+    await sync_to_async(Participant.objects.filter(user=removed).delete)()
+    told = asyncio.Event()
+
+    async def gone():
+        told.set()
+
+    async def not_gone():
+        raise AssertionError("a present participant was told they are gone")
+
+    heartbeats = Heartbeats(interval=3600)
+    heartbeats.add(space.pk, "socket-1", stays.pk, not_gone)
+    heartbeats.add(space.pk, "socket-2", removed.pk, gone)
+    await heartbeats.beat()
+    await asyncio.wait_for(told.wait(), timeout=10)
+    heartbeats.stop()
+
+    participant = await sync_to_async(Participant.objects.get)(user=stays)
+    assert participant.last_seen > long_ago
+    assert heartbeats.rooms == {space.pk: {"socket-1": (stays.pk, not_gone)}}
