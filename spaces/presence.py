@@ -202,15 +202,16 @@ class Heartbeats:
             self.refresh = participants_refresh
         self.rounds += 1
         for space_id, sockets in list(self.rooms.items()):
-            user_ids = {user_id for user_id, _ in sockets.values()}
+            # Only the sockets asked about: others may join while the query runs.
+            asked = dict(sockets)
             try:
                 present = await database_sync_to_async(self.refresh)(
-                    space_id=space_id, user_ids=user_ids
+                    space_id=space_id, user_ids={user_id for user_id, _ in asked.values()}
                 )
             except Exception:  # a failed round must not close anyone; the next one retries
                 logger.exception("presence: refreshing space %s failed", space_id)
                 continue
-            for key, (user_id, on_gone) in list(sockets.items()):
-                if user_id not in present:
+            for key, (user_id, on_gone) in asked.items():
+                if user_id not in present and sockets.get(key) is not None:
                     self.remove(space_id, key)
                     asyncio.get_running_loop().create_task(on_gone())

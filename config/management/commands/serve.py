@@ -1,3 +1,5 @@
+import os
+
 import daphne.server
 from daphne.cli import CommandLineInterface
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
@@ -85,6 +87,22 @@ class Command(BaseCommand):
             from config.background import EmbeddedBeat
 
             EmbeddedBeat().start()
+        stall = float(os.environ.get("SALON_LOOP_WATCHDOG_SECONDS") or 0)
+        if stall > 0:
+            _watch_the_event_loop(stall)
         # Server.run() builds its factory from this module global.
         daphne.server.WebSocketFactory = ClosingWebSocketFactory
         CommandLineInterface().run(argv)
+
+
+def _watch_the_event_loop(stall: float) -> None:
+    """Diagnostics: if the event loop stops turning for ``stall`` seconds, print every thread's
+    stack to stderr (faulthandler, from its own thread), so the log says what blocked it."""
+    import faulthandler
+
+    from twisted.internet import task
+
+    def rearm() -> None:
+        faulthandler.dump_traceback_later(stall, repeat=False)
+
+    task.LoopingCall(rearm).start(0.1)
