@@ -74,7 +74,6 @@ BURST_FRAMES = 2
 BARE_QUIET_BYTES = 40
 BARE_BURST_BYTES = 80
 LATENCY_WINDOW = 10.0
-SNAPSHOT_LIMIT = 8 * 1024 * 1024
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PYTHON = sys.executable
 
@@ -157,11 +156,6 @@ def start_salon(workdir: Path, *, profile: bool) -> Server:
         "SALON_TASKS_SYNCHRONOUS": "0",
         "SALON_SPACE_CAPACITY": "100000",
         "SALON_LOG_LEVEL": os.environ.get("SALON_LOG_LEVEL", "WARNING"),
-        # The join snapshot lists every participant (~250 bytes each) and autobahn applies the
-        # message limit to what the server sends too: at the default 16 KiB a room of ~65
-        # members refuses every later join with 1011. Raised here so the bench can fill a room.
-        "SALON_WEBSOCKET_MAX_MESSAGE_SIZE": str(SNAPSHOT_LIMIT),
-        "SALON_WEBSOCKET_MAX_FRAME_SIZE": str(SNAPSHOT_LIMIT),
     }
     args = [PYTHON]
     profile_path = None

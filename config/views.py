@@ -8,6 +8,8 @@ from django.http import HttpRequest, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
+from spaces.media import current_media_plane
+
 logger = logging.getLogger(__name__)
 
 
@@ -56,6 +58,8 @@ async def healthz(request: HttpRequest) -> JsonResponse:
         "channel_layer": "ok" if channel_layer else "failed",
     }
     healthy = database and channel_layer
-    return JsonResponse(
-        {"status": "ok" if healthy else "failed", **checks}, status=200 if healthy else 503
-    )
+    body = {"status": "ok" if healthy else "failed", **checks}
+    plane = current_media_plane()
+    if plane is not None:
+        body["media"] = plane.stats()  # this process's audio counters, for operators and benches
+    return JsonResponse(body, status=200 if healthy else 503)

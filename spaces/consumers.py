@@ -211,11 +211,13 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
                 raise wire.WireError("clients send speaker audio (kind 1) only")
         except wire.WireError as error:
             self.frames_invalid += 1
+            self.media.frames_invalid += 1
             await self._audio_error("bad_audio_frame", error.reason)
             return
         if not self.publishing:
             # Listeners, muted and removed speakers: the server decides, the frame goes nowhere.
             self.frames_dropped += 1
+            self.media.frames_dropped += 1
             await self._audio_error("not_publishing", "you are not on stage or you are muted")
             return
         self.frames_forwarded += 1

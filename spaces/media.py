@@ -149,8 +149,27 @@ class MediaPlane:
         self.rooms: dict[int, _Room] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.frames_in = 0
+        # Counted by the consumers: frames refused (not on stage, muted) and malformed ones.
+        self.frames_dropped = 0
+        self.frames_invalid = 0
         self.ticks_published = 0
         self.ticks_silent = 0
+
+    def stats(self) -> dict:
+        """This process's audio counters (``/healthz`` shows them)."""
+        sinks = [self.fanout.stats(space_id) for space_id in self.rooms]
+        return {
+            "rooms": len(self.rooms),
+            "rooms_mixed_here": sum(1 for room in self.rooms.values() if room.owner),
+            "sockets": sum(s["members"] for s in sinks),
+            "frames_in": self.frames_in,
+            "frames_dropped": self.frames_dropped,
+            "frames_invalid": self.frames_invalid,
+            "ticks_published": self.ticks_published,
+            "ticks_silent": self.ticks_silent,
+            "frames_sent": sum(s["sent"] for s in sinks),
+            "frames_shed": sum(s["dropped"] for s in sinks),
+        }
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -379,6 +398,11 @@ async def get_media_plane() -> MediaPlane:
         # Sockets that connect while it starts wait for the same start, not a second plane.
         _plane_started = asyncio.ensure_future(_plane.start())
     await asyncio.shield(_plane_started)
+    return _plane
+
+
+def current_media_plane() -> MediaPlane | None:
+    """This process's media plane if a socket started one, without starting it."""
     return _plane
 
 

@@ -6,6 +6,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from spaces.audio import wire
+from spaces.media import current_media_plane
 
 from .audio.signals import amplitude_at
 from .factories import make_live_space, make_member, put_on_stage
@@ -71,6 +72,7 @@ async def test_listener_frames_are_dropped(room, sockets):
     assert "not on stage" in error["message"]
     assert [e for e in await listener_socket.drain() if e["type"] == "error"] == []
     assert host_socket.audio == [] and listener_socket.audio == []  # nothing was mixed
+    assert current_media_plane().stats()["frames_dropped"] == 40  # and /healthz counts them
 
 
 async def test_moving_a_speaker_to_listeners_stops_their_audio(room, sockets):
