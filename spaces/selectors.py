@@ -27,12 +27,15 @@ def space_is_visible_to(*, space: Space, user) -> bool:
     invited members; the host sees their own; a block either way hides the space."""
     if not user.is_authenticated:
         return False
-    if user.pk == space.host_id or user_moderates_all_spaces(user=user):
+    if user.pk == space.host_id:
         return True
-    if is_blocked_between(user=space.host, other=user):
+    blocked = is_blocked_between(user=space.host, other=user)
+    if space.visibility == Space.Visibility.OPEN and not blocked:
+        return True  # the common case, decided without loading the member's permissions
+    if user_moderates_all_spaces(user=user):
+        return True
+    if blocked:
         return False
-    if space.visibility == Space.Visibility.OPEN:
-        return True
     invited = SpaceInvite.objects.filter(space=space, user=user).exists()
     if space.visibility == Space.Visibility.FOLLOWERS:
         return invited or is_following(follower=space.host, followee=user)
