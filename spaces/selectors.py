@@ -196,6 +196,19 @@ def replay_timeline(replay: Replay) -> list[dict]:
     return timeline
 
 
+def replay_data(replay: Replay) -> dict:
+    """The API's shape of a replay (without its audio URL, which the adapter builds)."""
+    ready = replay.state == Replay.State.READY
+    return {
+        "space_id": replay.space_id,
+        "state": replay.state,
+        "duration": replay.duration_seconds if ready else None,
+        "waveform": replay.waveform if ready else [],
+        "timeline": replay_timeline(replay) if ready else [],
+        "delete_after": replay.delete_after,
+    }
+
+
 def replays_visible(*, user, host=None, limit: int = 20) -> list[Replay]:
     """Ready replays the member may see, newest first; only ``host``'s spaces if given."""
     queryset = Replay.objects.filter(state=Replay.State.READY).select_related("space__host")

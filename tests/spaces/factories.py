@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
@@ -118,3 +119,42 @@ def put_on_stage(space, host, user, role: str) -> None:
     services.hand_approve(space=space, by=host, user_id=user.pk)
     if role == "cohost":
         services.cohost_add(space=space, by=host, user_id=user.pk)
+
+
+def record_tone(path, speaker_id, *, seconds: float = 1.0, frequency: float = 440.0) -> None:
+    """What a room's owner writes while recorded: one speaker saying a tone, mixed, recorded."""
+    from spaces.audio import OpusEncoder, RoomMixer
+    from spaces.audio.recorder import MixRecorder
+
+    from .audio.signals import sine, split_frames
+
+    mixer = RoomMixer()
+    mixer.add_speaker(speaker_id)
+    recorder = MixRecorder(path)
+    mixer.mix_observers.append(recorder.on_mix)
+    mixer.levels_observers.append(recorder.on_levels)
+    encoder = OpusEncoder()
+    # The tone, then half a second of silence from the still open microphone.
+    signal = np.concatenate([sine(frequency, round(seconds * 50)), np.zeros(25 * 960, np.int16)])
+    for sequence, frame in enumerate(split_frames(signal)):
+        mixer.push(speaker_id, sequence, encoder.encode(frame), sequence * 0.02)
+        mixer.tick()
+    recorder.close()
+
+
+def make_replay(host, *, visibility: str = "open", invite=(), seconds: float = 1.0):
+    """A space recorded from its start where the host said a tone, ended, and its replay
+    processed (ready). ``invite``: members invited while it was live."""
+    from spaces.models import Replay
+
+    space = services.space_create(
+        host=host, title="Recorded show", visibility=visibility, is_recording=True
+    )
+    for member in invite:
+        services.space_invite(space=space, by=host, username=member.username)
+    record_tone(services.replay_segment_start(space_id=space.pk), host.pk, seconds=seconds)
+    services.space_end(space=space, by=host)
+    replay = Replay.objects.get(space=space)
+    services.replay_process(replay_id=replay.pk)
+    replay.refresh_from_db()
+    return replay
