@@ -121,30 +121,43 @@ def put_on_stage(space, host, user, role: str) -> None:
         services.cohost_add(space=space, by=host, user_id=user.pk)
 
 
-def record_tone(path, speaker_id, *, seconds: float = 1.0, frequency: float = 440.0) -> None:
-    """What a room's owner writes while recorded: one speaker saying a tone, mixed, recorded."""
+def record_turns(path, turns) -> None:
+    """What a room's owner writes while recorded: speakers taking turns, mixed, recorded.
+
+    ``turns``: ``(speaker_id, seconds, frequency)``; each speaker says a tone, then their
+    still open microphone sends a second of silence before the next turn.
+    """
     from spaces.audio import OpusEncoder, RoomMixer
     from spaces.audio.recorder import MixRecorder
 
     from .audio.signals import sine, split_frames
 
     mixer = RoomMixer()
-    mixer.add_speaker(speaker_id)
     recorder = MixRecorder(path)
     mixer.mix_observers.append(recorder.on_mix)
     mixer.levels_observers.append(recorder.on_levels)
-    encoder = OpusEncoder()
-    # The tone, then half a second of silence from the still open microphone.
-    signal = np.concatenate([sine(frequency, round(seconds * 50)), np.zeros(25 * 960, np.int16)])
-    for sequence, frame in enumerate(split_frames(signal)):
-        mixer.push(speaker_id, sequence, encoder.encode(frame), sequence * 0.02)
-        mixer.tick()
+    encoders: dict = {}
+    tick = 0
+    for speaker_id, seconds, frequency in turns:
+        if speaker_id not in encoders:
+            mixer.add_speaker(speaker_id)
+            encoders[speaker_id] = [OpusEncoder(), 0]
+        encoder = encoders[speaker_id]
+        signal = np.concatenate(
+            [sine(frequency, round(seconds * 50)), np.zeros(50 * 960, np.int16)]
+        )
+        for frame in split_frames(signal):
+            mixer.push(speaker_id, encoder[1], encoder[0].encode(frame), tick * 0.02)
+            encoder[1] += 1
+            mixer.tick()
+            tick += 1
     recorder.close()
 
 
-def make_replay(host, *, visibility: str = "open", invite=(), seconds: float = 1.0):
-    """A space recorded from its start where the host said a tone, ended, and its replay
-    processed (ready). ``invite``: members invited while it was live."""
+def make_replay(host, *, visibility: str = "open", invite=(), seconds: float = 1.0, turns=None):
+    """A space recorded from its start where the host said a tone (or ``turns``, see
+    record_turns), ended, and its replay processed (ready). ``invite``: members invited while
+    it was live."""
     from spaces.models import Replay
 
     space = services.space_create(
@@ -152,7 +165,8 @@ def make_replay(host, *, visibility: str = "open", invite=(), seconds: float = 1
     )
     for member in invite:
         services.space_invite(space=space, by=host, username=member.username)
-    record_tone(services.replay_segment_start(space_id=space.pk), host.pk, seconds=seconds)
+    turns = turns or [(host.pk, seconds, 440.0)]
+    record_turns(services.replay_segment_start(space_id=space.pk), turns)
     services.space_end(space=space, by=host)
     replay = Replay.objects.get(space=space)
     services.replay_process(replay_id=replay.pk)
