@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from spaces.selectors import replays_visible
 from voicetweets.selectors import voicetweets_by
 from voicetweets.services import voicemessage_may_send
 
@@ -64,6 +65,7 @@ def _member_or_404(request: HttpRequest, username: str) -> User:
 
 
 PROFILE_TWEETS = 20
+PROFILE_REPLAYS = 6
 
 
 @login_required
@@ -79,6 +81,8 @@ def profile(request: HttpRequest, username: str) -> HttpResponse:
         # Empty across a block, in either direction (the voicetweets selector decides).
         "voice_tweets": voicetweets_by(author=member, viewer=request.user)[:PROFILE_TWEETS],
         "can_message": voicemessage_may_send(sender=request.user, recipient=member),
+        # Ready replays of the member's spaces that the viewer may see (the spaces' visibility).
+        "replays": replays_visible(user=request.user, host=member, limit=PROFILE_REPLAYS),
     }
     return render(request, "accounts/profile.html", context)
 

@@ -1,11 +1,12 @@
 """Does recording slow the mixer's clock? Run: .venv/bin/python bench/bench_recorder.py
 
 The real clock + mixer thread with 10 speakers (3 talking), as in bench_mixer.py section 3,
-alternately without and with a ``MixRecorder`` attached (writing Ogg Opus to a temporary
-directory), in rounds of a few seconds so machine noise hits both alike. Prints tick lateness
-and tick duration percentiles for each, the ratios (with / without), and the recorder's
-counters. The recorder only appends to a queue on the mixer thread, so the ratios should stay
-near 1.
+alternately without a recorder, with a ``MixRecorder`` attached (writing Ogg Opus to a
+temporary directory), and with one whose recording is switched off and on every half second
+(what the host's ``recording.set`` does through the media plane), in rounds of a few seconds
+so machine noise hits all alike. Prints tick lateness and tick duration percentiles for each,
+the ratios against "without", and the recorders' counters. The recorder only appends to a
+queue on the mixer thread, so the ratios should stay near 1.
 
 --seconds N: seconds of clock per condition (default 30); --quick: 4 s per condition.
 """
@@ -32,8 +33,17 @@ from spaces.audio import FRAME_SECONDS, MixerRunner, MonotonicClock, RoomMixer
 from spaces.audio.recorder import MixRecorder, RecorderStats
 
 
+def toggle_recording(recorder: MixRecorder, stop: threading.Event, every: float = 0.5) -> None:
+    """Recording off and on, as the media plane does on ``R`` messages (another thread)."""
+    while not stop.wait(every):
+        if recorder.recording:
+            recorder.pause()
+        else:
+            recorder.resume()
+
+
 def run_round(
-    seconds: float, streams: list[list[bytes]], record_to: Path | None
+    seconds: float, streams: list[list[bytes]], record_to: Path | None, *, toggle: bool = False
 ) -> tuple[list[float], list[float], RecorderStats | None]:
     """One stretch of real-clock mixing; returns lateness (ms), tick durations (ms), stats."""
     lateness: list[float] = []
@@ -62,11 +72,17 @@ def run_round(
 
     stop = threading.Event()
     feeder = start_feeder([mixer], streams, stop)
+    toggler = None
+    if recorder is not None and toggle:
+        toggler = threading.Thread(target=toggle_recording, args=(recorder, stop), daemon=True)
+        toggler.start()
     runner.start()
     stop.wait(seconds)
     runner.stop()
     stop.set()
     feeder.join()
+    if toggler is not None:
+        toggler.join()
     stats = None
     if recorder is not None:
         recorder.close()
@@ -91,14 +107,19 @@ def main() -> None:
         f"per condition, alternating\n"
     )
     streams = speaker_packets(frames=500, settings=CHOSEN)
-    results: dict[str, tuple[list[float], list[float]]] = {"without": ([], []), "with": ([], [])}
+    conditions = ("without", "with", "toggled")
+    results: dict[str, tuple[list[float], list[float]]] = {c: ([], []) for c in conditions}
     totals: list[RecorderStats] = []
     file_bytes = 0
     with tempfile.TemporaryDirectory() as directory:
         for index in range(rounds):
-            for condition in ("without", "with"):
-                path = Path(directory) / f"round{index}.ogg" if condition == "with" else None
-                lateness, durations, stats = run_round(round_seconds, streams, path)
+            for condition in conditions:
+                path = None
+                if condition != "without":
+                    path = Path(directory) / f"round{index}-{condition}.ogg"
+                lateness, durations, stats = run_round(
+                    round_seconds, streams, path, toggle=condition == "toggled"
+                )
                 results[condition][0].extend(lateness)
                 results[condition][1].extend(durations)
                 if stats is not None:
@@ -113,16 +134,19 @@ def main() -> None:
         figures += [percentile(durations, q) for q in (50, 99)]
         row = " ".join(f"{figure:>9.3f}" for figure in figures)
         print(f"   {condition:>9} {len(lateness):>9} {row}")
-    (late_off, tick_off), (late_on, tick_on) = results["without"], results["with"]
-    for q in (50, 95, 99):
-        print(
-            f"   ratio with/without: lateness p{q} "
-            f"{percentile(late_on, q) / percentile(late_off, q):.2f}, tick duration p{q} "
-            f"{percentile(tick_on, q) / percentile(tick_off, q):.2f}"
-        )
+    late_off, tick_off = results["without"]
+    for condition in conditions[1:]:
+        late_on, tick_on = results[condition]
+        for q in (50, 95, 99):
+            print(
+                f"   ratio {condition}/without: lateness p{q} "
+                f"{percentile(late_on, q) / percentile(late_off, q):.2f}, tick duration p{q} "
+                f"{percentile(tick_on, q) / percentile(tick_off, q):.2f}"
+            )
     written = sum(stats.packets_written for stats in totals)
     print(
-        f"   recorder: packets written {written} ({written * FRAME_SECONDS:.1f} s), dropped "
+        f"   recorders: packets written {written} ({written * FRAME_SECONDS:.1f} s), cut while "
+        f"off {sum(stats.packets_paused for stats in totals)}, dropped "
         f"{sum(stats.packets_dropped for stats in totals)}, write errors "
         f"{sum(stats.write_errors for stats in totals)}, Ogg file bytes {file_bytes} "
         f"({file_bytes * 8 / max(written * FRAME_SECONDS, 1e-9) / 1000:.1f} kb/s)"

@@ -79,6 +79,10 @@ class EmbeddedBeat(threading.Thread):
     def run(self) -> None:
         import time
 
+        # Celery finds the apps' tasks modules lazily (a worker or beat process does it as it
+        # starts); without this, the first entry's lookup raises NotRegistered and ends the
+        # thread, and no schedule runs in the embedded default.
+        current_app.loader.import_default_modules()
         next_run = {name: time.monotonic() for name in self.schedule}
         while not self._stop_event.is_set():
             now = time.monotonic()

@@ -346,6 +346,30 @@ CELERY_BEAT_SCHEDULE.update(
     }
 )
 
+# --- Replays: recordings of spaces ----------------------------------------------------------
+# Replays are deleted this many days after their space ended, unless a moderator holds one.
+SALON_REPLAY_RETENTION_DAYS = env_int("SALON_REPLAY_RETENTION_DAYS", 30)
+# When a space ends, the process mixing it closes its recording within a second. Processing
+# waits this long for that before it joins what is on disk (that process may have died).
+SALON_REPLAY_CLOSE_GRACE_SECONDS = 15
+# Joining the segments runs in a child process, killed after this long (an hour of audio takes
+# well under a minute); a replay whose worker died is processed again after this long.
+SALON_REPLAY_PROCESS_SECONDS = env_int("SALON_REPLAY_PROCESS_SECONDS", 900)
+SALON_REPLAY_MAX_ATTEMPTS = 3
+CELERY_TASK_ROUTES["spaces.process_replay"] = {"queue": "audio"}
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "spaces.requeue-stalled-replays": {
+            "task": "spaces.requeue_stalled_replays",
+            "schedule": timedelta(minutes=1),
+        },
+        "spaces.delete-expired-replays": {
+            "task": "spaces.delete_expired_replays",
+            "schedule": timedelta(hours=1),
+        },
+    }
+)
+
 # --- Internationalisation, static and media -------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -7,6 +7,7 @@ Every live action here is also a websocket command; both call the same service, 
 from __future__ import annotations
 
 from django.http import Http404
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -14,7 +15,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 
 from . import errors, selectors, services
-from .models import Space
+from .models import Replay, Space
 from .protocol import REACTIONS
 
 
@@ -57,6 +58,9 @@ class SpaceCreateSerializer(serializers.Serializer):
     scheduled_start = serializers.DateTimeField(
         required=False, allow_null=True, help_text="Omit to go live now; at most 14 days ahead."
     )
+    is_recording = serializers.BooleanField(
+        default=False, help_text="Record the space from the start (the host may switch it)."
+    )
 
 
 class ParticipantSerializer(serializers.Serializer):
@@ -93,6 +97,37 @@ class RecordingSerializer(serializers.Serializer):
 
 class ReactionSerializer(serializers.Serializer):
     emoji = serializers.ChoiceField(choices=list(REACTIONS))
+
+
+class ReplayTurnSerializer(serializers.Serializer):
+    """One speaker's turn, in seconds of the replay; built by selectors.replay_timeline."""
+
+    speaker_id = serializers.IntegerField()
+    username = serializers.CharField(allow_null=True, help_text="Null for a deleted account.")
+    name = serializers.CharField()
+    start = serializers.FloatField()
+    end = serializers.FloatField()
+
+
+class ReplaySerializer(serializers.Serializer):
+    space_id = serializers.IntegerField()
+    state = serializers.ChoiceField(
+        choices=Replay.State.choices,
+        help_text="recording (the space is live) → processing (after its end) → ready | failed",
+    )
+    duration = serializers.FloatField(allow_null=True, help_text="Seconds; null until ready.")
+    waveform = serializers.ListField(
+        child=serializers.IntegerField(min_value=0, max_value=100),
+        help_text="Peak level (0..100) of equal slices of the replay.",
+    )
+    timeline = ReplayTurnSerializer(many=True, help_text="Who talked when, ordered by start.")
+    audio_url = serializers.URLField(
+        allow_null=True, help_text="Ogg Opus with Range support (seekable); null until ready."
+    )
+    delete_after = serializers.DateTimeField(
+        allow_null=True,
+        help_text="When retention deletes the replay (unless a moderator holds it).",
+    )
 
 
 NO_CONTENT = {204: None}
@@ -153,6 +188,7 @@ class SpaceViewSet(viewsets.ViewSet):
             title=data["title"],
             visibility=data["visibility"],
             scheduled_start=data.get("scheduled_start"),
+            is_recording=data["is_recording"],
         )
         return self._out(space, status.HTTP_201_CREATED)
 
@@ -322,3 +358,24 @@ class SpaceViewSet(viewsets.ViewSet):
         """Host only: make a participant co-host (POST) or take it back (DELETE)."""
         service = services.cohost_remove if request.method == "DELETE" else services.cohost_add
         return self._moderate(service, pk, user_id)
+
+    # --- the replay ---
+
+    @extend_schema(methods=["GET"], request=None, responses=ReplaySerializer)
+    @extend_schema(methods=["DELETE"], request=None, responses=NO_CONTENT)
+    @action(detail=True, methods=["get", "delete"])
+    def replay(self, request, pk=None):
+        """The space's replay (GET, same visibility as the space), or delete it now (DELETE,
+        host; the file goes at once)."""
+        replay = selectors.replay_for_member(user=request.user, space_id=int(pk))
+        if replay is None:
+            raise Http404
+        if request.method == "DELETE":
+            services.replay_delete(replay=replay, by=request.user)
+            return _done()
+        data = selectors.replay_data(replay)
+        data["audio_url"] = None
+        if replay.state == Replay.State.READY:
+            url = reverse("spaces:replay_audio", args=[replay.space_id])
+            data["audio_url"] = request.build_absolute_uri(url)
+        return Response(ReplaySerializer(data).data)

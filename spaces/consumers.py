@@ -292,7 +292,11 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     space_speak_declined = forward
     space_reaction = forward
     space_pin_changed = forward
-    space_recording_changed = forward
+
+    async def space_recording_changed(self, message: dict) -> None:
+        if self.media is not None:  # the room's owner pauses or resumes its recorder
+            await self.media.set_recording(self.space_id, message["event"]["is_recording"])
+        await self.forward(message)
 
     async def space_role_changed(self, message: dict) -> None:
         event = message["event"]

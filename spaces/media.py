@@ -20,8 +20,14 @@ nothing. Sent through the channel layer it would cost one message per listener.
 Bundle layout (``out`` channel), big-endian: ``B`` version (1), ``I`` sequence, ``I`` timestamp,
 ``H`` shared length, shared Opus packet, ``H`` count, then per talking speaker ``I`` user id,
 ``H`` length, mix-minus packet. A levels message is ``B`` 2 then the event's JSON. ``in``
-channel: ``b"F"`` + ``I`` user id + a speaker's wire frame, or ``b"P"`` + ``I`` user id + ``B``
-publishing (0/1).
+channel: ``b"F"`` + ``I`` user id + a speaker's wire frame, ``b"P"`` + ``I`` user id + ``B``
+publishing (0/1), or ``b"R"`` + ``I`` 0 + ``B`` recording (0/1).
+
+Recording: while a space is recorded, its owner attaches a :class:`MixRecorder` to the room's
+mixer, writing a segment file the ``segment_start`` service names. Every process with members
+relays ``recording.changed`` to the owner as an ``R`` message, which pauses or resumes the
+recorder; an owner that stops owning the room closes its segment (``segment_closed``), and a
+new owner asks for a new one, so a move or a crash loses only what was not on disk yet.
 """
 
 from __future__ import annotations
@@ -36,9 +42,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .audio import wire
 from .audio.mixer import RoomMixer, TickResult
+from .audio.recorder import MixRecorder
 from .audio.runner import MixerRunner
 from .bus import LocalBus, RedisBus
 from .fanout import Fanout, fanout
@@ -117,6 +125,15 @@ class _Room:
     # again, except once a second while someone talks, so members who join see the rings.
     last_levels: dict | None = None
     last_levels_at: float = 0.0
+    # Recording (event loop only). The owner's recorder, attached to ``mixer``; what the last
+    # ``R`` message said (None: not told since this process became owner, so ask the
+    # database); whether opening a segment failed and must be retried; and what this process
+    # last told the owner, so each change is relayed once per process.
+    recorder: MixRecorder | None = None
+    recording_wanted: bool | None = None
+    recording_retry: bool = False
+    recording_announced: bool | None = None
+    recording_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class MediaPlane:
@@ -131,6 +148,8 @@ class MediaPlane:
         publishers_loader: Callable[[int], set[int]] | None = None,
         presence: bool = False,
         heartbeat_seconds: float = 10.0,
+        segment_start: Callable[..., Path | None] | None = None,
+        segment_closed: Callable[..., None] | None = None,
     ) -> None:
         self.bus = bus
         self.fanout = fanout_registry
@@ -146,7 +165,12 @@ class MediaPlane:
             AudiencePresence(deliver_text=self.fanout.deliver_text) if presence else None
         )
         self.heartbeats = Heartbeats(interval=heartbeat_seconds)
+        # Recording, called with ``space_id=`` on a database thread: the file for a new segment
+        # (None: the space is not recorded now), and "this process closed its segment".
+        self.segment_start = segment_start
+        self.segment_closed = segment_closed
         self.rooms: dict[int, _Room] = {}
+        self._tasks: set[asyncio.Task] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.frames_in = 0
         # Counted by the consumers: frames refused (not on stage, muted) and malformed ones.
@@ -183,6 +207,8 @@ class MediaPlane:
         if self.presence is not None:
             await self.presence.stop()
         self.heartbeats.stop()
+        # Recorders closing: their files must be finalized before the process goes.
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self.runner.stop()
         await self.bus.stop()
 
@@ -228,6 +254,16 @@ class MediaPlane:
         message = _IN_HEAD.pack(b"P", user_id) + bytes([1 if publishing else 0])
         await self.bus.publish(f"in:{space_id}", message)
 
+    async def set_recording(self, space_id: int, recording: bool) -> None:
+        """The space's recording was switched on or off: tell the room's owner (once per
+        process and change: every member's socket here calls this)."""
+        room = self.rooms.get(space_id)
+        if room is None or room.recording_announced == recording:
+            return
+        room.recording_announced = recording
+        message = _IN_HEAD.pack(b"R", 0) + bytes([1 if recording else 0])
+        await self.bus.publish(f"in:{space_id}", message)
+
     async def end_room(self, space_id: int) -> None:
         """The space ended: stop mixing it here at once (its sockets, closing, detach)."""
         room = self.rooms.get(space_id)
@@ -250,6 +286,8 @@ class MediaPlane:
                     await self._become_owner(room)
                 elif not holding and room.owner:
                     await self._stop_owning(room)
+                elif room.owner and room.recording_retry:
+                    self._spawn(self._sync_recording(room))
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -276,13 +314,88 @@ class MediaPlane:
         if self.start_runner and not self.runner.running:
             self.runner.start()
         logger.info("media: this process now mixes space %s", room.space_id)
+        room.recording_wanted = None  # ask the database: it may have changed meanwhile
+        self._spawn(self._sync_recording(room))
 
     async def _stop_owning(self, room: _Room) -> None:
         self.runner.remove_room(room.space_id)
         await self.bus.unsubscribe(f"in:{room.space_id}")
         room.owner = False
-        room.mixer = None
+        mixer, room.mixer = room.mixer, None
+        recorder, room.recorder = room.recorder, None
+        room.recording_wanted, room.recording_retry = None, False
+        if recorder is not None:
+            if mixer is not None:
+                mixer.mix_observers.remove(recorder.on_mix)
+                mixer.levels_observers.remove(recorder.on_levels)
+            self._spawn(self._close_recorder(room.space_id, recorder))
         logger.info("media: this process no longer mixes space %s", room.space_id)
+
+    # --- recording (owner) ----------------------------------------------------------------------
+
+    def _spawn(self, coroutine) -> None:
+        task = self.loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _sync_recording(self, room: _Room) -> None:
+        """Make the owner's recorder follow the recording state: pause or resume it, or open a
+        segment when the database says the space is recorded now."""
+        if self.segment_start is None:
+            return
+        async with room.recording_lock:
+            mixer = room.mixer
+            if not room.owner or mixer is None:
+                return
+            if room.recorder is not None:
+                self._apply_recording(room)
+                return
+            if room.recording_wanted is False:
+                return
+            from channels.db import database_sync_to_async
+
+            room.recording_retry = False
+            try:
+                path = await database_sync_to_async(self.segment_start)(space_id=room.space_id)
+                if path is None:
+                    return
+                # Opening writes the Ogg headers: off the event loop.
+                recorder = await asyncio.to_thread(MixRecorder, path)
+            except Exception:
+                room.recording_retry = True  # the next lease round tries again
+                logger.exception("media: could not start recording space %s", room.space_id)
+                return
+            if room.mixer is not mixer:  # this process stopped owning the room meanwhile
+                await self._close_recorder(room.space_id, recorder)
+                return
+            room.recorder = recorder
+            self._apply_recording(room)
+            mixer.mix_observers.append(recorder.on_mix)
+            mixer.levels_observers.append(recorder.on_levels)
+            logger.info("media: recording space %s to %s", room.space_id, path)
+
+    @staticmethod
+    def _apply_recording(room: _Room) -> None:
+        if room.recording_wanted is True:
+            room.recorder.resume()
+        elif room.recording_wanted is False:
+            room.recorder.pause()
+
+    async def _close_recorder(self, space_id: int, recorder: MixRecorder) -> None:
+        """Finalize a segment (off the event loop), then say so: if the space has ended, its
+        replay is processed now."""
+        try:
+            await asyncio.to_thread(recorder.close)
+        except Exception:
+            logger.exception("media: closing the recording of space %s failed", space_id)
+        if self.segment_closed is None:
+            return
+        from channels.db import database_sync_to_async
+
+        try:
+            await database_sync_to_async(self.segment_closed)(space_id=space_id)
+        except Exception:
+            logger.exception("media: could not report the recording of space %s", space_id)
 
     async def _close_room(self, room: _Room, *, from_lease_task: bool = False) -> None:
         self.rooms.pop(room.space_id, None)
@@ -317,6 +430,12 @@ class MediaPlane:
                     mixer.add_speaker(user_id, allowed=True)
                 else:
                     mixer.set_allowed(user_id, False)
+            elif kind == b"R":
+                room.recording_wanted = bool(body[0])
+                if room.recorder is not None:
+                    self._apply_recording(room)  # at once: from the next tick
+                else:
+                    self._spawn(self._sync_recording(room))
 
         return handle
 
@@ -387,12 +506,15 @@ async def get_media_plane() -> MediaPlane:
         from django.conf import settings
 
         from .selectors import space_publisher_ids
+        from .services import replay_segment_closed, replay_segment_start
 
         _plane = MediaPlane(
             bus=make_bus(settings.REDIS_URL or None),
             publishers_loader=space_publisher_ids,
             presence=True,
             heartbeat_seconds=settings.SALON_SPACE_HEARTBEAT_SECONDS,
+            segment_start=replay_segment_start,
+            segment_closed=replay_segment_closed,
         )
         _plane.loop = asyncio.get_running_loop()
         # Sockets that connect while it starts wait for the same start, not a second plane.
@@ -413,3 +535,6 @@ def discard_media_plane() -> None:
     if plane is not None:
         plane.runner.stop()
         plane.heartbeats.stop()
+        for room in plane.rooms.values():
+            if room.recorder is not None:
+                room.recorder.close()  # the file stays playable; no replay is processed

@@ -5,6 +5,8 @@ joining over the websocket creates it, leaving, removal or the presence sweep de
 audio engine reads the same rows to decide who may publish.
 """
 
+from pathlib import Path
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -254,3 +256,87 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} for {self.user_id}"
+
+
+class Replay(models.Model):
+    """The recording of a space, one per space, made from the room's mix while recording is on.
+
+    States: recording → processing → ready | failed. Recording lasts while the space is live
+    (recording may be on and off meanwhile); the space's end starts processing, which joins the
+    recorded segments into one file. Replays are deleted ``delete_after`` unless ``held``.
+    """
+
+    class State(models.TextChoices):
+        RECORDING = "recording"
+        PROCESSING = "processing"
+        READY = "ready"
+        FAILED = "failed"
+
+    TRANSITIONS = {
+        State.RECORDING: {State.PROCESSING},
+        State.PROCESSING: {State.READY, State.FAILED},
+        State.READY: set(),
+        State.FAILED: set(),
+    }
+
+    space = models.OneToOneField(Space, on_delete=models.CASCADE, related_name="replay")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RECORDING)
+    # Folder under MEDIA_ROOT with the segments (one per mixer that owned the room while it was
+    # recorded), then the replay file. Its name has a random part: MEDIA_URL must not lead to it.
+    directory = models.CharField(max_length=200, unique=True)
+    # Measured from the joined file's packets, once ready.
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    size_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    # Peak level of equal slices of the replay, 0..100, for drawing.
+    waveform = models.JSONField(default=list, blank=True)
+    # Who talked when: [{"speaker_id", "start", "end"}] in seconds of the replay file.
+    timeline = models.JSONField(default=list, blank=True)
+    # Shown to the host when processing failed (e.g. nothing was recorded).
+    failure_reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Set while a worker joins the segments, so a second worker leaves it alone; a worker that
+    # died is replaced once SALON_REPLAY_PROCESS_SECONDS have passed.
+    processing_started_at = models.DateTimeField(null=True, blank=True)
+    # Workers that started on it; after SALON_REPLAY_MAX_ATTEMPTS the replay fails.
+    processing_attempts = models.PositiveSmallIntegerField(default=0)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    # The retention date: the space's end + SALON_REPLAY_RETENTION_DAYS. Null while recording.
+    delete_after = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Kept under review by a moderator: retention leaves it alone and the host cannot delete it.
+    held = models.BooleanField(default=False)
+    hold_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=["recording", "processing", "ready", "failed"]),
+                name="replay_state_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="ready") | Q(duration_ms__isnull=False),
+                name="replay_ready_has_duration",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"replay of space {self.space_id} ({self.state})"
+
+    def can_transition_to(self, state: str) -> bool:
+        return state in self.TRANSITIONS[self.State(self.state)]
+
+    @property
+    def directory_path(self) -> Path:
+        return Path(settings.MEDIA_ROOT) / self.directory
+
+    @property
+    def segments_path(self) -> Path:
+        return self.directory_path / "segments"
+
+    @property
+    def audio_path(self) -> Path:
+        return self.directory_path / "replay.ogg"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        return None if self.duration_ms is None else self.duration_ms / 1000

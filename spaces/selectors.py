@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
 
 from accounts.selectors import following_ids, is_blocked_between, is_following
 
-from .models import Participant, Space, SpaceBan, SpaceInvite, SpaceSubscription
+from .models import Participant, Replay, Space, SpaceBan, SpaceInvite, SpaceSubscription
 from .protocol import REACTIONS
 
 
@@ -193,3 +194,59 @@ def space_publisher_ids(space_id: int) -> set[int]:
             is_muted=False,
         ).values_list("user_id", flat=True)
     )
+
+
+# --- Replays ----------------------------------------------------------------------------------
+
+
+def replay_for_member(*, user, space_id: int) -> Replay | None:
+    """The space's replay, if the member may see the space: a replay has its space's
+    visibility (a closed space's replay is for invited members, the host and moderators)."""
+    replay = Replay.objects.select_related("space__host").filter(space_id=space_id).first()
+    if replay is None or not space_is_visible_to(space=replay.space, user=user):
+        return None
+    return replay
+
+
+def replay_timeline(replay: Replay) -> list[dict]:
+    """The replay's speaker timeline with each speaker's current name (one query)."""
+    ids = {entry["speaker_id"] for entry in replay.timeline}
+    users = {user.pk: user for user in get_user_model().objects.filter(pk__in=ids)}
+    timeline = []
+    for entry in replay.timeline:
+        user = users.get(entry["speaker_id"])
+        timeline.append(
+            {
+                "speaker_id": entry["speaker_id"],
+                "username": user.username if user else None,
+                "name": user.name if user else "A former member",
+                "start": entry["start"],
+                "end": entry["end"],
+            }
+        )
+    return timeline
+
+
+def replay_data(replay: Replay) -> dict:
+    """The API's shape of a replay (without its audio URL, which the adapter builds)."""
+    ready = replay.state == Replay.State.READY
+    return {
+        "space_id": replay.space_id,
+        "state": replay.state,
+        "duration": replay.duration_seconds if ready else None,
+        "waveform": replay.waveform if ready else [],
+        "timeline": replay_timeline(replay) if ready else [],
+        "delete_after": replay.delete_after,
+    }
+
+
+def replays_visible(*, user, host=None, limit: int = 20) -> list[Replay]:
+    """Ready replays the member may see, newest first; only ``host``'s spaces if given."""
+    queryset = Replay.objects.filter(state=Replay.State.READY).select_related("space__host")
+    if host is not None:
+        queryset = queryset.filter(space__host=host)
+    queryset = queryset.order_by("-space__ended_at", "-pk")
+    # The visibility rule is per space (follows, invites, blocks); lists are short enough.
+    return [r for r in queryset[: limit * 2] if space_is_visible_to(space=r.space, user=user)][
+        :limit
+    ]

@@ -12,4 +12,7 @@ urlpatterns = [
     path("spaces/<int:pk>/remind/", views.space_remind, name="remind"),
     path("spaces/<int:pk>/start/", views.space_start, name="start"),
     path("spaces/<int:pk>/cancel/", views.space_cancel, name="cancel"),
+    path("spaces/<int:pk>/replay/", views.replay_detail, name="replay"),
+    path("spaces/<int:pk>/replay/audio", views.replay_audio, name="replay_audio"),
+    path("spaces/<int:pk>/replay/delete/", views.replay_delete, name="replay_delete"),
 ]

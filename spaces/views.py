@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
+
+from config.http import ranged_file_response
 
 from . import errors, selectors, services
 from .forms import SpaceForm
-from .models import Space, SpaceSubscription
+from .models import Replay, Space, SpaceSubscription
 
 
 def _space_or_404(request: HttpRequest, pk: int) -> Space:
@@ -29,6 +31,7 @@ def space_list(request: HttpRequest):
         {
             "hallway": selectors.hallway(user=request.user),
             "scheduled": selectors.scheduled_spaces(user=request.user),
+            "replays": selectors.replays_visible(user=request.user, limit=12),
             "can_host": selectors.user_can_host(user=request.user),
         },
     )
@@ -62,6 +65,7 @@ def space_detail(request: HttpRequest, pk: int):
             "is_host": space.host_id == request.user.pk,
             "is_subscribed": subscribed,
             "space_data": selectors.space_data(space),
+            "replay": selectors.replay_for_member(user=request.user, space_id=space.pk),
         },
     )
 
@@ -114,3 +118,63 @@ def space_cancel(request: HttpRequest, pk: int):
         lambda s: services.space_cancel(space=s, by=request.user),
         "The space was cancelled.",
     )
+
+
+# --- Replays ----------------------------------------------------------------------------------
+
+
+def _replay_or_404(request: HttpRequest, pk: int) -> Replay:
+    """Non-members of a closed space get 404, as for the space itself: no hint it exists."""
+    replay = selectors.replay_for_member(user=request.user, space_id=pk)
+    if replay is None:
+        raise Http404("No replay for this space")
+    return replay
+
+
+@login_required
+@require_GET
+def replay_detail(request: HttpRequest, pk: int):
+    """The replay: player with seeking, waveform, who talked when, "next speaker"."""
+    replay = _replay_or_404(request, pk)
+    is_host = replay.space.host_id == request.user.pk
+    return render(
+        request,
+        "spaces/replay.html",
+        {
+            "replay": replay,
+            "space": replay.space,
+            "timeline": selectors.replay_timeline(replay),
+            # The waveform filters draw peaks of 0..1.
+            "peaks": [value / 100 for value in replay.waveform],
+            "is_host": is_host,
+            "can_delete": replay.state != Replay.State.RECORDING
+            and (is_host or selectors.user_moderates_all_spaces(user=request.user)),
+        },
+    )
+
+
+@login_required
+@require_GET
+def replay_audio(request: HttpRequest, pk: int) -> HttpResponse:
+    """The replay file, with Range support so the player can seek."""
+    replay = _replay_or_404(request, pk)
+    if replay.state != Replay.State.READY or not replay.audio_path.is_file():
+        raise Http404("This replay is not ready.")
+    response = ranged_file_response(request, replay.audio_path, "audio/ogg")
+    # Revalidated on every use: a deleted replay, or a member who lost access, must not play
+    # on from a cache.
+    response["Cache-Control"] = "private, no-cache"
+    return response
+
+
+@login_required
+@require_POST
+def replay_delete(request: HttpRequest, pk: int):
+    replay = _replay_or_404(request, pk)
+    try:
+        services.replay_delete(replay=replay, by=request.user)
+    except errors.SpaceError as error:
+        messages.error(request, error.message)
+        return redirect("spaces:replay", pk=pk)
+    messages.success(request, "The replay was deleted.")
+    return redirect("spaces:detail", pk=pk)

@@ -136,6 +136,42 @@ def next_speaker_start(segments: Sequence[dict], position: float) -> float | Non
     return None
 
 
+def open_ogg_opus(
+    path: str | os.PathLike[str], *, page_seconds: float = 0.5, flush_packets: bool = True
+) -> tuple[av.container.OutputContainer, av.audio.stream.AudioStream]:
+    """An Ogg Opus file with its headers written, ready to mux the mixer's packets into.
+
+    ``flush_packets`` makes each packet reach the disk at once (crash safety); the header is
+    checked to be exactly the one the mixer's packets need (``OPUS_HEAD``).
+    """
+    options = {"page_duration": str(round(page_seconds * 1_000_000))}
+    if flush_packets:
+        options["flush_packets"] = "1"
+    container = av.open(str(path), "w", format="ogg", container_options=options)
+    try:
+        stream = container.add_stream("libopus", rate=SAMPLE_RATE, options={"application": "voip"})
+        stream.codec_context.layout = "mono"
+        stream.time_base = _TIME_BASE
+        container.start_encoding()  # opens the idle encoder, writes the header pages
+        extradata = stream.codec_context.extradata
+        if extradata != OPUS_HEAD:
+            raise RecorderError(f"unexpected OpusHead {extradata!r}, want {OPUS_HEAD!r}")
+    except BaseException:
+        container.close()
+        raise
+    return container, stream
+
+
+def mux_packet(container, stream, payload: bytes, index: int) -> None:
+    """Mux one 20 ms Opus packet as the ``index``-th of the file (pts = index × 960)."""
+    packet = av.Packet(payload)
+    packet.pts = packet.dts = index * FRAME_SAMPLES
+    packet.duration = FRAME_SAMPLES
+    packet.time_base = _TIME_BASE
+    packet.stream = stream
+    container.mux_one(packet)
+
+
 class MixRecorder:
     """Writes one room's shared mix to an Ogg Opus file, plus ``<path>.timeline.json``.
 
@@ -191,38 +227,13 @@ class MixRecorder:
         self._requests: deque[threading.Event] = deque()
         self._stop = threading.Event()
         self._closed = False
-        self._container, self._stream = self._open(page_seconds)
+        self._container, self._stream = open_ogg_opus(self.path, page_seconds=page_seconds)
         self._fd = os.open(self.path, os.O_RDONLY)  # for fsync only
         self._thread = threading.Thread(
             target=self._run, name=f"salon-recorder-{self.path.name}", daemon=True
         )
         if autostart:
             self.start()
-
-    def _open(self, page_seconds: float):
-        container = av.open(
-            str(self.path),
-            "w",
-            format="ogg",
-            container_options={
-                "flush_packets": "1",
-                "page_duration": str(round(page_seconds * 1_000_000)),
-            },
-        )
-        try:
-            stream = container.add_stream(
-                "libopus", rate=SAMPLE_RATE, options={"application": "voip"}
-            )
-            stream.codec_context.layout = "mono"
-            stream.time_base = _TIME_BASE
-            container.start_encoding()  # opens the idle encoder, writes the header pages
-            extradata = stream.codec_context.extradata
-            if extradata != OPUS_HEAD:
-                raise RecorderError(f"unexpected OpusHead {extradata!r}, want {OPUS_HEAD!r}")
-        except BaseException:
-            container.close()
-            raise
-        return container, stream
 
     # -- Any thread -----------------------------------------------------------------------------
 
@@ -272,7 +283,7 @@ class MixRecorder:
         except (av.FFmpegError, OSError):
             self._write_errors += 1
             logger.exception("closing recording %s failed", self.path)
-        self._save_timeline()
+        self._save_timeline(closed=True)
         self._fsync()
         os.close(self._fd)
 
@@ -361,14 +372,8 @@ class MixRecorder:
     def _write_packet(self, payload: bytes) -> None:
         if self._failed:
             return
-        packet = av.Packet(payload)
-        pts = self._written * FRAME_SAMPLES
-        packet.pts = packet.dts = pts
-        packet.duration = FRAME_SAMPLES
-        packet.time_base = _TIME_BASE
-        packet.stream = self._stream
         try:
-            self._container.mux_one(packet)
+            mux_packet(self._container, self._stream, payload, self._written)
         except (av.FFmpegError, OSError):
             # Disk full or gone: keep what is on disk (playable), stop writing.
             with self._lock:
@@ -380,11 +385,13 @@ class MixRecorder:
             self._written += 1
             self._bytes += len(payload)
 
-    def _save_timeline(self) -> None:
+    def _save_timeline(self, *, closed: bool = False) -> None:
         with self._lock:
             document = {
                 "duration": self._written * FRAME_SAMPLES / SAMPLE_RATE,
                 "segments": self._timeline.segments(),
+                # True once close() finalized the file: nothing more will be written to it.
+                "closed": closed,
             }
         self._timeline_dirty = False
         temporary = self.timeline_path.with_name(self.timeline_path.name + ".tmp")

@@ -68,3 +68,44 @@ def test_embedded_beat_runs_scheduled_tasks(settings):
         beat.stop()
         beat.join(timeout=5)
     assert _ran[0][0] == "beat"
+
+
+EVERY_SCHEDULED_TASK_IS_FOUND = """
+import sys, threading
+import django
+django.setup()
+from django.conf import settings
+from config import background
+
+fired = []
+done = threading.Event()
+def dispatch(task, args=(), kwargs=None):
+    fired.append(task.name)
+    if len(fired) == len(settings.CELERY_BEAT_SCHEDULE):
+        done.set()
+background.dispatch = dispatch
+beat = background.EmbeddedBeat()
+beat.start()
+done.wait(20)
+beat.stop()
+print(" ".join(sorted(fired)))
+"""
+
+
+def test_embedded_beat_finds_every_scheduled_task_in_a_fresh_process():
+    """In a process that imported no tasks module yet (``manage.py serve``), the embedded beat
+    still finds every task of CELERY_BEAT_SCHEDULE, instead of dying on the first lookup."""
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    child = subprocess.run(
+        [sys.executable, "-c", EVERY_SCHEDULED_TASK_IS_FOUND],
+        cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    expected = sorted(entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values())
+    assert child.stdout.split() == expected, child.stderr[-2000:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
@@ -131,3 +132,56 @@ def put_on_stage(space, host, user, role: str) -> None:
     services.hand_approve(space=space, by=host, user_id=user.pk)
     if role == "cohost":
         services.cohost_add(space=space, by=host, user_id=user.pk)
+
+
+def record_turns(path, turns) -> None:
+    """What a room's owner writes while recorded: speakers taking turns, mixed, recorded.
+
+    ``turns``: ``(speaker_id, seconds, frequency)``; each speaker says a tone, then their
+    still open microphone sends a second of silence before the next turn.
+    """
+    from spaces.audio import OpusEncoder, RoomMixer
+    from spaces.audio.recorder import MixRecorder
+
+    from .audio.signals import sine, split_frames
+
+    mixer = RoomMixer()
+    recorder = MixRecorder(path)
+    mixer.mix_observers.append(recorder.on_mix)
+    mixer.levels_observers.append(recorder.on_levels)
+    encoders: dict = {}
+    tick = 0
+    for speaker_id, seconds, frequency in turns:
+        if speaker_id not in encoders:
+            mixer.add_speaker(speaker_id)
+            encoders[speaker_id] = [OpusEncoder(), 0]
+        encoder = encoders[speaker_id]
+        signal = np.concatenate(
+            [sine(frequency, round(seconds * 50)), np.zeros(50 * 960, np.int16)]
+        )
+        for frame in split_frames(signal):
+            mixer.push(speaker_id, encoder[1], encoder[0].encode(frame), tick * 0.02)
+            encoder[1] += 1
+            mixer.tick()
+            tick += 1
+    recorder.close()
+
+
+def make_replay(host, *, visibility: str = "open", invite=(), seconds: float = 1.0, turns=None):
+    """A space recorded from its start where the host said a tone (or ``turns``, see
+    record_turns), ended, and its replay processed (ready). ``invite``: members invited while
+    it was live."""
+    from spaces.models import Replay
+
+    space = services.space_create(
+        host=host, title="Recorded show", visibility=visibility, is_recording=True
+    )
+    for member in invite:
+        services.space_invite(space=space, by=host, username=member.username)
+    turns = turns or [(host.pk, seconds, 440.0)]
+    record_turns(services.replay_segment_start(space_id=space.pk), turns)
+    services.space_end(space=space, by=host)
+    replay = Replay.objects.get(space=space)
+    services.replay_process(replay_id=replay.pk)
+    replay.refresh_from_db()
+    return replay

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from spaces import services
 from spaces.models import Participant, Space
 
-from .factories import make_live_space, make_member
+from .factories import make_live_space, make_member, make_replay
 
 pytestmark = pytest.mark.django_db
 
@@ -177,3 +177,76 @@ def test_openapi_schema_has_every_spaces_action():
         "/api/v1/spaces/{id}/mute-all/",
     ):
         assert expected in paths
+
+
+# --- Replays --------------------------------------------------------------------------------
+
+
+def test_replay_resource_has_state_duration_timeline_and_audio_url():
+    """GET /spaces/{id}/replay/: state, duration, waveform, who talked when, the audio URL."""
+    host = make_member("hana", host=True)
+    replay = make_replay(host, seconds=2.0)
+
+    data = api(make_member("leo")).get(f"/api/v1/spaces/{replay.space_id}/replay/").json()
+
+    assert set(data) == {
+        "space_id", "state", "duration", "waveform", "timeline", "audio_url", "delete_after"
+    }  # fmt: skip
+    assert (data["space_id"], data["state"]) == (replay.space_id, "ready")
+    assert data["duration"] == pytest.approx(2.0, abs=0.1)
+    assert [(t["speaker_id"], t["username"], t["name"]) for t in data["timeline"]] == [
+        (host.pk, "hana", host.name)
+    ]
+    assert data["audio_url"] == f"http://testserver/spaces/{replay.space_id}/replay/audio"
+    assert data["delete_after"] is not None and max(data["waveform"]) > 50
+
+
+def test_replay_while_recording_has_no_audio_yet():
+    """During the space the replay is 'recording', without duration or audio."""
+    host = make_member("hana", host=True)
+    space = services.space_create(host=host, title="Live", is_recording=True)
+    services.replay_segment_start(space_id=space.pk)
+
+    data = api(host).get(f"/api/v1/spaces/{space.pk}/replay/").json()
+
+    assert (data["state"], data["duration"], data["audio_url"]) == ("recording", None, None)
+    plain = make_live_space(host)
+    assert api(host).get(f"/api/v1/spaces/{plain.pk}/replay/").status_code == 404
+
+
+def test_replay_delete_is_for_the_host_and_hidden_from_non_members(
+    django_capture_on_commit_callbacks,
+):
+    """DELETE: 403 for a member, 404 (and GET 404) outside a closed space, 204 for the host."""
+    host = make_member("hana", host=True)
+    invited = make_member("ivy")
+    replay = make_replay(host, visibility="closed", invite=[invited])
+    url = f"/api/v1/spaces/{replay.space_id}/replay/"
+
+    outsider = api(make_member("nina"))
+    assert (outsider.get(url).status_code, outsider.delete(url).status_code) == (404, 404)
+    refused = api(invited).delete(url)
+    assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api(host).delete(url).status_code == 204
+    assert not replay.audio_path.exists()
+    assert api(host).get(url).status_code == 404
+
+
+def test_create_can_record_from_the_start():
+    """``is_recording: true`` at creation: the space is recorded from the start."""
+    client = api(make_member("hana", host=True))
+    response = client.post("/api/v1/spaces/", {"title": "Hi", "is_recording": True}, format="json")
+    assert response.status_code == 201 and response.json()["is_recording"] is True
+    bad = client.post("/api/v1/spaces/", {"title": "Hi", "is_recording": "maybe"}, format="json")
+    assert bad.status_code == 400 and "is_recording" in bad.json()
+
+
+def test_openapi_schema_documents_the_replay():
+    """The schema has the replay resource (GET, DELETE) and its fields."""
+    generator = SchemaGenerator(patterns=[path("api/v1/", include("spaces.api_urls"))])
+    schema = generator.get_schema(public=True)
+    operations = schema["paths"]["/api/v1/spaces/{id}/replay/"]
+    assert {"get", "delete"} <= set(operations)
+    fields = schema["components"]["schemas"]["Replay"]["properties"]
+    assert {"state", "duration", "timeline", "audio_url", "delete_after"} <= set(fields)

@@ -2,6 +2,7 @@
 
 import asyncio
 
+import av
 import numpy as np
 import pytest
 
@@ -277,3 +278,133 @@ async def test_levels_are_sent_on_change_and_refreshed_while_someone_talks(monke
     # With the refresh due at once, every levels window of the steady tone is sent again.
     assert len(listener.texts) - talking >= 4
     await plane.stop()
+
+
+# --- Recording ------------------------------------------------------------------------------
+
+
+class Segments:
+    """The replay services as the media plane sees them: segment files in a folder."""
+
+    def __init__(self, directory, *, recording: bool = True):
+        self.directory = directory
+        self.recording = recording
+        self.started: list = []
+        self.closed: list[int] = []
+
+    def start(self, *, space_id: int):
+        if not self.recording:
+            return None
+        path = self.directory / f"{len(self.started)}.ogg"
+        self.started.append(path)
+        return path
+
+    def close(self, *, space_id: int) -> None:
+        self.closed.append(space_id)
+
+
+def speaker_frames(*tones: tuple[float, int], first_sequence: int = 0) -> list[bytes]:
+    """One speaker's frames (wire format, one sequence) playing ``(frequency, frames)`` tones."""
+    t = np.arange(sum(count for _, count in tones) * FRAME_SAMPLES) / RATE
+    frequencies = np.repeat([f for f, _ in tones], [c * FRAME_SAMPLES for _, c in tones])
+    pcm = (0.3 * 32767 * np.sin(2 * np.pi * frequencies * t)).astype(np.int16)
+    return [
+        wire.pack(wire.FrameKind.SPEAKER_AUDIO, seq, seq * FRAME_SAMPLES, packet)
+        for seq, packet in enumerate(signals.encode(pcm), start=first_sequence)
+    ]
+
+
+async def recording_plane(segments: Segments, bus=None):
+    runner = MixerRunner(FakeClock())
+    plane = media.MediaPlane(
+        bus=bus or LocalBus(), runner=runner, fanout_registry=Fanout(),
+        segment_start=segments.start, segment_closed=segments.close,
+    )  # fmt: skip
+    await plane.start()
+    return plane, runner
+
+
+async def test_the_owner_records_the_mix_and_recording_off_cuts_the_gap(tmp_path):
+    """On: the mix goes to a segment; off (an R message): those ticks are cut; end: closed."""
+    from spaces.audio.replay import segment_is_closed
+
+    segments = Segments(tmp_path)
+    plane, runner = await recording_plane(segments)
+    await plane.attach(1, "s", Socket(), user_id=10, publishing=True)
+    await plane.attach(1, "l", Socket(), user_id=20, publishing=False)
+    await until(lambda: plane.rooms[1].recorder is not None)
+    frames = speaker_frames((440, 100), (880, 100), (440, 50))
+
+    await feed_and_tick(plane, runner, None, 1, 10, frames[:100])
+    await plane.set_recording(1, False)
+    await feed_and_tick(plane, runner, None, 1, 10, frames[100:200])
+    await plane.set_recording(1, True)
+    await feed_and_tick(plane, runner, None, 1, 10, frames[200:])
+    await plane.end_room(1)
+    await until(lambda: segments.closed == [1])
+
+    [path] = segments.started
+    audio = signals.decode([bytes(p) for p in av.open(str(path)).demux(audio=0) if p.size])
+    assert len(audio) / RATE == pytest.approx(3.0, abs=0.1)  # 150 of 250 ticks
+    assert signals.magnitude_at(audio, 440, within=20) > 0.5
+    assert signals.magnitude_at(audio, 880, within=20) < 0.1
+    assert segment_is_closed(path)
+    await plane.stop()
+
+
+async def test_recording_switched_on_later_opens_a_segment_then(tmp_path):
+    """Not recorded at takeover: no file; the first R message saying on opens one."""
+    segments = Segments(tmp_path, recording=False)
+    plane, runner = await recording_plane(segments)
+    await plane.attach(2, "l", Socket(), user_id=20, publishing=False)
+    await until(lambda: plane.rooms[2].owner)
+    runner.run_ticks(10)
+    assert plane.rooms[2].recorder is None and segments.started == []
+
+    segments.recording = True
+    await plane.set_recording(2, True)
+    await until(lambda: plane.rooms[2].recorder is not None)
+    await plane.stop()
+
+    assert len(segments.started) == 1 and segments.closed == [2]
+
+
+async def feed_over_redis(plane, runner, space_id, user_id, frames):
+    for frame in frames:
+        plane.speaker_frame(space_id, user_id, frame)
+        await asyncio.sleep(0.005)  # let Redis carry the frame before the tick takes it
+        runner.run_ticks(1)
+
+
+@pytest.mark.slow
+async def test_a_new_owner_records_a_new_segment_when_the_lease_moves(settings, tmp_path):
+    """The owner dies mid-recording: the next owner opens its own segment; both join up."""
+    from spaces.audio.replay import join_segments
+
+    segments = Segments(tmp_path)
+    first, first_runner = await recording_plane(segments, RedisBus(settings.REDIS_URL))
+    second, second_runner = await recording_plane(segments, RedisBus(settings.REDIS_URL))
+    await first.attach(9, "s", Socket(), user_id=10, publishing=True)
+    await until(lambda: first.rooms[9].recorder is not None)
+    await second.attach(9, "l", Socket(), user_id=20, publishing=False)
+    frames = speaker_frames((440, 100), (660, 100))
+    await feed_over_redis(first, first_runner, 9, 10, frames[:100])
+    assert first.rooms[9].recorder.flush()  # what a killed process leaves on disk
+
+    first.rooms[9].lease_task.cancel()  # the owner dies without closing or releasing anything
+    await first.bus.stop()
+    await until(lambda: second.rooms[9].recorder is not None, timeout=media.LEASE_TTL_MS / 1000 + 5)
+    # The speaker reconnects, to the second process.
+    await second.attach(9, "s2", Socket(), user_id=10, publishing=True)
+    await feed_over_redis(second, second_runner, 9, 10, frames[100:])
+    await second.stop()
+
+    joined = join_segments(segments.started, tmp_path / "replay.ogg")
+    packets = av.open(str(tmp_path / "replay.ogg")).demux(audio=0)
+    audio = signals.decode([bytes(packet) for packet in packets if packet.size])
+    assert len(segments.started) == 2 and segments.closed == [9]
+    # At most about a second of the first segment was not on disk yet.
+    assert 2.0 <= joined.duration <= 4.1
+    assert signals.magnitude_at(audio, 440, within=20) > 0.3
+    assert signals.magnitude_at(audio, 660, within=20) > 0.3
+    first.rooms[9].recorder.close()

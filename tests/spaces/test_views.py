@@ -10,7 +10,7 @@ from accounts.models import Follow
 from spaces import services
 from spaces.models import Space, SpaceSubscription
 
-from .factories import make_live_space, make_member
+from .factories import make_live_space, make_member, make_replay
 
 pytestmark = pytest.mark.django_db
 
@@ -83,3 +83,90 @@ def test_seed_demo_opens_a_live_space_for_alice():
     call_command("seed_demo", force=True)
     spaces = Space.objects.filter(host__username="alice")
     assert sorted(spaces.values_list("state", flat=True)) == ["live", "scheduled"]
+
+
+# --- Replays --------------------------------------------------------------------------------
+
+
+def test_replay_page_has_the_player_timeline_and_next_speaker(client):
+    """A ready replay's page: seekable audio, who talked when, and the "next speaker" button."""
+    host = make_member("hana", host=True)
+    replay = make_replay(host)
+    client.force_login(make_member("leo"))
+
+    page = client.get(f"/spaces/{replay.space_id}/replay/").content.decode()
+
+    assert f'src="/spaces/{replay.space_id}/replay/audio"' in page
+    assert f'data-speaker-id="{host.pk}"' in page and "hana" in page
+    assert "Next speaker" in page and "js/spaces/replay.js" in page
+    assert "Delete replay" not in page  # only for the host
+
+
+def test_closed_space_replay_is_404_for_non_members_page_and_audio(client):
+    """A closed space's replay: the host and invited members hear it; anyone else gets 404."""
+    host = make_member("hana", host=True)
+    invited = make_member("ivy")
+    replay = make_replay(host, visibility="closed", invite=[invited])
+    urls = [f"/spaces/{replay.space_id}/replay/", f"/spaces/{replay.space_id}/replay/audio"]
+
+    client.force_login(make_member("nina"))
+    assert [client.get(url).status_code for url in urls] == [404, 404]
+    assert client.post(f"/spaces/{replay.space_id}/replay/delete/").status_code == 404
+    for member in (invited, host):
+        client.force_login(member)
+        assert [client.get(url).status_code for url in urls] == [200, 200]
+    client.logout()
+    assert client.get(urls[1]).status_code == 302  # to the login page
+
+
+def test_replay_audio_is_served_in_ranges_for_seeking(client):
+    """The audio URL answers Range requests with 206, so players can seek."""
+    replay = make_replay(make_member("hana", host=True))
+    client.force_login(make_member("leo"))
+
+    whole = client.get(f"/spaces/{replay.space_id}/replay/audio")
+    part = client.get(f"/spaces/{replay.space_id}/replay/audio", HTTP_RANGE="bytes=100-199")
+
+    assert whole["Content-Type"] == "audio/ogg" and whole["Accept-Ranges"] == "bytes"
+    assert b"".join(whole.streaming_content)[:4] == b"OggS"
+    assert part.status_code == 206 and len(part.content) == 100
+    assert part["Content-Range"] == f"bytes 100-199/{replay.size_bytes}"
+
+
+def test_ended_space_hallway_and_profile_link_to_the_replay(client):
+    """The ended space's page, the spaces list and the host's profile lead to the replay."""
+    host = make_member("hana", host=True)
+    replay = make_replay(host)
+    client.force_login(make_member("leo"))
+    link = f'href="/spaces/{replay.space_id}/replay/"'
+
+    assert link in client.get(f"/spaces/{replay.space_id}/").content.decode()
+    assert link in client.get("/spaces/").content.decode()
+    assert link in client.get("/u/hana/").content.decode()
+
+
+def test_host_deletes_the_replay_from_its_page(client, django_capture_on_commit_callbacks):
+    """Only the host gets the delete button; deleting removes the file and the page."""
+    host = make_member("hana", host=True)
+    replay = make_replay(host)
+    client.force_login(make_member("leo"))
+    client.post(f"/spaces/{replay.space_id}/replay/delete/")
+    assert replay.audio_path.exists()
+
+    client.force_login(host)
+    assert "Delete replay" in client.get(f"/spaces/{replay.space_id}/replay/").content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/spaces/{replay.space_id}/replay/delete/")
+
+    assert response.url == f"/spaces/{replay.space_id}/"
+    assert not replay.audio_path.exists()
+    assert client.get(f"/spaces/{replay.space_id}/replay/").status_code == 404
+
+
+def test_create_form_can_record_from_the_start(client):
+    """ "Record this space" on the create form starts the space recorded."""
+    client.force_login(make_member("hana", host=True))
+    client.post("/spaces/new/", {"title": "Recorded", "visibility": "open", "is_recording": "on"})
+    client.post("/spaces/new/", {"title": "Not recorded", "visibility": "open"})
+    assert Space.objects.get(title="Recorded").is_recording
+    assert not Space.objects.get(title="Not recorded").is_recording
