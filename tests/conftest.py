@@ -89,6 +89,18 @@ def _check_flushed(item) -> None:
     pytest.fail(f"{left} member(s) outlived the test's flush; other sessions: {others}")
 
 
+@pytest.fixture(autouse=True)
+def _close_sync_thread_connections():
+    """Database connections opened on asgiref's one thread for sync code (sync_to_async in an
+    async test) outlive the test; a later test without database access would then trip over
+    them in ``close_old_connections``. Close them once the test is done."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
+
+
 @pytest.fixture
 def live_server_process(transactional_db, tmp_path):
     """Start real daphne servers (``manage.py serve``) that share the test database and Redis.
