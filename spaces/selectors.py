@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
@@ -74,11 +76,14 @@ def participant_counts(*, space_id: int) -> dict[str, int]:
     )
 
 
-def space_data(space: Space, *, stage: list[Participant] | None = None) -> dict:
+def space_data(
+    space: Space, *, stage: list[Participant] | None = None, counts: dict | None = None
+) -> dict:
     """The Twitter-like shape of a space, shared by the API, snapshots and pages."""
     if stage is None:
         stage = list(space.participants.exclude(role=Participant.Role.LISTENER))
-    counts = participant_counts(space_id=space.pk)
+    if counts is None:
+        counts = participant_counts(space_id=space.pk)
     return {
         "id": space.pk,
         "title": space.title,
@@ -104,9 +109,8 @@ SNAPSHOT_LISTENERS = 50
 def space_snapshot(*, space: Space, user) -> dict:
     """The first frame a socket receives: the room as the member may see it. Everyone who needs
     attention (the stage, raised hands, invitations, the member) and the newest listeners."""
-    participants = space.participants.select_related("user")
     notable = list(
-        participants.filter(
+        space.participants.select_related("user").filter(
             ~Q(role=Participant.Role.LISTENER)
             | Q(hand_raised=True)
             | Q(invited_to_speak=True)
@@ -114,18 +118,46 @@ def space_snapshot(*, space: Space, user) -> dict:
         )
     )
     seen = {p.user_id for p in notable}
-    newest = participants.filter(role=Participant.Role.LISTENER).order_by("-joined_at", "-pk")
-    sample = [p for p in newest[: SNAPSHOT_LISTENERS + len(seen)] if p.user_id not in seen]
-    listed = notable + sample[:SNAPSHOT_LISTENERS]
+    counts = participant_counts(space_id=space.pk)
+    sample = [
+        p
+        for p in _newest_listeners(space.pk, big=counts["listener_count"] > SNAPSHOT_LISTENERS)
+        if p["user_id"] not in seen
+    ]
     you = next((p for p in notable if p.user_id == user.pk), None)
     stage = [p for p in notable if p.role != Participant.Role.LISTENER]
     return {
         "type": "snapshot",
-        "space": space_data(space, stage=stage),
-        "participants": [participant_data(p) for p in listed],
+        "space": space_data(space, stage=stage, counts=counts),
+        "participants": [participant_data(p) for p in notable] + sample[:SNAPSHOT_LISTENERS],
         "you": participant_data(you) if you else None,
         "reactions": list(REACTIONS),
     }
+
+
+# In a join wave every newcomer's snapshot lists the same newest listeners: a big room reuses
+# the list for a second in this process (the audience digests bring what changed since).
+SAMPLE_REUSE_SECONDS = 1.0
+_samples: dict[int, tuple[float, list[dict]]] = {}
+
+
+def _newest_listeners(space_id: int, *, big: bool) -> list[dict]:
+    now = time.monotonic()
+    reused = _samples.get(space_id)
+    if big and reused is not None and now - reused[0] < SAMPLE_REUSE_SECONDS:
+        return reused[1]
+    newest = (
+        Participant.objects.filter(space_id=space_id, role=Participant.Role.LISTENER)
+        .select_related("user")
+        .order_by("-joined_at", "-pk")
+    )
+    # Some slack: the newest are often the newcomer and hands already listed.
+    sample = [participant_data(p) for p in newest[: SNAPSHOT_LISTENERS + 10]]
+    if big:
+        if len(_samples) > 1000:
+            _samples.clear()
+        _samples[space_id] = (now, sample)
+    return sample
 
 
 def spaces_visible(*, user, states: tuple[str, ...], limit: int = 100) -> list[Space]:

@@ -171,3 +171,24 @@ async def test_heartbeats_refresh_a_room_in_one_round_and_tell_the_removed(trans
     participant = await sync_to_async(Participant.objects.get)(user=stays)
     assert participant.last_seen > long_ago
     assert set(heartbeats.rooms[space.pk]) == {"socket-1", "socket-3"}
+
+
+@pytest.mark.django_db
+def test_a_join_wave_reuses_the_listener_sample_of_a_big_room(django_assert_num_queries):
+    """Newcomers of a big room joining within a second share one query for the newest
+    listeners; each still gets its own counts, stage and "you"."""
+    host = make_member("hana", host=True)
+    space = make_live_space(host)
+    crowd = [make_member(f"listener{n:03d}") for n in range(60)]
+    Participant.objects.bulk_create(
+        Participant(space=space, user=user, role="listener", last_seen=timezone.now())
+        for user in crowd
+    )
+    selectors.space_snapshot(space=space, user=crowd[0])
+    with django_assert_num_queries(2):  # who needs attention, and the counts
+        second = selectors.space_snapshot(space=space, user=crowd[1])
+
+    assert second["you"]["user_id"] == crowd[1].pk
+    listeners = [p for p in second["participants"] if p["role"] == "listener"]
+    assert len(listeners) == selectors.SNAPSHOT_LISTENERS + 1  # the sample, and "you"
+    assert second["space"]["listener_count"] == 60
