@@ -326,6 +326,10 @@ SALON_SPACE_STALE_SECONDS = env_int("SALON_SPACE_STALE_SECONDS", 30)
 # is 3 s of audio because a stalled server (or network) delivers a speaker's backlog at once.
 SALON_AUDIO_MAX_FRAMES_PER_SECOND = env_int("SALON_AUDIO_MAX_FRAMES_PER_SECOND", 60)
 SALON_AUDIO_FRAME_BURST = env_int("SALON_AUDIO_FRAME_BURST", 150)
+# Control messages (JSON) a socket may send: far more than any person clicks. Each is a
+# transaction and usually an event to every member, so a socket over the limit is closed (1008).
+SALON_SPACE_MESSAGES_PER_SECOND = env_int("SALON_SPACE_MESSAGES_PER_SECOND", 10)
+SALON_SPACE_MESSAGE_BURST = env_int("SALON_SPACE_MESSAGE_BURST", 50)
 # Reactions are ephemeral; each member may send this many per window per space.
 SALON_SPACE_REACTION_RATE = (5, 5)  # (reactions, seconds)
 CELERY_BEAT_SCHEDULE.update(

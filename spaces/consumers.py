@@ -45,7 +45,7 @@ AUDIO_ERROR_INTERVAL = 5.0
 
 
 class FrameRateLimit:
-    """Token bucket: ``rate`` frames a second on average, bursts of ``burst``."""
+    """Token bucket: ``rate`` frames (or messages) a second on average, bursts of ``burst``."""
 
     def __init__(self, rate: float, burst: float) -> None:
         self.rate = rate
@@ -76,6 +76,8 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     frames_dropped = 0
     frames_invalid = 0
     last_audio_error = 0.0
+    # Set once the socket is being closed for abuse: nothing it still sends is acted on.
+    refusing = False
 
     # --- connection ---------------------------------------------------------------------------
 
@@ -108,6 +110,9 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
         self.heartbeat_task = asyncio.create_task(self._heartbeat())
         self.frame_limit = FrameRateLimit(
             settings.SALON_AUDIO_MAX_FRAMES_PER_SECOND, settings.SALON_AUDIO_FRAME_BURST
+        )
+        self.message_limit = FrameRateLimit(
+            settings.SALON_SPACE_MESSAGES_PER_SECOND, settings.SALON_SPACE_MESSAGE_BURST
         )
         self.media = await get_media_plane()
         self.publishing = self._may_publish()
@@ -174,12 +179,20 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     # --- client → server ----------------------------------------------------------------------
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        if self.refusing:
+            return
         if bytes_data is not None:
             await self._audio_frame(bytes_data)
             return
+        if self.joined and not self.message_limit.allow():
+            # Every command is a transaction on the space row and most are an event to every
+            # member: a flood from one socket would slow the room for all of them.
+            await self._close_for_abuse(CLOSE_POLICY, "too many messages")
+            return
         try:
             content = json.loads(text_data)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
+            # RecursionError: nesting deeper than the decoder's stack ("[[[[...").
             await self.send_error("malformed", "messages are JSON objects")
             return
         await self.receive_json(content)
@@ -208,6 +221,15 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
             await self.COMMAND_HANDLERS[kind](self, arguments)
         except errors.SpaceError as error:
             await self.send_error(error.code, error.message, request_id)
+        except Exception:
+            # An outage (database, Redis) or a bug. Escaping, it would end this consumer without
+            # disconnect(): its participant would stay counted and its heartbeat keep it alive.
+            logger.exception(
+                "space %s: %s from member %s failed", self.space_id, kind, self.user.pk
+            )
+            await self.send_error(
+                "internal", "the server could not do that just now; try again", request_id
+            )
 
     async def _audio_frame(self, data: bytes) -> None:
         """A speaker's frame (docs/audio.md): checked here, mixed by the room's mixer."""
@@ -238,6 +260,7 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     async def _close_for_abuse(self, code: int, reason: str) -> None:
         # Unlike _close_now the member is still a participant: disconnect() counts them out.
         logger.warning("space %s: closing %s's socket: %s", self.space_id, self.user.pk, reason)
+        self.refusing = True
         await self._leave_audio()
         await self.close(code=code, reason=reason)
 
