@@ -349,6 +349,13 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
             # The member left from another tab: this one goes too.
             await self._close_now(errors.CLOSE_LEFT, "you left the space")
 
+    async def user_disconnect(self, event: dict) -> None:
+        # The member was suspended. Cut their audio and stop acting on what they send now: a
+        # client that ignores the close would otherwise go on being heard until it answers.
+        self.refusing = True
+        await self._leave_audio()
+        await super().user_disconnect(event)
+
     async def user_left_space(self, event: dict) -> None:
         # A plain listener left from another tab (their departure is not a room-wide event).
         if event["space_id"] == self.space_id and self.joined:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 
@@ -14,13 +15,17 @@ from tests.spaces.test_media import tone_frames
 # Close codes docs/protocol.md lists: a hostile socket may end with one of these, never another.
 DOCUMENTED_CLOSE_CODES = {1000, 1008, 1009, 4000, 4001, 4002, 4401, 4403, 4404, 4409, 4410}
 
-# One second of a 440 Hz tone is a whole number of periods: its packets loop seamlessly.
-_TONE_PAYLOADS = [wire.unpack(frame).payload for frame in tone_frames(440, 50)]
+
+@functools.cache
+def _tone_payloads(frequency: int) -> list[bytes]:
+    # One second of a whole-hertz tone is a whole number of periods: it loops seamlessly.
+    return [wire.unpack(frame).payload for frame in tone_frames(frequency, 50)]
 
 
-def speaker_frames(start: int = 0):
-    """An endless 440 Hz tone as speaker frames (wire format), numbered from ``start``."""
-    for sequence, payload in zip(itertools.count(start), itertools.cycle(_TONE_PAYLOADS)):
+def speaker_frames(frequency: int = 440, start: int = 0):
+    """An endless tone as speaker frames (wire format), numbered from ``start``."""
+    payloads = itertools.cycle(_tone_payloads(frequency))
+    for sequence, payload in zip(itertools.count(start), payloads):
         yield wire.pack(
             wire.FrameKind.SPEAKER_AUDIO,
             sequence % wire.UINT32_MODULO,
@@ -29,11 +34,14 @@ def speaker_frames(start: int = 0):
         )
 
 
-async def talk_forever(socket) -> None:
-    """A microphone: one frame every 20 ms on absolute deadlines, until cancelled."""
+async def talk_forever(socket, frequency: int = 440) -> None:
+    """A microphone playing a tone: one frame every 20 ms, until cancelled.
+
+    It goes on after the server closed the socket, as a hostile client would.
+    """
     loop = asyncio.get_running_loop()
     due = loop.time()
-    for frame in speaker_frames():
+    for frame in speaker_frames(frequency):
         await socket.communicator.send_to(bytes_data=frame)
         due += 0.02
         # Behind (the loop was busy, or stopped between examples): start afresh rather than
@@ -89,3 +97,11 @@ async def _probe_answer(socket, request_id: str, events: list) -> dict:
             assert event["code"] == "unknown_type", event
             return {"answered": True, "events": events}
         events.append(event)
+
+
+async def fresh_audio(socket, frames: int, *, timeout: float = 15) -> list[bytes]:
+    """The next ``frames`` audio frames ``socket`` receives, sent from now on."""
+    await await_audio(socket, 0, timeout=timeout)  # skip what was already queued
+    start = len(socket.audio)
+    await await_audio(socket, frames, timeout=timeout)
+    return socket.audio[start:]
