@@ -294,7 +294,9 @@ SALON_REQUEST_BODY_LIMITS = {
     "/api/v1/conversations/": SALON_VOICETWEET_MAX_UPLOAD_BYTES,
     "/messages/": SALON_VOICETWEET_MAX_UPLOAD_BYTES,
 }
-REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["voicemessage_send"] = "60/hour"
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].update(
+    {"voicetweet_create": "60/hour", "voicemessage_send": "60/hour"}
+)
 CELERY_TASK_ROUTES = {
     "voicetweets.process": {"queue": "audio"},
     "voicetweets.process_message": {"queue": "audio"},
