@@ -12,6 +12,7 @@ import json
 import logging
 import time
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -78,6 +79,18 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     last_audio_error = 0.0
     # Set once the socket is being closed for abuse: nothing it still sends is acted on.
     refusing = False
+
+    async def dispatch(self, message: dict) -> None:
+        # Channels' dispatch first closes stale database connections, on the single thread
+        # that runs every database_sync_to_async call of the process. Each audio frame (and
+        # each event to thousands of listeners) would queue behind whatever database work is
+        # pending there, e.g. a wave of joins, and arrive in a burst, which the frame limit
+        # then takes for a flood. This consumer reaches the database only through
+        # database_sync_to_async, which closes stale connections around every call itself.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     # --- connection ---------------------------------------------------------------------------
 

@@ -144,3 +144,26 @@ async def test_malformed_frames_get_an_error_and_the_socket_lives_on(room, data,
 
     assert reason in error["message"]
     assert (await host_socket.receive_type("error"))["code"] != "bad_audio_frame"
+
+
+async def test_audio_never_waits_for_the_database_thread(room, sockets):
+    """While the one thread that runs the ORM is busy (a wave of joins, heartbeats), the host's
+    frames still reach the mixer and the listener: a frame used to queue behind the database
+    work before the consumer even looked at it, then arrived in a burst that the flood limit
+    took for abuse (1008), cutting the host off."""
+    import threading
+
+    space, _host, host_socket = room
+    listener = await sync_to_async(make_member)("listener")
+    listener_socket = await sockets.open(space.pk, listener)
+    release = threading.Event()
+    busy = asyncio.ensure_future(sync_to_async(release.wait, thread_sensitive=True)(30))
+    talking = asyncio.ensure_future(stream(host_socket, tone_frames(440, 100)))
+    try:
+        frames = await collect_audio(listener_socket, 40, timeout=15)
+        assert not busy.done()  # all of that while the database thread was still held
+    finally:
+        release.set()
+        await busy
+        await talking
+    assert dominant_frequency(frames[-25:]) == pytest.approx(440, abs=15)
