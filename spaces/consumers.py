@@ -14,6 +14,7 @@ import time
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
@@ -40,6 +41,8 @@ def _user_id_command(service):
 # Close codes for audio abuse (RFC 6455): a frame too large, and a flood of frames.
 CLOSE_TOO_BIG = 1009
 CLOSE_POLICY = 1008
+# The server failed handling something for this socket (RFC 6455): the client reconnects.
+CLOSE_INTERNAL = 1011
 MAX_AUDIO_MESSAGE = wire.HEADER_BYTES + MAX_PACKET_BYTES
 # Errors about audio frames are answered at most this often, so a bad client is not flooded.
 AUDIO_ERROR_INTERVAL = 5.0
@@ -90,7 +93,26 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+        try:
+            await handler(message)
+        except StopConsumer:
+            raise
+        except Exception:
+            if message["type"] == "websocket.disconnect":
+                raise  # already ending
+            # A bug or an outage in a handler. Escaping, it would end the consumer without
+            # disconnect(): the heartbeat would keep a ghost participant alive for ever.
+            logger.exception(
+                "space %s: %s failed; closing", getattr(self, "space_id", "?"), message["type"]
+            )
+            await self._close_after_failure()
+
+    async def _close_after_failure(self) -> None:
+        self.refusing = True
+        if self.heartbeat_task:
+            self.heartbeat_task.cancel()
+        await self._leave_audio()
+        await self.close(code=CLOSE_INTERNAL, reason="server error; reconnect")
 
     # --- connection ---------------------------------------------------------------------------
 

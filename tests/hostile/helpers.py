@@ -13,6 +13,7 @@ from spaces.protocol import validate_event
 from tests.spaces.test_media import tone_frames
 
 # Close codes docs/protocol.md lists: a hostile socket may end with one of these, never another.
+# Not 1011 (the server failed): no input may make it fail.
 DOCUMENTED_CLOSE_CODES = {1000, 1008, 1009, 4000, 4001, 4002, 4401, 4403, 4404, 4409, 4410}
 
 
