@@ -285,7 +285,7 @@ SALON_VOICETWEET_PROCESS_MEMORY_BYTES = env_int(
     "SALON_VOICETWEET_PROCESS_MEMORY_BYTES", 1536 * 1024 * 1024
 )
 # A tweet still processing after this long is queued again (its worker died), at most twice.
-SALON_VOICETWEET_STALLED_SECONDS = 600
+SALON_VOICETWEET_STALLED_SECONDS = env_int("SALON_VOICETWEET_STALLED_SECONDS", 600)
 SALON_VOICETWEET_MAX_ATTEMPTS = 2
 # Voice messages go through the same pipeline, with the same caps.
 SALON_REQUEST_BODY_LIMITS = {
