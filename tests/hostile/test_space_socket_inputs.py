@@ -33,7 +33,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # The room and its sockets are set up once per test and shared by its examples: that is the
 # point (the room must survive all of them), so the function-scoped fixtures are intended.
 ROOM_EXAMPLES = settings(
-    max_examples=40,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
