@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install install-dev test-deps worker beat bench clean
+.PHONY: run test lint install install-dev test-deps worker beat bench fault-run clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,11 @@ beat: install
 bench: install-dev
 	@command -v ffmpeg >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq ffmpeg; } || echo "ffmpeg missing: the transcode baseline is skipped"
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script $(BENCH_ARGS) || exit 1; done
+
+## fault-run: 2,000 listeners on two daphne processes for 60 s while the Celery worker, one daphne
+## and Redis are killed and restarted; PASS/FAIL per check (FAULT_ARGS="--listeners 200 --seconds 30")
+fault-run: install-dev test-deps
+	$(BIN)/python bench/fault_run.py $(FAULT_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

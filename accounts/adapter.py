@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core.exceptions import ImmediateHttpResponse
-from django.db import transaction
+from django.contrib import messages
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
 from . import errors, services
 
@@ -53,5 +54,12 @@ class AccountAdapter(DefaultAccountAdapter):
             # The account was rolled back with the failed acceptance; nothing was created.
             request.session.pop(INVITATION_SESSION_KEY, None)
             raise ImmediateHttpResponse(invitation_invalid_response(request, exc)) from None
+        except IntegrityError:
+            # Someone took the username or email between the form's check and this insert.
+            # Nothing was created and the invitation is still theirs: back to the form.
+            messages.error(
+                request, "That username or email was taken a moment ago. Please choose another."
+            )
+            raise ImmediateHttpResponse(redirect("account_signup")) from None
         request.session.pop(INVITATION_SESSION_KEY, None)
         return user

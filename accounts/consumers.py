@@ -20,6 +20,13 @@ class MemberSocketMixin:
     async def user_left_space(self, event: dict) -> None:
         """The member left a space from another socket; only that space's sockets care."""
 
+    async def user_notify(self, event: dict) -> None:
+        """A notification for the member: /ws/notifications/ shows it, other sockets let it be.
+
+        Without this, a member's space socket had no handler for it and crashed whenever they
+        were notified (e.g. their voice tweet became ready) while in a space.
+        """
+
 
 class NotificationConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     """``/ws/notifications/``: in-app notifications and status updates for the signed-in member."""

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import re
+
 from django.apps import apps
 from django.db import models
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from .models import Block, Follow, Invitation, Report, User
+
+# What rest_framework.authtoken issues: 20 random bytes as hex. Anything else is no token, and
+# must not reach the database: PostgreSQL answers a NUL byte with an error, not with no match.
+_TOKEN_KEY = re.compile(r"[0-9a-f]{40}")
+
+
+def token_key_is_wellformed(key: str) -> bool:
+    """Whether ``key`` is shaped like an API token (it may still match none)."""
+    return _TOKEN_KEY.fullmatch(key) is not None
 
 
 def is_blocked_between(*, user: User, other: User) -> bool:

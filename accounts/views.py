@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from config.throttling import throttled_post
 from spaces.selectors import replays_visible
 from voicetweets.selectors import voicetweets_by
 from voicetweets.services import voicemessage_may_send
@@ -43,6 +44,7 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
+@throttled_post("waitlist_join")
 def waitlist(request: HttpRequest) -> HttpResponse:
     form = WaitlistForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -179,6 +181,7 @@ def profile_edit(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@throttled_post("invitation_create")
 def invitations(request: HttpRequest) -> HttpResponse:
     form = InvitationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -222,6 +225,7 @@ def _reported_page(kind: str, obj, viewer: User) -> str:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@throttled_post("report_create")
 def report(request: HttpRequest, kind: str, target: str) -> HttpResponse:
     """The report form for a voice tweet, a voice message, a space or a member."""
     try:

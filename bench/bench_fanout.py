@@ -145,8 +145,8 @@ class Server:
         return self.process.pid
 
 
-def start_salon(workdir: Path, *, profile: bool) -> Server:
-    port = free_port()
+def start_salon(workdir: Path, *, profile: bool, port: int | None = None) -> Server:
+    port = port or free_port()
     log = workdir / f"daphne-{port}.log"
     env = {
         **os.environ,

@@ -37,12 +37,19 @@ latency = receive time - send time. The summary gives, per marker, the receive-t
 over sockets; ``--raw-markers FILE`` writes every receive time (JSON lines
 ``{"sequence": s, "times": [...]}``) for exact pooled percentiles.
 
+Faults (``bench/fault_run.py``). ``--reconnect`` reopens a socket the server dropped (any close
+but a deliberate 4xxx), with backoff, until the end; ``--timeline FILE`` writes, per connection,
+frames per wall-clock second, its closes and its returns, and with ``--watch TYPE`` when events
+of that type arrived (a substring test on text frames: still no JSON parsing).
+
 Summary (stdout, one JSON object)::
 
     {"url", "space", "processes",
      "connections": {"requested", "opened", "failed", "closed_early",
                      "errors": {"4409 the space is full": 3, ...},   # refusals and failures
-                     "connect_seconds": {"p50", "p95", "max"}},      # handshake + snapshot
+                     "connect_seconds": {"p50", "p95", "max"},       # handshake + snapshot
+                     "reconnected", "reconnects", "reconnect_failures",   # with --reconnect
+                     "reconnect_seconds": {"p50", "p95", "max"}},    # dropped -> snapshot
      "window": {"start", "end", "seconds"},                          # the steady window
      "frames": {"received", "bytes", "jumps", "skipped", "out_of_order", "invalid",
                 "per_connection": {"min", "p50", "max"}},
@@ -60,6 +67,7 @@ import json
 import math
 import multiprocessing
 import os
+import random
 import signal
 import sys
 import time
@@ -88,6 +96,12 @@ class Settings:
     marker_bytes: int = 60
     quiet_frames: int = 10
     connect_timeout: float = 30.0
+    # Open the socket again after the server dropped it, until the end of the run.
+    reconnect: bool = False
+    # Keep, per connection, frames per wall-clock second and when ``watch`` events arrived.
+    timeline: bool = False
+    # An event type (e.g. "recording.changed") whose arrival times are kept per connection.
+    watch: str | None = None
 
 
 @dataclass(slots=True)
@@ -105,7 +119,14 @@ class Connection:
     opened_at: float = 0.0
     connect_seconds: float | None = None
     error: str | None = None  # why it never opened
-    closed: str | None = None  # why the server closed it before the end
+    closed: str | None = None  # why the server closed it before the end (the last time)
+    # With --reconnect: (closed at, open again at) for each return, and failed attempts.
+    reconnects: list = field(default_factory=list)
+    reconnect_failures: int = 0
+    # With --timeline: frames per wall-clock second, closes (time, code), watched events' times.
+    bins: dict = field(default_factory=dict)
+    closes: list = field(default_factory=list)
+    watched: list = field(default_factory=list)
 
 
 @dataclass
@@ -129,7 +150,10 @@ class WorkerState:
             return
         connection.frames += 1
         connection.bytes += len(message)
-        self.per_second[int(now)] += 1
+        second = int(now)
+        self.per_second[second] += 1
+        if self.settings.timeline:
+            connection.bins[second] = connection.bins.get(second, 0) + 1
         tick = self.ticks.get(sequence)
         if tick is None:
             self.ticks[sequence] = [1, now]
@@ -159,12 +183,48 @@ class WorkerState:
             connection.last_large = sequence
 
 
+RECONNECT_FIRST = 0.5
+RECONNECT_MAX = 4.0
+
+
 async def listen(state: WorkerState, token: str, open_at: float, end_at: float) -> None:
     settings = state.settings
     connection = Connection()
     state.connections.append(connection)
     await asyncio.sleep(max(0.0, open_at - time.time()))
-    started = time.time()
+    closed_at: float | None = None  # when the server last dropped it (reconnecting since)
+    backoff = RECONNECT_FIRST
+    while True:
+        started = time.time()
+        socket, error = await _open(settings, token)
+        if socket is None:
+            if closed_at is None:
+                connection.error = error  # it never opened
+                return
+            connection.reconnect_failures += 1
+            if time.time() + backoff >= end_at:
+                return
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, RECONNECT_MAX)
+            continue
+        opened = time.time()
+        if closed_at is None:
+            connection.opened_at = opened
+            connection.connect_seconds = opened - started
+        else:
+            connection.reconnects.append((closed_at, opened))
+            connection.last_sequence = connection.last_large = None  # a new stream
+        state.timeline.append((opened, 1))
+        dropped = await _receive(state, connection, socket, end_at)
+        if not (dropped and settings.reconnect and time.time() < end_at):
+            return
+        closed_at, backoff = time.time(), RECONNECT_FIRST
+        # Spread the herd: every listener of a dead server comes back at once otherwise.
+        await asyncio.sleep(random.uniform(0.0, RECONNECT_FIRST))
+
+
+async def _open(settings: Settings, token: str):
+    """(the socket after its snapshot, None) or (None, why it did not open)."""
     socket = None
     try:
         async with asyncio.timeout(settings.connect_timeout):
@@ -179,30 +239,38 @@ async def listen(state: WorkerState, token: str, open_at: float, end_at: float) 
             await socket.recv()  # the snapshot; a refusal closes instead
     except ConnectionClosed as closed:
         code, reason = (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else (1006, "")
-        connection.error = f"{code} {reason}".strip()
-        return
+        return None, f"{code} {reason}".strip()
     except Exception as error:  # refused handshakes, timeouts, resets: each is a result
-        connection.error = f"{type(error).__name__}: {error}".strip(": ")
         if socket is not None:
             await _close(socket)
-        return
-    opened = connection.opened_at = time.time()
-    connection.connect_seconds = opened - started
-    state.timeline.append((opened, 1))
+        return None, f"{type(error).__name__}: {error}".strip(": ")
+    return socket, None
+
+
+async def _receive(state: WorkerState, connection: Connection, socket, end_at: float) -> bool:
+    """Count frames until the end of the run (False) or until the server drops it (True)."""
+    watch = f'"{state.settings.watch}"' if state.settings.watch else None
     try:
         async with asyncio.timeout(max(0.0, end_at - time.time())):
             async for message in socket:
                 if type(message) is bytes:
                     state.on_message(connection, message)
+                elif watch is not None and watch in message:
+                    connection.watched.append(time.time())
         code, reason = socket.close_code, socket.close_reason or ""
-        connection.closed = f"{code} {reason}".strip()
     except ConnectionClosed:
-        connection.closed = f"{socket.close_code} {socket.close_reason or ''}".strip()
+        code, reason = socket.close_code, socket.close_reason or ""
     except TimeoutError:
-        pass  # the end of the run
+        return False  # the end of the run
     finally:
         state.timeline.append((time.time(), -1))
         await _close(socket)
+    connection.closed = f"{code} {reason}".strip()
+    if state.settings.timeline:
+        connection.closes.append((time.time(), code))
+    # 4xxx: the server refused or ended the member on purpose (docs/protocol.md), as browsers
+    # take it: no coming back. Anything else is an outage worth reconnecting after.
+    return code is None or code < 4000
 
 
 async def _close(socket) -> None:
@@ -317,6 +385,8 @@ def summarize(settings: Settings, args, results: list[dict], started: float) -> 
                 raw.write("\n")
 
     frames = [c["frames"] for c in opened]
+    returns = [back - gone for c in opened for gone, back in c["reconnects"]]
+    r50, r95, rmax = quantiles(returns, 0.5, 0.95, 1.0)
     p50, p95, cmax = quantiles(connect_times, 0.5, 0.95, 1.0)
     fmin, f50, fmax = quantiles(frames, 0.0, 0.5, 1.0)
     return {
@@ -331,6 +401,10 @@ def summarize(settings: Settings, args, results: list[dict], started: float) -> 
             "errors": dict(errors),
             "closes": dict(_count(c["closed"] for c in opened if c["closed"] is not None)),
             "connect_seconds": {"p50": _round(p50), "p95": _round(p95), "max": _round(cmax)},
+            "reconnected": sum(1 for c in opened if c["reconnects"]),
+            "reconnects": len(returns),
+            "reconnect_failures": sum(c["reconnect_failures"] for c in opened),
+            "reconnect_seconds": {"p50": _round(r50), "p95": _round(r95), "max": _round(rmax)},
         },
         "window": {
             "start": window_start,
@@ -420,6 +494,14 @@ def parse_args(argv=None):
     parser.add_argument("--quiet-frames", type=int, default=10)
     parser.add_argument("--connect-timeout", type=float, default=30.0)
     parser.add_argument("--raw-markers", help="write every marker receive time (JSON lines)")
+    parser.add_argument(
+        "--reconnect", action="store_true", help="reopen sockets the server drops (not 4xxx)"
+    )
+    parser.add_argument(
+        "--timeline",
+        help="write each connection's frames per second, closes and returns (JSON list)",
+    )
+    parser.add_argument("--watch", help="with --timeline: keep when events of this type arrive")
     args = parser.parse_args(argv)
     tokens = read_tokens(args.tokens)
     args.connections = args.connections or len(tokens)
@@ -439,6 +521,9 @@ def main(argv=None) -> None:
         marker_bytes=args.marker_bytes,
         quiet_frames=args.quiet_frames,
         connect_timeout=args.connect_timeout,
+        reconnect=args.reconnect,
+        timeline=bool(args.timeline),
+        watch=args.watch,
     )
     # Startup of the worker processes (imports) fits in the default second.
     start_at = args.start_at or time.time() + 1.0
@@ -467,6 +552,8 @@ def main(argv=None) -> None:
     else:
         results = run_workers(context, settings, jobs, end_at, stop)
     summary = summarize(settings, args, results, start_at)
+    if args.timeline:
+        write_timeline(args.timeline, results)
     connections = summary["connections"]
     print(
         f"opened {connections['opened']}/{connections['requested']}, "
@@ -475,6 +562,15 @@ def main(argv=None) -> None:
     )
     json.dump(summary, sys.stdout)
     sys.stdout.write("\n")
+
+
+def write_timeline(path: str, results: list[dict]) -> None:
+    keys = ("opened_at", "error", "bins", "closes", "reconnects", "watched")
+    with open(path, "w") as out:
+        json.dump(
+            [{key: c[key] for key in keys} for result in results for c in result["connections"]],
+            out,
+        )
 
 
 def run_workers(context, settings, jobs, end_at, stop) -> list[dict]:

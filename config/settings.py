@@ -218,7 +218,8 @@ EMAIL_CONFIGURED = bool(os.environ.get("EMAIL_HOST"))
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        # DRF's, refusing malformed keys (e.g. with a NUL byte) before the database sees them.
+        "accounts.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": [
@@ -292,7 +293,7 @@ SALON_VOICETWEET_PROCESS_MEMORY_BYTES = env_int(
     "SALON_VOICETWEET_PROCESS_MEMORY_BYTES", 1536 * 1024 * 1024
 )
 # A tweet still processing after this long is queued again (its worker died), at most twice.
-SALON_VOICETWEET_STALLED_SECONDS = 600
+SALON_VOICETWEET_STALLED_SECONDS = env_int("SALON_VOICETWEET_STALLED_SECONDS", 600)
 SALON_VOICETWEET_MAX_ATTEMPTS = 2
 # Voice messages go through the same pipeline, with the same caps.
 SALON_REQUEST_BODY_LIMITS = {
@@ -301,7 +302,9 @@ SALON_REQUEST_BODY_LIMITS = {
     "/api/v1/conversations/": SALON_VOICETWEET_MAX_UPLOAD_BYTES,
     "/messages/": SALON_VOICETWEET_MAX_UPLOAD_BYTES,
 }
-REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["voicemessage_send"] = "60/hour"
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].update(
+    {"voicetweet_create": "60/hour", "voicemessage_send": "60/hour"}
+)
 CELERY_TASK_ROUTES = {
     "voicetweets.process": {"queue": "audio"},
     "voicetweets.process_message": {"queue": "audio"},
@@ -334,6 +337,10 @@ SALON_SPACE_STALE_SECONDS = env_int("SALON_SPACE_STALE_SECONDS", 30)
 # is 3 s of audio because a stalled server (or network) delivers a speaker's backlog at once.
 SALON_AUDIO_MAX_FRAMES_PER_SECOND = env_int("SALON_AUDIO_MAX_FRAMES_PER_SECOND", 60)
 SALON_AUDIO_FRAME_BURST = env_int("SALON_AUDIO_FRAME_BURST", 150)
+# Control messages (JSON) a socket may send: far more than any person clicks. Each is a
+# transaction and usually an event to every member, so a socket over the limit is closed (1008).
+SALON_SPACE_MESSAGES_PER_SECOND = env_int("SALON_SPACE_MESSAGES_PER_SECOND", 10)
+SALON_SPACE_MESSAGE_BURST = env_int("SALON_SPACE_MESSAGE_BURST", 50)
 # Reactions are ephemeral; each member may send this many per window per space.
 SALON_SPACE_REACTION_RATE = (5, 5)  # (reactions, seconds)
 CELERY_BEAT_SCHEDULE.update(

@@ -31,6 +31,10 @@ def _token_from_scope(scope) -> str | None:
 def _user_for_token(key: str):
     from rest_framework.authtoken.models import Token
 
+    from accounts.selectors import token_key_is_wellformed
+
+    if not token_key_is_wellformed(key):
+        return None
     token = Token.objects.select_related("user").filter(key=key).first()
     return token.user if token else None
 

@@ -13,6 +13,7 @@ import time
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
@@ -39,13 +40,15 @@ def _user_id_command(service):
 # Close codes for audio abuse (RFC 6455): a frame too large, and a flood of frames.
 CLOSE_TOO_BIG = 1009
 CLOSE_POLICY = 1008
+# The server failed handling something for this socket (RFC 6455): the client reconnects.
+CLOSE_INTERNAL = 1011
 MAX_AUDIO_MESSAGE = wire.HEADER_BYTES + MAX_PACKET_BYTES
 # Errors about audio frames are answered at most this often, so a bad client is not flooded.
 AUDIO_ERROR_INTERVAL = 5.0
 
 
 class FrameRateLimit:
-    """Token bucket: ``rate`` frames a second on average, bursts of ``burst``."""
+    """Token bucket: ``rate`` frames (or messages) a second on average, bursts of ``burst``."""
 
     def __init__(self, rate: float, burst: float) -> None:
         self.rate = rate
@@ -75,6 +78,8 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     frames_dropped = 0
     frames_invalid = 0
     last_audio_error = 0.0
+    # Set once the socket is being closed for abuse: nothing it still sends is acted on.
+    refusing = False
 
     async def dispatch(self, message: dict) -> None:
         # Channels' dispatch first closes stale database connections, on the single thread
@@ -86,7 +91,24 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+        try:
+            await handler(message)
+        except StopConsumer:
+            raise
+        except Exception:
+            if message["type"] == "websocket.disconnect":
+                raise  # already ending
+            # A bug or an outage in a handler. Escaping, it would end the consumer without
+            # disconnect(): the heartbeat would keep a ghost participant alive for ever.
+            logger.exception(
+                "space %s: %s failed; closing", getattr(self, "space_id", "?"), message["type"]
+            )
+            await self._close_after_failure()
+
+    async def _close_after_failure(self) -> None:
+        self.refusing = True
+        await self._leave_audio()  # also stops refreshing the participant (spaces/presence.py)
+        await self.close(code=CLOSE_INTERNAL, reason="server error; reconnect")
 
     # --- connection ---------------------------------------------------------------------------
 
@@ -118,6 +140,9 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
         await self.send_json(snapshot)
         self.frame_limit = FrameRateLimit(
             settings.SALON_AUDIO_MAX_FRAMES_PER_SECOND, settings.SALON_AUDIO_FRAME_BURST
+        )
+        self.message_limit = FrameRateLimit(
+            settings.SALON_SPACE_MESSAGES_PER_SECOND, settings.SALON_SPACE_MESSAGE_BURST
         )
         self.media = await get_media_plane()
         self.publishing = self._may_publish()
@@ -173,12 +198,20 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     # --- client → server ----------------------------------------------------------------------
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        if self.refusing:
+            return
         if bytes_data is not None:
             await self._audio_frame(bytes_data)
             return
+        if self.joined and not self.message_limit.allow():
+            # Every command is a transaction on the space row and most are an event to every
+            # member: a flood from one socket would slow the room for all of them.
+            await self._close_for_abuse(CLOSE_POLICY, "too many messages")
+            return
         try:
             content = json.loads(text_data)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
+            # RecursionError: nesting deeper than the decoder's stack ("[[[[...").
             await self.send_error("malformed", "messages are JSON objects")
             return
         await self.receive_json(content)
@@ -207,6 +240,15 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
             await self.COMMAND_HANDLERS[kind](self, arguments)
         except errors.SpaceError as error:
             await self.send_error(error.code, error.message, request_id)
+        except Exception:
+            # An outage (database, Redis) or a bug. Escaping, it would end this consumer without
+            # disconnect(): its participant would stay counted and its heartbeat keep it alive.
+            logger.exception(
+                "space %s: %s from member %s failed", self.space_id, kind, self.user.pk
+            )
+            await self.send_error(
+                "internal", "the server could not do that just now; try again", request_id
+            )
 
     async def _audio_frame(self, data: bytes) -> None:
         """A speaker's frame (docs/audio.md): checked here, mixed by the room's mixer."""
@@ -239,6 +281,7 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     async def _close_for_abuse(self, code: int, reason: str) -> None:
         # Unlike _close_now the member is still a participant: disconnect() counts them out.
         logger.warning("space %s: closing %s's socket: %s", self.space_id, self.user.pk, reason)
+        self.refusing = True
         await self._leave_audio()
         await self.close(code=code, reason=reason)
 
@@ -331,6 +374,13 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
         if message["event"]["user_id"] == self.user.pk and message["event"]["reason"] == "left":
             # The member left from another tab: this one goes too.
             await self._close_now(errors.CLOSE_LEFT, "you left the space")
+
+    async def user_disconnect(self, event: dict) -> None:
+        # The member was suspended. Cut their audio and stop acting on what they send now: a
+        # client that ignores the close would otherwise go on being heard until it answers.
+        self.refusing = True
+        await self._leave_audio()
+        await super().user_disconnect(event)
 
     async def user_left_space(self, event: dict) -> None:
         # A plain listener left from another tab (their departure is not a room-wide event).

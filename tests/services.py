@@ -76,20 +76,38 @@ def _start_postgres(root: Path) -> str:
     return f"postgres://salon@127.0.0.1:{port}/salon"
 
 
-def _start_redis(root: Path) -> str:
+def _start_redis(root: Path, port: int | None = None) -> str:
     redis_server = shutil.which("redis-server")
     if not redis_server:
         raise pytest.UsageError("redis-server was not found: install Debian's 'redis-server'")
-    port = free_port()
+    port = port or free_port()
     proc = subprocess.Popen(
         [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
          "--appendonly", "no", "--dir", str(root), "--daemonize", "no"],
-        stdout=open(root / "redis.log", "wb"),  # noqa: SIM115 - lives as long as the server
+        stdout=open(root / "redis.log", "ab"),  # noqa: SIM115 - lives as long as the server
         stderr=subprocess.STDOUT,
     )  # fmt: skip
     _started.append(proc)
+    _redis.update(proc=proc, root=root, port=port)
     _wait_for_port(port, proc, "Redis", root / "redis.log")
     return f"redis://127.0.0.1:{port}/0"
+
+
+# The Redis server start() started: the fault run (bench/fault_run.py) kills and restarts it.
+_redis: dict = {}
+
+
+def kill_redis() -> None:
+    """Kill the Redis server (SIGKILL: a crash, its data gone, as it keeps none on disk)."""
+    proc = _redis["proc"]
+    proc.kill()
+    proc.wait()
+    _started.remove(proc)
+
+
+def restart_redis() -> None:
+    """Start Redis again on the port it had, empty, after :func:`kill_redis`."""
+    _start_redis(_redis["root"], _redis["port"])
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen, name: str, log: Path) -> None:

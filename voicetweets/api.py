@@ -90,10 +90,17 @@ def _call(service, **kwargs):
 
 class VoiceTweetCreateView(APIView):
     parser_classes = [MultiPartParser, FormParser]
+    # Each upload is minutes of transcoding: the same budget as voice messages.
+    throttle_classes = [*APIView.throttle_classes, ScopedRateThrottle]
+    throttle_scope = "voicetweet_create"
 
     @extend_schema(
         request=VoiceTweetCreateSerializer,
-        responses={202: VoiceTweetSerializer, 400: OpenApiResponse(description="Refused upload")},
+        responses={
+            202: VoiceTweetSerializer,
+            400: OpenApiResponse(description="Refused upload"),
+            429: OpenApiResponse(description="Rate limited"),
+        },
         summary="Post a voice tweet",
         description="Returns at once with the tweet in state `processing`; poll it or listen "
         "on /ws/notifications/ for `voicetweet.ready` / `voicetweet.rejected`.",
@@ -295,6 +302,7 @@ class ConversationView(ListAPIView):
             400: OpenApiResponse(description="Refused upload"),
             403: OpenApiResponse(description="Blocked, or you do not follow each other"),
             404: OpenApiResponse(description="No such member"),
+            429: OpenApiResponse(description="Rate limited"),
         },
         summary="Send a voice message",
         description="Allowed when you follow each other, or when the member accepts voice "

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.selectors import user_get_active
 from config.http import ranged_file_response
+from config.throttling import throttled_post
 
 from . import selectors, services
 from .models import Recording
@@ -66,6 +67,7 @@ def card(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@throttled_post("voicetweet_create")
 def create(request: HttpRequest) -> HttpResponse:
     """The compose form without JavaScript: post, then back to where the member was."""
     parent = None
@@ -136,6 +138,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@throttled_post("voicemessage_send")
 def conversation(request: HttpRequest, username: str) -> HttpResponse:
     """The messages with one member, oldest first, and the recorder to answer. Opening it marks
     their messages read. POST is the recorder's form without JavaScript."""

@@ -409,6 +409,46 @@ async def test_suspension_closes_an_open_space_socket(sockets):
     assert (await socket.receive_close())["code"] == 4403
 
 
+def _notify(user_id: int) -> None:
+    from accounts.realtime import notify_user
+
+    with transaction.atomic():
+        notify_user(user_id=user_id, payload={"event": "voicetweet.ready", "id": 1})
+
+
+async def test_a_notification_leaves_the_members_space_socket_working(sockets):
+    """Notifications go to every socket of the member: the space socket lets them be. (It had
+    no handler for them and crashed, e.g. when the host's voice tweet became ready.)"""
+    _space, host, host_socket = await _room(sockets)
+
+    await db(_notify)(host.pk)
+    await host_socket.send({"type": "recording.set", "is_recording": True, "request_id": "r"})
+
+    assert (await host_socket.receive_type("recording.changed"))["is_recording"] is True
+
+
+async def test_a_failing_handler_closes_with_1011_and_counts_the_member_out(sockets, monkeypatch):
+    """Whatever fails inside the consumer, the socket closes with 1011 and its member is
+    counted out, instead of a dead consumer whose heartbeat keeps a ghost participant."""
+    from spaces.consumers import SpaceConsumer
+
+    space, _host, host_socket = await _room(sockets)
+    member = await db(make_member)("mo")
+    socket = await sockets.open(space.pk, member)
+
+    async def broken(self, message):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(SpaceConsumer, "space_recording_changed", broken)
+    await host_socket.send({"type": "recording.set", "is_recording": True})
+    closed = await socket.receive_close()
+    await socket.communicator.disconnect()
+
+    assert (closed["code"], closed["reason"]) == (1011, "server error; reconnect")
+    count = await db(lambda: Participant.objects.get(space=space, user=member).connection_count)()
+    assert count == 0
+
+
 # --- ending, presence, grace ------------------------------------------------------------------
 
 

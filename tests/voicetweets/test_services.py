@@ -136,3 +136,29 @@ def test_text_longer_than_280_characters_is_refused(member):
     with pytest.raises(services.VoiceTweetError, match="280"):
         services.voicetweet_create(author=member, upload=upload(sine_wav(1)), text="x" * 281)
     assert not VoiceTweet.objects.exists()
+
+
+def test_two_runs_on_one_recording_never_share_a_work_folder(
+    member, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A stalled-sweep requeue can start a second run while the first still transcodes: each
+    writes its parts in a folder of its own (a shared one let one run overwrite or delete the
+    other's files), the recording ends ready once, and both folders are gone afterwards."""
+    real = processing.process_in_child
+    folders: list[Path] = []
+
+    def one_run_while_the_other_runs(upload, work_dir, **kwargs):
+        folders.append(work_dir)
+        if len(folders) == 1:  # the duplicate delivery arrives mid-way through the first run
+            services.voicetweet_process(voicetweet_id=tweet.pk)
+        return real(upload, work_dir, **kwargs)
+
+    with django_capture_on_commit_callbacks(execute=False):
+        tweet = services.voicetweet_create(author=member, upload=upload(sine_wav(2)))
+    monkeypatch.setattr(processing, "process_in_child", one_run_while_the_other_runs)
+    services.voicetweet_process(voicetweet_id=tweet.pk)
+
+    tweet.refresh_from_db()
+    assert tweet.state == VoiceTweet.State.READY, tweet.rejection_reason
+    assert len(folders) == 2 and folders[0] != folders[1]
+    assert not any(folder.exists() for folder in folders)
