@@ -101,7 +101,8 @@ class Group:
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
 
 
@@ -329,6 +330,8 @@ def start_listeners(server, space_id, tokens, args, workdir, tag, start_at, hold
         str(space_id), "--tokens", str(path), "--processes", "1", "--ramp", f"{args.ramp / 2:g}",
         "--seconds", f"{hold:g}", "--start-at", repr(start_at), "--reconnect",
         "--timeline", str(timeline), "--watch", "recording.changed",
+        # Joins queue up at a few dozen a second per process: a snapshot may take a while.
+        "--connect-timeout", f"{args.join_timeout:g}",
     ]  # fmt: skip
     with open(out, "wb") as stdout:
         process = fanout.spawn(command, log=workdir / f"{tag}.log", stdout=stdout)
