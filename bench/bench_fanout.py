@@ -249,10 +249,13 @@ async def bare_server(port: int, seconds: float, marks_path: Path) -> None:
 
 
 def speaker_pcm(index: int, rng: np.random.Generator) -> np.ndarray:
-    """Room tone (about -64 dBFS, below the talk threshold) or a loud noise burst."""
+    """Near-silent room tone (about -90 dBFS) or a loud noise burst. The room tone must be quiet:
+    the talk detector's hangover (300 ms) outlasts the gap between bursts, so the mixer keeps
+    summing it, and louder noise (e.g. -64 dBFS) already fills Opus packets to 75 bytes, which
+    hides the burst's packets from the marker detector."""
     if index % BURST_PERIOD < BURST_FRAMES:
         return np.clip(rng.normal(0, 8000, FRAME_SAMPLES), -32768, 32767).astype(np.int16)
-    return rng.normal(0, 20, FRAME_SAMPLES).astype(np.int16)
+    return rng.normal(0, 1, FRAME_SAMPLES).astype(np.int16)
 
 
 @dataclass

@@ -109,11 +109,16 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     # Persistent connections: websocket consumers make many short database calls, and a new
     # PostgreSQL connection for each (CONN_MAX_AGE=0) cost more than the queries themselves.
+    # No health check by default: Channels closes stale connections around every
+    # database_sync_to_async call, so a check would add a ``SELECT 1`` round trip to each of
+    # them (a seventh of a websocket join's database time). A connection broken by a database
+    # restart fails one call, is then closed because of that error, and the next call
+    # reconnects.
     DATABASES = {
         "default": dj_database_url.parse(
             DATABASE_URL,
             conn_max_age=env_int("SALON_DB_CONN_MAX_AGE", 300),
-            conn_health_checks=True,
+            conn_health_checks=env_bool("SALON_DB_HEALTH_CHECKS", False),
         )
     }
     if not DATABASES["default"]["ENGINE"].endswith("postgresql"):

@@ -11,6 +11,14 @@ is how a :class:`DirectSink` finds the autobahn protocol and its Twisted transpo
 else (tests with ``WebsocketCommunicator``, another ASGI server) an :class:`AsyncSink` sends
 through the ASGI ``send`` with a small bounded queue.
 
+Writing is one ``send()`` system call per frame and listener. Twisted's ``transport.write`` only
+buffers and asks the reactor to watch the socket for writability; the write then happens on a
+later loop iteration and the watch is dropped again: two ``epoll_ctl`` calls and a loop callback
+per frame, which made a daphne socket cost about twice what a bare ``websockets.broadcast()``
+costs (``bench/bench_fanout.py``). So when nothing is pending in the transport's own buffer, a
+direct sink sends on the socket itself, as asyncio's transports do, and hands Twisted only what
+the kernel did not take, which keeps the bytes in order.
+
 Slow listeners never grow memory or slow the room. A direct sink registers as the transport's
 push producer: Twisted pauses it when the socket's write buffer passes its high-water mark
 (64 KiB), and while paused the sink drops frames (counted) instead of queueing them. An async
@@ -74,12 +82,24 @@ class SinkStats:
     dropped: int = 0
 
 
+def _plain_tcp_socket(transport):
+    """The socket under a plain Twisted TCP transport, or None (TLS, another transport)."""
+    try:
+        from twisted.internet import tcp
+    except ImportError:  # pragma: no cover - daphne always brings Twisted
+        return None
+    if isinstance(transport, tcp.Connection) and not getattr(transport, "TLS", False):
+        return getattr(transport, "socket", None)
+    return None
+
+
 class DirectSink:
     """Writes ready-made frames to a daphne (autobahn over Twisted) socket's transport."""
 
     def __init__(self, protocol) -> None:
         self.protocol = protocol
         self.transport = protocol.transport
+        self.socket = _plain_tcp_socket(self.transport)
         self.stats = SinkStats()
         self.paused = False
         try:
@@ -114,8 +134,28 @@ class DirectSink:
         if self._congested():
             self.stats.dropped += 1
             return
-        self.transport.write(outgoing.frame)
+        self._write(outgoing.frame)
         self.stats.sent += 1
+
+    def _write(self, frame: bytes) -> None:
+        transport = self.transport
+        if (
+            self.socket is None
+            or transport._tempDataLen
+            or len(transport.dataBuffer) > transport.offset
+            or not transport.connected
+        ):
+            transport.write(frame)  # Twisted keeps the order behind what it already holds
+            return
+        try:
+            sent = self.socket.send(frame)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            # Let Twisted meet the error on its own write and close the connection its way.
+            sent = 0
+        if sent < len(frame):
+            transport.write(frame[sent:])
 
     def close(self) -> None:
         if self._registered and getattr(self.transport, "producer", None) is self:

@@ -49,10 +49,10 @@ class JitterSettings:
     max_target: int = 10  # 200 ms: beyond that, conversation suffers more than from glitches
     capacity: int = 25  # 500 ms of frames; more means the speaker floods us
     max_conceal: int = 5  # 100 ms of concealment before the speaker counts as idle
-    shrink_interval: int = 150  # 3 s between one-frame decreases of the target
+    shrink_interval: int = 50  # 1 s between one-frame decreases of the target
     delay_window: int = 64  # frames of arrival history used to measure jitter
     trim_surplus: int = 2
-    trim_after: int = 50  # 1 s of steady surplus before skipping a frame
+    trim_after: int = 25  # 0.5 s of steady surplus before skipping a frame
     restart_after: int = 500  # 10 s backwards: the sender restarted its counter
 
     def __post_init__(self) -> None:
