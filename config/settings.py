@@ -121,9 +121,13 @@ if DATABASE_URL:
             conn_health_checks=env_bool("SALON_DB_HEALTH_CHECKS", False),
         )
     }
+    # Websocket consumers' database calls run on this many threads per process, each with its
+    # own connection (config/db.py). PostgreSQL only: SQLite has one writer anyway.
+    SALON_DB_THREADS = env_int("SALON_DB_THREADS", 4)
     if not DATABASES["default"]["ENGINE"].endswith("postgresql"):
         raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (postgres://...)")
 else:
+    SALON_DB_THREADS = 0  # Channels' single database thread
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
+
+from config.db import db_call
 
 
 def _token_from_scope(scope) -> str | None:
@@ -27,7 +28,7 @@ def _token_from_scope(scope) -> str | None:
     return tokens[0] if tokens else None
 
 
-@database_sync_to_async
+@db_call
 def _user_for_token(key: str):
     from rest_framework.authtoken.models import Token
 
@@ -39,7 +40,7 @@ def _user_for_token(key: str):
     return token.user if token else None
 
 
-@database_sync_to_async
+@db_call
 def _suspended_session_user(session) -> bool:
     user_id = session.get("_auth_user_id") if session is not None else None
     if user_id is None:

@@ -12,12 +12,12 @@ import logging
 import time
 
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from accounts.consumers import MemberSocketMixin
+from config.db import db_call
 
 from . import errors, services
 from .audio import wire
@@ -87,7 +87,7 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
         # each event to thousands of listeners) would queue behind whatever database work is
         # pending there, e.g. a wave of joins, and arrive in a burst, which the frame limit
         # then takes for a flood. This consumer reaches the database only through
-        # database_sync_to_async, which closes stale connections around every call itself.
+        # db_call (database_sync_to_async), which closes stale connections around every call.
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -156,7 +156,7 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
         # This process refreshes its participants in one query per room (spaces/presence.py).
         self.media.heartbeats.add(self.space_id, self.channel_name, self.user.pk, self._gone)
 
-    @database_sync_to_async
+    @db_call
     def _join(self) -> dict:
         participant = services.participant_join(space_id=self.space_id, user=self.user)
         self.space = participant.space
@@ -191,7 +191,7 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
         await self._leave_groups()
         if self.joined:
             self.joined = False
-            await database_sync_to_async(services.participant_disconnect)(
+            await db_call(services.participant_disconnect)(
                 space_id=self.space_id, user_id=self.user.pk
             )
 
@@ -298,7 +298,7 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
             await media.detach(self.space_id, self.channel_name)
 
     async def call(self, service, **kwargs):
-        return await database_sync_to_async(service)(**kwargs)
+        return await db_call(service)(**kwargs)
 
     async def send_error(self, code: str, message: str, request_id=None) -> None:
         await self.send_json(

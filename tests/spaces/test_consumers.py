@@ -221,10 +221,10 @@ async def test_speaker_limit(sockets, settings):
     second_socket = await sockets.open(space.pk, second)
     await db(put_on_stage)(space, host, first, "speaker")
     await second_socket.send({"type": "hand.raise"})
-    await host_socket.receive_type("hand.raised")
+    await host_socket.receive_type("hand.raised", user_id=second.pk)
     await host_socket.send({"type": "hand.approve", "user_id": second.pk, "request_id": "r1"})
     error = await host_socket.receive_type("error")
-    assert (error["code"], error["request_id"]) == ("role_limit", "r1")
+    assert (error["code"], error["request_id"]) == ("role_limit", "r1"), error
 
 
 async def test_reactions_are_broadcast_and_rate_limited(sockets, settings):
