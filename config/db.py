@@ -12,10 +12,12 @@ in their service, as they must across processes anyway.
 from __future__ import annotations
 
 import functools
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import connections
 
 _pool: ThreadPoolExecutor | None = None
 
@@ -42,3 +44,26 @@ def db_call(func):
         return await call(*args, **kwargs)
 
     return run
+
+
+def close_pool() -> None:
+    """Close every pool thread's connections and stop the pool (tests, between test cases).
+    A new pool starts with the next call."""
+    global _pool
+    pool, _pool = _pool, None
+    if pool is None:
+        return
+    threads = len(pool._threads)
+    if threads:
+        # One task per thread: each holds its thread at the barrier until all are taken.
+        barrier = threading.Barrier(threads)
+
+        def close() -> None:
+            try:
+                barrier.wait(timeout=10)
+            finally:
+                connections.close_all()
+
+        for future in [pool.submit(close) for _ in range(threads)]:
+            future.exception(timeout=30)
+    pool.shutdown(wait=True)

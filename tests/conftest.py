@@ -92,13 +92,17 @@ def _check_flushed(item) -> None:
 @pytest.fixture(autouse=True)
 def _close_sync_thread_connections():
     """Database connections opened on asgiref's one thread for sync code (sync_to_async in an
-    async test) outlive the test; a later test without database access would then trip over
-    them in ``close_old_connections``. Close them once the test is done."""
+    async test), or on the consumers' database threads, outlive the test; a later test without
+    database access would then trip over them in ``close_old_connections``. Close them once the
+    test is done."""
     yield
     from asgiref.sync import SyncToAsync
     from django.db import connections
 
+    from config.db import close_pool
+
     SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
+    close_pool()  # consumers' database threads (config/db.py)
 
 
 @pytest.fixture
