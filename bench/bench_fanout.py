@@ -145,7 +145,9 @@ class Server:
         return self.process.pid
 
 
-def start_salon(workdir: Path, *, profile: bool, port: int | None = None) -> Server:
+def start_salon(
+    workdir: Path, *, profile: bool, bundle_from: int = 0, port: int | None = None
+) -> Server:
     port = port or free_port()
     log = workdir / f"daphne-{port}.log"
     env = {
@@ -155,6 +157,7 @@ def start_salon(workdir: Path, *, profile: bool, port: int | None = None) -> Ser
         "PYTHONUNBUFFERED": "1",
         "SALON_TASKS_SYNCHRONOUS": "0",
         "SALON_SPACE_CAPACITY": "100000",
+        "SALON_AUDIO_BUNDLE_FROM": str(bundle_from),
         "SALON_LOG_LEVEL": os.environ.get("SALON_LOG_LEVEL", "WARNING"),
     }
     args = [PYTHON]
@@ -701,7 +704,10 @@ def run_all(args, workdir: Path, results: list[Result]) -> None:
             seconds = args.lag_seconds if size == largest else args.seconds
             tokens = split(members.tokens[:size], processes, workdir, f"n{size}-p{processes}")
             # Salon: fresh daphne processes per measurement, so no run inherits another's state.
-            servers = [start_salon(workdir, profile=args.profile) for _ in range(processes)]
+            servers = [
+                start_salon(workdir, profile=args.profile, bundle_from=args.bundle_from)
+                for _ in range(processes)
+            ]
             space_id = space_open(members.host_id, f"fan-out bench {size} x{processes}")
             try:
                 print(
@@ -858,6 +864,14 @@ def parse_args(argv=None):
     parser.add_argument("--processes", default="1,2", help="daphne process counts")
     parser.add_argument("--ramp", type=float, default=50.0, help="listeners opened per second")
     parser.add_argument("--profile", action="store_true", help="cProfile each daphne")
+    parser.add_argument(
+        "--bundle-from",
+        type=int,
+        default=0,
+        help="SALON_AUDIO_BUNDLE_FROM for Salon: listeners get 2 frames per message from this "
+        "many sockets per process (0, the default here: never, one frame per message as the "
+        "bare server sends)",
+    )
     parser.add_argument("--role", default="driver", choices=("driver", "bare-server"))
     parser.add_argument("--port", type=int)
     parser.add_argument("--marks")
@@ -885,7 +899,8 @@ def main(argv=None) -> None:
     print(
         f"sizes {args.sizes}, processes {args.processes}, {args.seconds:g} s steady "
         f"({args.lag_seconds:g} s for {max(args.sizes)}), ramp {args.ramp:g}/s; burst every "
-        f"{BURST_PERIOD * FRAME_SECONDS * 1000:.0f} ms"
+        f"{BURST_PERIOD * FRAME_SECONDS * 1000:.0f} ms; Salon bundles listeners' frames "
+        + (f"2 per message from {args.bundle_from} sockets" if args.bundle_from else "never")
     )
 
     def terminate(signum, frame):

@@ -86,6 +86,7 @@ from spaces.audio.wire import HEADER, HEADER_BYTES, UINT32_MODULO, FrameKind
 from spaces.client import space_socket_url
 
 ROOM_MIX = int(FrameKind.ROOM_MIX)
+ROOM_MIX_BUNDLE = int(FrameKind.ROOM_MIX_BUNDLE)
 HALF_UINT32 = UINT32_MODULO // 2
 
 
@@ -142,8 +143,20 @@ class WorkerState:
     timeline: list[tuple[float, int]] = field(default_factory=list)
 
     def on_message(self, connection: Connection, message: bytes) -> None:
-        """The hot path: one room-mix frame on one socket."""
+        """The hot path: one binary message on one socket (a mix frame, or a bundle)."""
         now = time.time()
+        if message[0] == ROOM_MIX_BUNDLE:
+            # Big rooms (spaces/fanout.py): 2 bytes of head, then (uint16 length, frame)*.
+            offset = 2
+            for _ in range(message[1]):
+                length = int.from_bytes(message[offset : offset + 2], "big")
+                offset += 2
+                self.on_frame(connection, message[offset : offset + length], now)
+                offset += length
+            return
+        self.on_frame(connection, message, now)
+
+    def on_frame(self, connection: Connection, message: bytes, now: float) -> None:
         kind, _flags, sequence, _timestamp = HEADER.unpack_from(message)
         if kind != ROOM_MIX:
             connection.invalid += 1

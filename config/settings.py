@@ -346,6 +346,9 @@ SALON_SPACE_STALE_SECONDS = env_int("SALON_SPACE_STALE_SECONDS", 30)
 # is 3 s of audio because a stalled server (or network) delivers a speaker's backlog at once.
 SALON_AUDIO_MAX_FRAMES_PER_SECOND = env_int("SALON_AUDIO_MAX_FRAMES_PER_SECOND", 60)
 SALON_AUDIO_FRAME_BURST = env_int("SALON_AUDIO_FRAME_BURST", 150)
+# From this many sockets in one room on one process, listeners get the mix two frames per
+# message (spaces/fanout.py): half the sends, for 10 ms more latency on average. 0: never.
+SALON_AUDIO_BUNDLE_FROM = env_int("SALON_AUDIO_BUNDLE_FROM", 1000)
 # Control messages (JSON) a socket may send: far more than any person clicks. Each is a
 # transaction and usually an event to every member, so a socket over the limit is closed (1008).
 SALON_SPACE_MESSAGES_PER_SECOND = env_int("SALON_SPACE_MESSAGES_PER_SECOND", 10)

@@ -632,11 +632,12 @@ class SpaceClient:
     def _route(self, message: str | bytes) -> None:
         if isinstance(message, bytes):
             try:
-                frame = wire.unpack(message)
+                frames = wire.mix_frames(message)  # one frame, or a big room's bundle
             except wire.WireError:
                 self.receiver.stats.invalid += 1
                 return
-            self.receiver.push(frame)
+            for frame in frames:
+                self.receiver.push(frame)
             return
         event = json.loads(message)
         if not isinstance(event, dict):

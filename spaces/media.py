@@ -508,6 +508,7 @@ async def get_media_plane() -> MediaPlane:
         from .selectors import space_publisher_ids
         from .services import replay_segment_closed, replay_segment_start
 
+        fanout.bundle_from = settings.SALON_AUDIO_BUNDLE_FROM
         _plane = MediaPlane(
             bus=make_bus(settings.REDIS_URL or None),
             publishers_loader=space_publisher_ids,

@@ -8,6 +8,13 @@ Layout, all integers big-endian::
     bytes 2-5  sequence   uint32, +1 per 20 ms frame, wraps
     bytes 6-9  timestamp  uint32, in 48 kHz samples (+960 per frame), wraps
     bytes 10-  payload    one Opus packet, 1..1275 bytes
+
+A *bundle* (kind 3, server → client) carries consecutive room-mix frames in one websocket
+message, for listeners of big rooms (``spaces/fanout.py``)::
+
+    byte 0     kind       3
+    byte 1     count      frames that follow, 2..16
+    then, per frame: a uint16 length and that many bytes of one kind-2 frame (as above)
 """
 
 from __future__ import annotations
@@ -29,6 +36,12 @@ _RESERVED_FLAGS = 0xFF & ~FLAG_VOICE_ACTIVITY
 class FrameKind(IntEnum):
     SPEAKER_AUDIO = 1  # client → server
     ROOM_MIX = 2  # server → client
+    ROOM_MIX_BUNDLE = 3  # server → client: several room-mix frames in one message
+
+
+BUNDLE_HEAD = struct.Struct(">BB")
+BUNDLE_LENGTH = struct.Struct(">H")
+BUNDLE_MAX_FRAMES = 16
 
 
 class WireError(ValueError):
@@ -84,11 +97,58 @@ def unpack(data: bytes | bytearray | memoryview) -> AudioFrame:
     )
 
 
+def pack_bundle(frames: list[bytes]) -> bytes:
+    """Several packed room-mix frames (kind 2), oldest first, as one kind-3 message."""
+    if not 2 <= len(frames) <= BUNDLE_MAX_FRAMES:
+        raise WireError(f"a bundle carries 2..{BUNDLE_MAX_FRAMES} frames, not {len(frames)}")
+    parts = [BUNDLE_HEAD.pack(FrameKind.ROOM_MIX_BUNDLE, len(frames))]
+    for frame in frames:
+        parts.append(BUNDLE_LENGTH.pack(len(frame)))
+        parts.append(frame)
+    return b"".join(parts)
+
+
+def unpack_bundle(data: bytes | bytearray | memoryview) -> list[bytes]:
+    """The kind-2 frames of a kind-3 message, oldest first (each still to be ``unpack``-ed)."""
+    if len(data) < BUNDLE_HEAD.size:
+        raise WireError("truncated bundle header")
+    kind, count = BUNDLE_HEAD.unpack_from(data)
+    if kind != FrameKind.ROOM_MIX_BUNDLE:
+        raise WireError(f"not a bundle: kind {kind}")
+    if not 2 <= count <= BUNDLE_MAX_FRAMES:
+        raise WireError(f"a bundle carries 2..{BUNDLE_MAX_FRAMES} frames, not {count}")
+    frames, offset = [], BUNDLE_HEAD.size
+    for _ in range(count):
+        if offset + BUNDLE_LENGTH.size > len(data):
+            raise WireError("truncated bundle: a frame length is missing")
+        (length,) = BUNDLE_LENGTH.unpack_from(data, offset)
+        offset += BUNDLE_LENGTH.size
+        if length < HEADER_BYTES + 1 or offset + length > len(data):
+            raise WireError("truncated bundle: a frame is shorter than its length says")
+        frames.append(bytes(data[offset : offset + length]))
+        offset += length
+    if offset != len(data):
+        raise WireError(f"{len(data) - offset} stray bytes after the bundle's frames")
+    return frames
+
+
+def mix_frames(data: bytes | bytearray | memoryview) -> list[AudioFrame]:
+    """What a listener does with one binary message: a room-mix frame, or a bundle of them."""
+    if len(data) and data[0] == FrameKind.ROOM_MIX_BUNDLE:
+        return [unpack(frame) for frame in unpack_bundle(data)]
+    return [unpack(data)]
+
+
 def _check_kind(kind: int) -> FrameKind:
     try:
-        return FrameKind(kind)
+        kind = FrameKind(kind)
     except ValueError:
-        raise WireError(f"unknown frame kind {kind} (1 = speaker audio, 2 = room mix)") from None
+        raise WireError(
+            f"unknown frame kind {kind} (1 = speaker audio, 2 = room mix, 3 = mix bundle)"
+        ) from None
+    if kind == FrameKind.ROOM_MIX_BUNDLE:
+        raise WireError("a bundle (kind 3) holds frames; it is not one (unpack_bundle)")
+    return kind
 
 
 def _check_payload_length(length: int) -> None:

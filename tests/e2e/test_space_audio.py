@@ -45,9 +45,10 @@ def tones(tmp_path):
 
 
 @pytest.fixture
-def stage(live_server_process, launch_browser, signed_in_context, tones):
-    """A live space with its host (440 Hz microphone) unmuted, and a listener page."""
-    server = live_server_process()
+def stage(request, live_server_process, launch_browser, signed_in_context, tones):
+    """A live space with its host (440 Hz microphone) unmuted, and a listener page. Indirect
+    parameters are the server's extra environment."""
+    server = live_server_process(**getattr(request, "param", {}))
     host = make_member("hana", host=True)
     space = make_live_space(host, title="Tone check")
     listener = make_member("leo")
@@ -70,8 +71,15 @@ def stage(live_server_process, launch_browser, signed_in_context, tones):
     }
 
 
-def test_listener_hears_the_hosts_tone(stage):
-    """The host's 440 Hz reaches a listener in another browser, as the dominant frequency."""
+@pytest.mark.parametrize(
+    "stage",
+    [{}, {"SALON_AUDIO_BUNDLE_FROM": "1"}],
+    indirect=True,
+    ids=["frame-per-message", "big-room-bundles"],
+)
+def test_listener_hears_the_hosts_tone(stage, request):
+    """The host's 440 Hz reaches a listener in another browser, as the dominant frequency;
+    also when the room is big enough for listeners to get two frames per message."""
     listener_page = stage["listener_page"]
     wait_until_heard(listener_page, 440)
     listener_page.wait_for_function(
@@ -81,6 +89,8 @@ def test_listener_hears_the_hosts_tone(stage):
     )
     stats = listener_page.evaluate("window.salonAudio.stats()")
     assert stats["received"] > 0
+    bundled = "big-room-bundles" in request.node.callspec.id
+    assert (stats["bundles"] > 0) is bundled
     assert stats["microphone"] is False  # listeners never open the microphone
     assert stage["host_page"].evaluate("window.salonAudio.stats()")["sent"] > 0
 

@@ -12,6 +12,7 @@ from websockets.asyncio.server import serve
 from websockets.sync.server import serve as serve_in_thread
 
 from spaces.audio import FRAME_SAMPLES, SAMPLE_RATE, FrameKind, OpusDecoder, pack, unpack
+from spaces.audio.wire import pack_bundle
 from spaces.client import (
     AudioStreamer,
     ClientClosed,
@@ -363,17 +364,22 @@ async def test_refused_join_raises_client_closed_with_the_code(fake_server):
 
 
 async def test_client_routes_events_audio_and_its_own_state(fake_server, tone_packets):
-    """Token header out; snapshot, events and mix frames in; leaving ends with a normal 4000."""
+    """Token header out; snapshot, events and mix frames (single and bundled) in; leaving ends
+    with a normal 4000."""
     seen = {}
 
     async def room(connection):
         seen["authorization"] = connection.request.headers["Authorization"]
         await connection.send(json.dumps(SNAPSHOT))
         seen["commands"] = [json.loads(await connection.recv())]
-        for sequence in range(50):
-            await connection.send(
-                pack(FrameKind.ROOM_MIX, sequence, sequence * 960, tone_packets[sequence])
-            )
+        frames = [
+            pack(FrameKind.ROOM_MIX, sequence, sequence * 960, tone_packets[sequence])
+            for sequence in range(50)
+        ]
+        for frame in frames[:20]:
+            await connection.send(frame)
+        for index in range(20, 50, 2):  # then as a big room sends them: bundles of two
+            await connection.send(pack_bundle(frames[index : index + 2]))
         participant = {"user_id": 7, "role": "speaker", "is_muted": True}
         await connection.send(
             json.dumps(

@@ -6,13 +6,15 @@ the other end, as epoll would after the socket became writable again.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import pytest
 from twisted.internet import tcp
 from twisted.internet.testing import MemoryReactor
 
-from spaces.fanout import DirectSink, Outgoing
+from spaces.audio.wire import FrameKind, pack, unpack_bundle
+from spaces.fanout import DirectSink, Fanout, Outgoing
 
 FRAME_PAYLOAD = 1000
 
@@ -97,3 +99,70 @@ def test_a_listener_that_stops_reading_costs_bounded_memory_and_gets_frames_in_o
         sink.send(outgoing)
     assert _read_all(client) == b"".join(o.frame for o in later)
     assert sink.stats.dropped == 1000 - len(sent_frames)
+
+
+# --- big rooms: listeners get bundles --------------------------------------------------------
+
+
+class _Inbox:
+    """An ASGI ``send`` that keeps what it was given (a non-daphne socket: an AsyncSink)."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+        self.arrived = asyncio.Event()
+
+    async def __call__(self, message: dict) -> None:
+        self.messages.append(message["bytes"])
+        self.arrived.set()
+
+    async def settle(self) -> None:
+        for _ in range(5):  # let the sinks' drain tasks run
+            await asyncio.sleep(0)
+
+
+def _tick(sequence: int) -> bytes:
+    return pack(FrameKind.ROOM_MIX, sequence, sequence * 960, bytes([sequence % 256]) * 40)
+
+
+async def test_listeners_of_a_big_room_get_two_frames_per_message_and_the_stage_every_tick():
+    fanout = Fanout(bundle_from=3)
+    speaker, listeners = _Inbox(), [_Inbox(), _Inbox()]
+    fanout.add(1, "speaker", speaker, speaker_id=7)
+    for index, inbox in enumerate(listeners):
+        fanout.add(1, f"listener-{index}", inbox)
+    for sequence in range(1, 5):
+        fanout.deliver(1, _tick(sequence), {})
+    await speaker.settle()
+
+    assert speaker.messages == [_tick(n) for n in range(1, 5)]
+    for inbox in listeners:
+        assert [unpack_bundle(m) for m in inbox.messages] == [
+            [_tick(1), _tick(2)],
+            [_tick(3), _tick(4)],
+        ]
+
+
+async def test_a_big_room_never_bundles_across_a_gap_and_a_lone_frame_is_not_held():
+    fanout = Fanout(bundle_from=2)
+    listener = _Inbox()
+    fanout.add(1, "a", listener)
+    fanout.add(1, "b", _Inbox())
+    fanout.deliver(1, _tick(10), {})
+    fanout.deliver(1, _tick(20), {})  # the room was silent between them (room DTX)
+    await listener.settle()
+    assert listener.messages == [_tick(10)]
+    # Nothing follows 20: it goes alone once the next tick is overdue, without a later tick.
+    listener.arrived.clear()
+    await asyncio.wait_for(listener.arrived.wait(), timeout=5)
+    assert listener.messages == [_tick(10), _tick(20)]
+
+
+async def test_a_small_room_sends_every_frame_on_its_own():
+    fanout = Fanout(bundle_from=3)
+    listener = _Inbox()
+    fanout.add(1, "a", listener)
+    fanout.add(1, "b", _Inbox())
+    for sequence in range(1, 4):
+        fanout.deliver(1, _tick(sequence), {})
+    await listener.settle()
+    assert listener.messages == [_tick(n) for n in range(1, 4)]

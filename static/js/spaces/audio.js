@@ -12,6 +12,8 @@ const FRAME = 960;
 const HEADER = 10;
 const KIND_SPEAKER = 1;
 const KIND_MIX = 2;
+// Big rooms send listeners several mix frames per message: [3, count, (uint16 length, frame)*].
+const KIND_MIX_BUNDLE = 3;
 const VOICE_RMS = 0.0056; // −45 dBFS, the mixer's own talking threshold: our flag only advises
 const ENCODER_CONFIG = {
   codec: "opus",
@@ -46,7 +48,7 @@ export class SpaceAudio {
     this.analyser = null;
     this.decoder = null;
     this.lastSequence = null;
-    this.stats = { received: 0, lost: 0, decodeErrors: 0, sent: 0 };
+    this.stats = { received: 0, bundles: 0, lost: 0, decodeErrors: 0, sent: 0 };
     this.mic = null; // {stream, source, capture, encoder}
     this.sending = false;
     this.sequence = 0;
@@ -102,10 +104,30 @@ export class SpaceAudio {
     this.playback.port.postMessage(samples, [samples.buffer]);
   }
 
-  // One binary message from the socket.
+  // One binary message from the socket: a mix frame, or a bundle of them.
   receive(buffer) {
-    if (!this.decoder || buffer.byteLength <= HEADER) return;
+    if (!this.decoder || buffer.byteLength < 2) return;
     const view = new DataView(buffer);
+    if (view.getUint8(0) !== KIND_MIX_BUNDLE) {
+      this.receiveFrame(buffer, 0, buffer.byteLength);
+      return;
+    }
+    this.stats.bundles += 1;
+    const count = view.getUint8(1);
+    let offset = 2;
+    for (let i = 0; i < count && offset + 2 <= buffer.byteLength; i += 1) {
+      const length = view.getUint16(offset);
+      offset += 2;
+      if (offset + length > buffer.byteLength) return;  // truncated: drop the rest
+      this.receiveFrame(buffer, offset, length);
+      offset += length;
+    }
+  }
+
+  // One mix frame at [offset, offset + length) of the message.
+  receiveFrame(buffer, offset, length) {
+    if (length <= HEADER) return;
+    const view = new DataView(buffer, offset, length);
     if (view.getUint8(0) !== KIND_MIX) return;
     const sequence = view.getUint32(2);
     const timestamp = view.getUint32(6);
@@ -120,7 +142,7 @@ export class SpaceAudio {
     this.decoder.decode(new EncodedAudioChunk({
       type: "key",
       timestamp: Math.round((timestamp / RATE) * 1e6),
-      data: new Uint8Array(buffer, HEADER),
+      data: new Uint8Array(buffer, offset + HEADER, length - HEADER),
     }));
   }
 

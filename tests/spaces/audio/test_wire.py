@@ -5,8 +5,11 @@ from spaces.audio.wire import (
     AudioFrame,
     FrameKind,
     WireError,
+    mix_frames,
     pack,
+    pack_bundle,
     unpack,
+    unpack_bundle,
 )
 
 
@@ -51,7 +54,8 @@ def test_unpack_accepts_memoryview():
     [
         (b"", "truncated header"),
         (bytes([1, 0, 0, 0, 0, 1, 0, 0, 3]), "truncated header"),
-        (bytes([3, 0, 0, 0, 0, 1, 0, 0, 3, 192]) + b"x", "unknown frame kind 3"),
+        (bytes([4, 0, 0, 0, 0, 1, 0, 0, 3, 192]) + b"x", "unknown frame kind 4"),
+        (bytes([3, 0, 0, 0, 0, 1, 0, 0, 3, 192]) + b"x", "a bundle (kind 3) holds frames"),
         (bytes([0, 0, 0, 0, 0, 1, 0, 0, 3, 192]) + b"x", "unknown frame kind 0"),
         (bytes([1, 2, 0, 0, 0, 1, 0, 0, 3, 192]) + b"x", "reserved flag bits set: 0x02"),
         (bytes([1, 0x81, 0, 0, 0, 1, 0, 0, 3, 192]) + b"x", "reserved flag bits set: 0x81"),
@@ -79,3 +83,41 @@ def test_pack_refuses_what_unpack_would_refuse(kind, payload, reason_start):
     """The sender side cannot build a frame the receiver would reject."""
     with pytest.raises(WireError, match=f"^{reason_start}"):
         pack(kind, 1, 1, payload)
+
+
+def test_bundle_round_trip_keeps_frames_and_order():
+    """A kind-3 bundle gives back its kind-2 frames, oldest first; a lone frame passes too."""
+    frames = [pack(FrameKind.ROOM_MIX, n, n * 960, bytes([n]) * (n + 1)) for n in (7, 8, 9)]
+    bundle = pack_bundle(frames)
+    assert bundle[:2] == bytes([3, 3])
+    assert unpack_bundle(bundle) == frames
+    assert [f.sequence for f in mix_frames(bundle)] == [7, 8, 9]
+    assert [f.sequence for f in mix_frames(frames[0])] == [7]
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"\x03", "truncated bundle header"),
+        (b"\x03\x01", "2..16 frames"),
+        (b"\x03\x02\x00", "a frame length is missing"),
+        (b"\x03\x02\x00\x0b" + bytes(11) + b"\x00\x40\x02", "shorter than its length"),
+        (b"\x03\x02\x00\x05abcde\x00\x05abcde", "shorter than its length"),
+    ],
+)
+def test_malformed_bundles_are_refused_with_a_reason(data, reason):
+    with pytest.raises(WireError, match=reason):
+        unpack_bundle(data)
+
+
+def test_stray_bytes_after_a_bundle_are_refused():
+    frames = [pack(FrameKind.ROOM_MIX, n, n * 960, b"x") for n in (1, 2)]
+    with pytest.raises(WireError, match="stray bytes"):
+        unpack_bundle(pack_bundle(frames) + b"!")
+
+
+def test_a_bundle_is_not_a_frame():
+    """Clients send kind 1 only; a bundle where one frame is expected is refused."""
+    frames = [pack(FrameKind.ROOM_MIX, n, n * 960, b"x") for n in (1, 2)]
+    with pytest.raises(WireError, match="bundle"):
+        unpack(pack_bundle(frames))
