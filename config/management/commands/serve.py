@@ -68,9 +68,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, host: str, port: int, proxy_headers: bool, **options):
+        # Twisted listens with a backlog of 50 by default: a wave of listeners joining a big
+        # room while the event loop is busy overflowed it and their handshakes were dropped.
+        interface = host.strip("[]").replace(":", r"\:")
+        endpoint = f"tcp:port={port}:interface={interface}:backlog={LISTEN_BACKLOG}"
         argv = [
-            "--bind", host,
-            "--port", str(port),
+            "--endpoint", endpoint,
             "--websocket-max-message-size", str(settings.SALON_WEBSOCKET_MAX_MESSAGE_SIZE),
             "--websocket-max-frame-size", str(settings.SALON_WEBSOCKET_MAX_FRAME_SIZE),
             # A handshake that does not finish in 10 s is dropped; pings find dead peers.
@@ -95,6 +98,9 @@ class Command(BaseCommand):
         daphne.server.WebSocketFactory = ClosingWebSocketFactory
         CommandLineInterface().run(argv)
 
+
+# Connections the kernel queues for the server to accept (Linux caps it at net.core.somaxconn).
+LISTEN_BACKLOG = 2048
 
 # Allocations between two young-generation collections (CPython's default is 700).
 GC_YOUNG_THRESHOLD = 20_000
