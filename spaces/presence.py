@@ -141,7 +141,7 @@ class AudiencePresence:
         pending.last_flush = asyncio.get_running_loop().time()
         pending.flush = None
         try:
-            counts = await db_call(self.load_counts)(space_id)
+            counts = await db_call(self.load_counts, upkeep=True)(space_id)
         except Exception:
             logger.exception("presence: counting space %s failed", space_id)
             return
@@ -205,7 +205,7 @@ class Heartbeats:
             # Only the sockets asked about: others may join while the query runs.
             asked = dict(sockets)
             try:
-                present = await db_call(self.refresh)(
+                present = await db_call(self.refresh, upkeep=True)(
                     space_id=space_id, user_ids={user_id for user_id, _ in asked.values()}
                 )
             except Exception:  # a failed round must not close anyone; the next one retries
