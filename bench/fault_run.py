@@ -144,8 +144,8 @@ def wait_for_log(path: Path, needle: bytes, group: Group, *, skip: int = 0, time
     raise RuntimeError(f"{group.name} not ready in {timeout} s:\n{path.read_text()[-3000:]}")
 
 
-def start_daphne(workdir: Path, port: int) -> fanout.Server:
-    return fanout.start_salon(workdir, profile=False, port=port)
+def start_daphne(workdir: Path, port: int, bundle_from: int) -> fanout.Server:
+    return fanout.start_salon(workdir, profile=False, port=port, bundle_from=bundle_from)
 
 
 def kill_daphne(server: fanout.Server) -> None:
@@ -297,6 +297,25 @@ class Events:
     participants_left: int = -1
 
 
+# A wait for joins also ends when nobody more joined for this long: those left out failed
+# (the listeners count them), and waiting on would push the next faults past the hold.
+JOIN_STALL_SECONDS = 20.0
+
+
+async def wait_for_joins(count, target: float, timeout: float) -> int:
+    """Poll ``count()`` (in a thread) until it reaches ``target``, stalls, or ``timeout``."""
+    deadline = time.time() + timeout
+    best, best_at = -1, time.time()
+    while True:
+        joined = await asyncio.to_thread(count)
+        now = time.time()
+        if joined > best:
+            best, best_at = joined, now
+        if joined >= target or now >= deadline or now - best_at >= JOIN_STALL_SECONDS:
+            return joined
+        await asyncio.sleep(0.5)
+
+
 async def at(moment: float) -> None:
     await asyncio.sleep(max(0.0, moment - time.time()))
 
@@ -352,8 +371,8 @@ async def run(args, workdir: Path, events: Events, members, space_id: int) -> di
 
     pilot_token, tokens = members.tokens[0], members.tokens[1:]
     port_a, port_b = fanout.free_port(), fanout.free_port()
-    server_a = await asyncio.to_thread(start_daphne, workdir, port_a)
-    server_b = await asyncio.to_thread(start_daphne, workdir, port_b)
+    server_a = await asyncio.to_thread(start_daphne, workdir, port_a, args.bundle_from)
+    server_b = await asyncio.to_thread(start_daphne, workdir, port_b, args.bundle_from)
     worker = await asyncio.to_thread(start_worker, workdir)
     celery("beat", workdir, "beat", "--loglevel", "INFO", "--schedule", str(workdir / "beat"))
     print(f"  daphne A {server_a.url} (pid {server_a.pid}), B {server_b.url} (pid {server_b.pid})")
@@ -383,12 +402,9 @@ async def run(args, workdir: Path, events: Events, members, space_id: int) -> di
     ]
     print(f"  {args.listeners} listeners opening at {args.ramp:g}/s ...")
     await at(start_at + args.listeners / args.ramp)
-    deadline = time.time() + args.join_timeout
-    while time.time() < deadline:
-        joined = await asyncio.to_thread(listeners_in, space_id)
-        if joined >= 0.99 * args.listeners:
-            break
-        await asyncio.sleep(0.5)
+    joined = await wait_for_joins(
+        lambda: listeners_in(space_id), 0.99 * args.listeners, args.join_timeout
+    )
     events.all_open = time.time()
     events.end = events.all_open + args.seconds
     print(
@@ -416,20 +432,19 @@ async def run(args, workdir: Path, events: Events, members, space_id: int) -> di
     await at(max(events.all_open + 0.12 * span, events.worker_back + 2))
     events.killed_mixer = await asyncio.to_thread(mixer_pid, space_id) == server_b.pid
     events.daphne_killed = time.time()
+    # Who was in through B, so the wait below expects them and not those who never got in.
+    b_tokens = tokens[half:]
+    b_present = await asyncio.to_thread(rejoined_since, b_tokens, 0)
     await asyncio.to_thread(kill_daphne, server_b)
     print(f"  daphne B killed{' (it mixed the room)' if events.killed_mixer else ''}")
     await at(events.daphne_killed + args.down)
-    server_b = await asyncio.to_thread(start_daphne, workdir, port_b)
+    server_b = await asyncio.to_thread(start_daphne, workdir, port_b, args.bundle_from)
     events.daphne_back = time.time()
     print(f"  daphne B back (pid {server_b.pid})")
     # Its listeners come back to it; the next fault waits for them (up to --join-timeout).
-    b_tokens = tokens[half:]
-    deadline = events.daphne_back + args.join_timeout
-    while time.time() < deadline:
-        back = await asyncio.to_thread(rejoined_since, b_tokens, events.daphne_back)
-        if back >= 0.99 * len(b_tokens):
-            break
-        await asyncio.sleep(1)
+    await wait_for_joins(
+        lambda: rejoined_since(b_tokens, events.daphne_back), 0.99 * b_present, args.join_timeout
+    )
     events.b_rejoined = time.time()
     print(f"  B's listeners back {events.b_rejoined - events.daphne_back:.0f} s after B")
 
@@ -700,13 +715,25 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--listeners", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=60.0, help="hold once all are in")
-    parser.add_argument("--ramp", type=float, default=100.0, help="listeners opened per second")
+    parser.add_argument(
+        "--ramp",
+        type=float,
+        default=40.0,
+        help="listeners opened per second (40: a 2,000 room fills in 50 s)",
+    )
     parser.add_argument("--tweets", type=int, default=6, help="uploaded before the worker dies")
     parser.add_argument("--down", type=float, default=4.0, help="seconds each victim stays down")
     parser.add_argument("--stalled", type=int, default=20, help="SALON_VOICETWEET_STALLED_SECONDS")
     parser.add_argument("--settle", type=float, default=240.0, help="max wait after the run")
     parser.add_argument(
         "--join-timeout", type=float, default=180.0, help="max wait for everyone to join"
+    )
+    parser.add_argument(
+        "--bundle-from",
+        type=int,
+        default=500,
+        help="SALON_AUDIO_BUNDLE_FROM for both processes (default 500: each holds about 1,000 "
+        "listeners, right at Salon's default of 1,000; 0: never)",
     )
     return parser.parse_args(argv)
 
