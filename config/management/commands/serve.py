@@ -68,8 +68,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, host: str, port: int, proxy_headers: bool, **options):
-        # Twisted listens with a backlog of 50 by default: a wave of listeners joining a big
-        # room while the event loop is busy overflowed it and their handshakes were dropped.
+        # Twisted listens with a backlog of 50 by default, little for a wave of listeners
+        # joining a big room while the event loop is busy.
         interface = host.strip("[]").replace(":", r"\:")
         endpoint = f"tcp:port={port}:interface={interface}:backlog={LISTEN_BACKLOG}"
         argv = [
