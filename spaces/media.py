@@ -115,8 +115,6 @@ class _Room:
     local_members: int = 0
     owner: bool = False
     mixer: RoomMixer | None = None
-    # While this process mixes the room: what its ``in`` channel does with a message.
-    in_handler: Callable[[bytes], None] | None = None
     lease_task: asyncio.Task | None = None
     idle_since: float | None = None
     # Publishers this process has seen, so a new owner can be told who may speak.
@@ -243,18 +241,7 @@ class MediaPlane:
     def speaker_frame(self, space_id: int, user_id: int, frame: bytes) -> None:
         """A frame from a member the consumer has checked may publish (wire format, kind 1)."""
         self.frames_in += 1
-        self._to_mixer(space_id, _IN_HEAD.pack(b"F", user_id) + frame)
-
-    def _to_mixer(self, space_id: int, message: bytes) -> None:
-        """Send a message to the room's mixer: straight to it when this process mixes the room
-        (a speaker's frame then skips a Redis round trip and a loop turn), else on the bus.
-        One member's frames and publishing changes all leave from their socket's process, so
-        they keep their order either way."""
-        room = self.rooms.get(space_id)
-        if room is not None and room.in_handler is not None:
-            room.in_handler(message)
-        else:
-            self.bus.publish_nowait(f"in:{space_id}", message)
+        self.bus.publish_nowait(f"in:{space_id}", _IN_HEAD.pack(b"F", user_id) + frame)
 
     async def set_publishing(
         self, space_id: int, key: str, *, user_id: int, publishing: bool
@@ -264,7 +251,8 @@ class MediaPlane:
         if room is not None:
             (room.local_publishers.add if publishing else room.local_publishers.discard)(user_id)
         self.fanout.set_speaker(space_id, key, user_id if publishing else None)
-        self._to_mixer(space_id, _IN_HEAD.pack(b"P", user_id) + bytes([1 if publishing else 0]))
+        message = _IN_HEAD.pack(b"P", user_id) + bytes([1 if publishing else 0])
+        await self.bus.publish(f"in:{space_id}", message)
 
     async def set_recording(self, space_id: int, recording: bool) -> None:
         """The space's recording was switched on or off: tell the room's owner (once per
@@ -321,8 +309,7 @@ class MediaPlane:
         )
         room.mixer = mixer
         room.owner = True
-        room.in_handler = self._in_handler(room)
-        await self.bus.subscribe(f"in:{room.space_id}", room.in_handler)
+        await self.bus.subscribe(f"in:{room.space_id}", self._in_handler(room))
         self.runner.add_room(room.space_id, mixer)
         if self.start_runner and not self.runner.running:
             self.runner.start()
@@ -332,7 +319,6 @@ class MediaPlane:
 
     async def _stop_owning(self, room: _Room) -> None:
         self.runner.remove_room(room.space_id)
-        room.in_handler = None
         await self.bus.unsubscribe(f"in:{room.space_id}")
         room.owner = False
         mixer, room.mixer = room.mixer, None
