@@ -82,7 +82,14 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from spaces.audio.codec import FRAME_SECONDS
-from spaces.audio.wire import HEADER, HEADER_BYTES, UINT32_MODULO, FrameKind
+from spaces.audio.wire import (
+    HEADER,
+    HEADER_BYTES,
+    UINT32_MODULO,
+    FrameKind,
+    WireError,
+    unpack_bundle,
+)
 from spaces.client import space_socket_url
 
 ROOM_MIX = int(FrameKind.ROOM_MIX)
@@ -145,14 +152,14 @@ class WorkerState:
     def on_message(self, connection: Connection, message: bytes) -> None:
         """The hot path: one binary message on one socket (a mix frame, or a bundle)."""
         now = time.time()
-        if message[0] == ROOM_MIX_BUNDLE:
-            # Big rooms (spaces/fanout.py): 2 bytes of head, then (uint16 length, frame)*.
-            offset = 2
-            for _ in range(message[1]):
-                length = int.from_bytes(message[offset : offset + 2], "big")
-                offset += 2
-                self.on_frame(connection, message[offset : offset + length], now)
-                offset += length
+        if message[0] == ROOM_MIX_BUNDLE:  # big rooms (spaces/fanout.py)
+            try:
+                frames = unpack_bundle(message)
+            except WireError:
+                connection.invalid += 1
+                return
+            for frame in frames:
+                self.on_frame(connection, frame, now)
             return
         self.on_frame(connection, message, now)
 

@@ -161,10 +161,9 @@ class DirectSink:
             return
         try:
             sent = self.socket.send(frame)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
         except OSError:
-            # Let Twisted meet the error on its own write and close the connection its way.
+            # Full (BlockingIOError) or broken: Twisted writes it later, or meets the error on
+            # its own write and closes the connection its way.
             sent = 0
         if sent < len(frame):
             transport.write(frame[sent:])
@@ -240,7 +239,6 @@ class RoomFanout:
     pending_sequence: int = 0  # the sequence number the next pending frame should have
     # Sends a lone pending frame if no next frame comes (the room fell silent).
     flush_timer: asyncio.TimerHandle | None = None
-    bundles: int = 0
 
 
 def _sequence(message: bytes) -> int:
@@ -328,7 +326,6 @@ class Fanout:
             outgoing = Outgoing.binary(pending[0])
         else:
             outgoing = Outgoing.binary(pack_bundle(pending))
-            room.bundles += 1
         for member in room.members.values():
             if member.speaker_id is None:
                 member.sink.send(outgoing)
