@@ -15,6 +15,12 @@ Policy (docs/audio.md has the prose version):
   once), and shrinks by one frame at most every ``shrink_interval`` frames. When the buffer
   holds at least ``trim_surplus`` frames more than the target for ``trim_after`` pops in a
   row, one frame is skipped to bring latency back down.
+* Slack: when ``pop`` is given the tick's time, the buffer also measures how long each played
+  frame waited. If every frame of a ``slack_window`` (1 s) waited more than a whole frame plus
+  ``slack_guard``, the next frame was always there a tick early: the delay is one frame longer
+  than the arrivals need (the target counts frames, it cannot see the phase between the
+  sender's clock and the tick), so one frame is skipped. A trim that the stream then proves
+  wrong (it starves within the next window) doubles the evidence needed, up to 8 windows.
 * Frames older than the playout point are late, frames already buffered or just played are
   duplicates, frames beyond ``capacity`` evict the oldest (overflow): all dropped and counted.
 * A forward jump larger than ``max_conceal`` (a client that resumes after mute with a new
@@ -54,10 +60,15 @@ class JitterSettings:
     trim_surplus: int = 2
     trim_after: int = 25  # 0.5 s of steady surplus before skipping a frame
     restart_after: int = 500  # 10 s backwards: the sender restarted its counter
+    slack_window: int = 50  # 1 s of played frames: evidence before skipping an unneeded frame
+    slack_guard: float = 0.005  # seconds of wait kept beyond the frame skipped
+    slack_spacing: int = 10  # 200 ms between skips when the surplus is several frames
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_target <= self.initial_target <= self.max_target < self.capacity:
             raise ValueError("need 1 <= min_target <= initial_target <= max_target < capacity")
+        if not 1 <= self.slack_spacing <= self.slack_window or self.slack_guard < 0:
+            raise ValueError("need 1 <= slack_spacing <= slack_window and slack_guard >= 0")
 
 
 @dataclass(slots=True)
@@ -113,6 +124,24 @@ class _DelayTracker:
         self._high = -math.inf
 
 
+@dataclass(slots=True)
+class _Slack:
+    """Shortest wait (tick time - arrival time) of the frames played in the current window.
+
+    Tumbling windows, not a sliding one: O(1) per frame, and a trim shifts the evidence instead
+    of discarding it (the frames of the window would each have waited one frame less).
+    """
+
+    needed: int  # frames of evidence before a skip; doubles after a skip proved wrong
+    shortest: float = math.inf
+    count: int = 0
+    since_trim: int | None = None  # frames played since the last slack trim
+
+    def reset(self) -> None:
+        self.shortest = math.inf
+        self.count = 0
+
+
 class JitterBuffer:
     """Not thread-safe: push and pop from the same thread (the mixer drains its inbox)."""
 
@@ -120,7 +149,7 @@ class JitterBuffer:
         self.settings = settings or JitterSettings()
         self.stats = JitterStats()
         self.target = self.settings.initial_target
-        self._frames: dict[int, bytes] = {}
+        self._frames: dict[int, tuple[bytes, float]] = {}  # sequence -> (payload, arrival)
         self._highest: int | None = None  # highest unwrapped sequence seen
         self._next: int | None = None  # unwrapped sequence the next pop plays
         self._playing = False
@@ -130,6 +159,7 @@ class JitterBuffer:
         self._since_target_change = 0
         self._recently_played: deque[int] = deque(maxlen=self.settings.capacity)
         self._delays = _DelayTracker(self.settings.delay_window)
+        self._slack = _Slack(self.settings.slack_window)
 
     @property
     def depth(self) -> int:
@@ -159,7 +189,7 @@ class JitterBuffer:
             stats.duplicate += 1
             stats.dropped += 1
             return False
-        self._frames[extended] = payload
+        self._frames[extended] = (payload, arrival_time)
         if extended > self._highest:
             self._highest = extended
         self._delays.observe(extended, arrival_time)
@@ -168,14 +198,21 @@ class JitterBuffer:
             self._evict_oldest()
         return True
 
-    def pop(self) -> bytes | Playout:
-        """Once per tick: the next payload, ``Playout.CONCEAL`` or ``Playout.NOTHING``."""
+    def pop(self, now: float | None = None) -> bytes | Playout:
+        """Once per tick: the next payload, ``Playout.CONCEAL`` or ``Playout.NOTHING``.
+
+        ``now`` is the tick's time on the clock of the arrival times; without it the buffer
+        cannot see how long frames waited, and only the frame-count rules apply.
+        """
         if not self._playing and not self._start_playing():
             return Playout.NOTHING
         frames = self._frames
-        payload = frames.pop(self._next, None)
-        if payload is not None:
+        entry = frames.pop(self._next, None)
+        if entry is not None:
+            payload, arrival_time = entry
             self._play(self._next)
+            if now is not None:
+                self._measure_slack(now - arrival_time)
             return payload
         if frames:
             earliest = min(frames)
@@ -183,11 +220,12 @@ class JitterBuffer:
                 # A new talk spurt after a pause: prime again rather than conceal the gap.
                 self.stats.resyncs += 1
                 self._go_idle()
-                return self.pop()
+                return self.pop(now)
             self._next += 1
             self.stats.concealed += 1
             return Playout.CONCEAL
         self._starved += 1
+        self._slack_proved_wrong()
         if self._starved > self.settings.max_conceal:
             self._go_idle()
             return Playout.NOTHING
@@ -228,8 +266,39 @@ class JitterBuffer:
                 self._surplus_pops = 0
                 self.stats.trimmed += 1
                 self.stats.dropped += 1
+                self._slack.reset()  # the waits measured so far no longer hold
         else:
             self._surplus_pops = 0
+
+    def _measure_slack(self, wait: float) -> None:
+        slack = self._slack
+        if slack.since_trim is not None:
+            slack.since_trim += 1
+        if wait < slack.shortest:
+            slack.shortest = wait
+        slack.count += 1
+        if slack.count < slack.needed:
+            return
+        settings = self.settings
+        if slack.shortest >= FRAME_SECONDS + settings.slack_guard and self._next in self._frames:
+            # Every frame of the window was buffered a tick before it played: skip one.
+            del self._frames[self._next]
+            self._next += 1
+            self.stats.trimmed += 1
+            self.stats.dropped += 1
+            slack.since_trim = 0
+            slack.shortest -= FRAME_SECONDS
+            slack.count = slack.needed - settings.slack_spacing
+        else:
+            slack.reset()
+
+    def _slack_proved_wrong(self) -> None:
+        """The stream starved: if a slack trim came shortly before, it cut too deep."""
+        slack = self._slack
+        if slack.since_trim is not None and slack.since_trim < slack.needed:
+            slack.needed = min(slack.needed * 2, self.settings.slack_window * 8)
+        slack.since_trim = None
+        slack.reset()
 
     def _go_idle(self) -> None:
         self._playing = False
@@ -237,6 +306,8 @@ class JitterBuffer:
         self._starved = 0
         # The next talk spurt may arrive with a new offset between sequence and wall time.
         self._delays.clear()
+        self._slack.reset()
+        self._slack.since_trim = None
 
     def _restart(self) -> None:
         self._frames.clear()

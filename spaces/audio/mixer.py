@@ -230,8 +230,12 @@ class RoomMixer:
             observer_errors=stats.observer_errors,
         )
 
-    def tick(self) -> TickResult:
-        """Mix one 20 ms frame. Call exactly once per clock tick, from one thread."""
+    def tick(self, now: float | None = None) -> TickResult:
+        """Mix one 20 ms frame. Call exactly once per clock tick, from one thread.
+
+        ``now``: the tick's time on the clock of the frames' arrival times. With it the jitter
+        buffers see how long frames waited and give back a frame of delay nobody needs.
+        """
         dropped = self._drain_inbox()
         total = self._sum
         total.fill(0)
@@ -243,7 +247,7 @@ class RoomMixer:
         for speaker in self._speakers.values():
             if not speaker.publishing:
                 continue
-            item = speaker.jitter.pop()
+            item = speaker.jitter.pop(now)
             if item is Playout.NOTHING:
                 level = SILENCE_DBFS
                 pcm = None

@@ -89,9 +89,10 @@ class MixerRunner:
             return False
         if self.on_timing is not None:
             self.on_timing(timing)
+        now = timing.deadline + timing.lateness
         for room_id, mixer in self._rooms.items():
             try:
-                result = mixer.tick()
+                result = mixer.tick(now)
                 if self.on_result is not None:
                     self.on_result(room_id, result)
             except Exception:

@@ -172,6 +172,106 @@ def test_lasting_surplus_is_trimmed():
     assert buffer.depth <= buffer.target + settings.trim_surplus
 
 
+def stream(buffer: JitterBuffer, frames: int, *, phase: float, jitter=lambda sequence: 0.0):
+    """A sender 20 ms apart, ``phase`` seconds before the tick that follows each frame's slot:
+    frame n arrives at n x 20 ms - phase + jitter(n), tick k runs at k x 20 ms, in time order.
+    Returns each played frame's wait (tick time - arrival) and how many ticks concealed."""
+    arrivals = {n: n * FRAME_SECONDS - phase + jitter(n) for n in range(frames)}
+    events = sorted(
+        [(arrival, 0, n) for n, arrival in arrivals.items()]
+        + [(k * FRAME_SECONDS, 1, k) for k in range(frames)]
+    )
+    waits, concealed = [], 0
+    for time, is_tick, n in events:
+        if not is_tick:
+            buffer.push(n, payload(n), time)
+            continue
+        item = buffer.pop(time)
+        if item is CONCEAL:
+            concealed += 1
+        elif item is not NOTHING:
+            waits.append(time - arrivals[int.from_bytes(item, "big")])
+    return waits, concealed
+
+
+def test_a_frame_of_delay_nobody_needs_is_given_back():
+    """Frames that land 15 ms before a tick wait 35 ms at the starting target of 2; a second
+    of that evidence skips one frame, and from then on they wait 15 ms, without a glitch."""
+    buffer = JitterBuffer()
+    waits, concealed = stream(buffer, 300, phase=0.015)
+    assert waits[0] > 0.03
+    assert buffer.stats.trimmed == 1
+    assert all(abs(wait - 0.015) < 1e-9 for wait in waits[-200:])
+    assert concealed == 0
+
+
+def test_the_guard_keeps_the_frame_when_the_margin_is_thin():
+    """Frames 3 ms before a tick wait 23 ms: skipping one would leave 3 ms, less than the
+    5 ms guard, so the buffer keeps it."""
+    buffer = JitterBuffer()
+    waits, concealed = stream(buffer, 300, phase=0.003)
+    assert buffer.stats.trimmed == 0
+    assert min(waits) > FRAME_SECONDS
+    assert concealed == 0
+
+
+def test_the_slowest_arrival_decides_what_is_skipped():
+    """With 15 ms of phase and arrivals up to 12 ms late once a second, the shortest wait in a
+    window is 23 ms: nothing is skipped and nothing starves."""
+    buffer = JitterBuffer()
+    waits, concealed = stream(
+        buffer, 500, phase=0.015, jitter=lambda n: 0.012 if n % 50 == 25 else 0.0
+    )
+    assert buffer.stats.trimmed == 0
+    assert concealed == 0
+    assert abs(min(waits) - 0.023) < 1e-9
+
+
+def test_a_skip_the_stream_proves_wrong_doubles_the_evidence_needed():
+    """After a skip, a frame arriving 18 ms late starves the buffer: the next skip needs two
+    seconds of evidence instead of one, so a stream that misbehaves now and then is not
+    skipped and concealed over and over."""
+    late_once = {80}
+    buffer = JitterBuffer()
+    _, concealed = stream(
+        buffer, 160, phase=0.015, jitter=lambda n: 0.018 if n in late_once else 0.0
+    )
+    assert buffer.stats.trimmed == 1 and concealed == 1
+    assert buffer._slack.needed == 2 * buffer.settings.slack_window
+
+    buffer = JitterBuffer()
+    stream(buffer, 300, phase=0.015, jitter=lambda n: 0.018 if n in late_once else 0.0)
+    assert buffer.stats.trimmed == 2  # skipped again, after two clean seconds
+
+
+def test_a_backlog_is_given_back_a_frame_at_a_time():
+    """A stall that queued five extra frames is worked off one skip per 200 ms once a second
+    of evidence shows the frames are all early."""
+    settings = JitterSettings(trim_after=10_000)  # the frame-count trim stays out of this test
+    buffer = JitterBuffer(settings)
+    for sequence in range(7):  # arrive together after a 120 ms stall
+        buffer.push(sequence, payload(sequence), 0.12)
+    waits = []
+    for tick in range(7, 200):
+        arrival = tick * FRAME_SECONDS - 0.015
+        buffer.push(tick, payload(tick), arrival)
+        item = buffer.pop(tick * FRAME_SECONDS)
+        assert item is not CONCEAL and item is not NOTHING
+        sequence = int.from_bytes(item, "big")
+        waits.append(tick * FRAME_SECONDS - (0.12 if sequence < 7 else arrival + 0.0))
+    assert buffer.stats.trimmed >= 5
+    assert max(waits[-60:]) < FRAME_SECONDS
+
+
+def test_without_the_tick_time_only_the_frame_count_rules_apply():
+    """pop() with no time (tests, tools) never skips for slack."""
+    buffer = JitterBuffer()
+    for tick in range(300):
+        buffer.push(tick, payload(tick), tick * FRAME_SECONDS - 0.015)
+        buffer.pop()
+    assert buffer.stats.trimmed == 0
+
+
 def test_clear_drops_buffered_frames():
     """After clear() (mute, demotion) nothing buffered leaks out."""
     buffer = JitterBuffer()
