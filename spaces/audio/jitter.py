@@ -19,8 +19,11 @@ Policy (docs/audio.md has the prose version):
   frame waited. If every frame of a ``slack_window`` (1 s) waited more than a whole frame plus
   ``slack_guard``, the next frame was always there a tick early: the delay is one frame longer
   than the arrivals need (the target counts frames, it cannot see the phase between the
-  sender's clock and the tick), so one frame is skipped. A trim that the stream then proves
-  wrong (it starves within the next window) doubles the evidence needed, up to 8 windows.
+  sender's clock and the tick), so one frame is skipped, and a backlog one frame per
+  ``slack_spacing`` ticks. A skip the stream proves wrong (within the next window it starves
+  for a single tick: the skipped margin was needed) doubles the evidence needed, up to 8
+  windows; a skip that holds for a window halves it again. A longer stall proves nothing: it
+  would have starved the buffer with or without the skip.
 * Frames older than the playout point are late, frames already buffered or just played are
   duplicates, frames beyond ``capacity`` evict the oldest (overflow): all dropped and counted.
 * A forward jump larger than ``max_conceal`` (a client that resumes after mute with a new
@@ -225,7 +228,7 @@ class JitterBuffer:
             self.stats.concealed += 1
             return Playout.CONCEAL
         self._starved += 1
-        self._slack_proved_wrong()
+        self._slack.reset()  # playout just moved a frame later: the waits measured no longer hold
         if self._starved > self.settings.max_conceal:
             self._go_idle()
             return Playout.NOTHING
@@ -255,7 +258,9 @@ class JitterBuffer:
         self.stats.played += 1
         self._recently_played.append(extended)
         self._next = extended + 1
-        self._starved = 0
+        if self._starved:
+            self._slack_starved(self._starved)
+            self._starved = 0
         settings = self.settings
         if len(self._frames) >= self.target + settings.trim_surplus - 1:
             self._surplus_pops += 1
@@ -266,20 +271,23 @@ class JitterBuffer:
                 self._surplus_pops = 0
                 self.stats.trimmed += 1
                 self.stats.dropped += 1
-                self._slack.reset()  # the waits measured so far no longer hold
+                self._slack.shortest -= FRAME_SECONDS  # each frame would have waited less
         else:
             self._surplus_pops = 0
 
     def _measure_slack(self, wait: float) -> None:
         slack = self._slack
+        settings = self.settings
         if slack.since_trim is not None:
             slack.since_trim += 1
+            if slack.since_trim >= slack.needed:  # the last skip held: trust the stream more
+                slack.needed = max(settings.slack_window, slack.needed // 2)
+                slack.since_trim = None
         if wait < slack.shortest:
             slack.shortest = wait
         slack.count += 1
         if slack.count < slack.needed:
             return
-        settings = self.settings
         if slack.shortest >= FRAME_SECONDS + settings.slack_guard and self._next in self._frames:
             # Every frame of the window was buffered a tick before it played: skip one.
             del self._frames[self._next]
@@ -292,13 +300,14 @@ class JitterBuffer:
         else:
             slack.reset()
 
-    def _slack_proved_wrong(self) -> None:
-        """The stream starved: if a slack trim came shortly before, it cut too deep."""
+    def _slack_starved(self, ticks: int) -> None:
+        """Playout resumes after ``ticks`` starved ticks. One tick soon after a slack skip
+        means the skipped frame's margin was needed: the skip cut too deep. A longer stall
+        would have starved the buffer with or without the skip, so it proves nothing."""
         slack = self._slack
-        if slack.since_trim is not None and slack.since_trim < slack.needed:
+        if ticks == 1 and slack.since_trim is not None:
             slack.needed = min(slack.needed * 2, self.settings.slack_window * 8)
         slack.since_trim = None
-        slack.reset()
 
     def _go_idle(self) -> None:
         self._playing = False

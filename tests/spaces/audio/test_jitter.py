@@ -244,6 +244,19 @@ def test_a_skip_the_stream_proves_wrong_doubles_the_evidence_needed():
     assert buffer.stats.trimmed == 2  # skipped again, after two clean seconds
 
 
+def test_a_long_stall_after_a_skip_does_not_slow_the_next_one():
+    """Frames 80-84 stuck for 100 ms (a server pause): the buffer starves for several ticks,
+    which it would have with or without the skip before, so the evidence needed stays one
+    second and the delay the stall added is given back soon after."""
+    buffer = JitterBuffer()
+    waits, _ = stream(
+        buffer, 300, phase=0.015, jitter=lambda n: 0.1 - (n - 80) * 0.02 if 80 <= n <= 84 else 0.0
+    )
+    assert buffer._slack.needed == buffer.settings.slack_window
+    assert buffer.stats.trimmed >= 3
+    assert all(abs(wait - 0.015) < 1e-9 for wait in waits[-60:])
+
+
 def test_a_backlog_is_given_back_a_frame_at_a_time():
     """A stall that queued five extra frames is worked off one skip per 200 ms once a second
     of evidence shows the frames are all early."""
