@@ -20,6 +20,16 @@ What it does, for each number of daphne processes and each room size:
    marker receive time - the send time of the latest burst before it (both ``time.time()`` on
    this host): it includes the speaker's jitter buffer (>= 1 frame), the wait for the next
    mixer tick, the encode, the Redis round trip and the write. Above 400 ms it would alias.
+   It also includes the load generator's own queueing: one listeners.py process reads hundreds
+   of sockets, and the last one it gets to may read a frame 15-20 ms after the first (the bare
+   server's latency shows the same). So ``--probes`` (8) of the N listeners per server are
+   *probes*: a listeners.py of their own, opening evenly through the ramp (so they sit all
+   along the server's send order) and otherwise idle, so they read a frame as it lands. Their
+   marker latency is the **server-added latency** the target is about; the crowd's is printed
+   next to it as end-to-end latency. Both count from ``SETTLE_SECONDS`` (5) after the last
+   socket opened: during a join wave the speaker's frames wait behind handshakes and database
+   joins on the event loop, the jitter buffer grows to absorb that, and it gives the delay
+   back within seconds of the wave's end; the wave's own latency is printed on its own line.
 5. Server CPU is utime + stime of the daphne processes from /proc/<pid>/stat over the
    listeners' steady window. Listeners per CPU-core-second = delivered listener-frames per
    second / 50 / cores used.
@@ -29,7 +39,7 @@ What it does, for each number of daphne processes and each room size:
    way (its latency is receive time - the broadcast call of the burst's first frame).
 7. Lag growth: the largest size runs ``--lag-seconds`` (60) and prints marker latency per 10 s.
 
-Targets (the issue's bench items 3 and 4): p95 server-added latency <= 60 ms at 500 listeners;
+Targets (the issue's bench items 3 and 4): p95 server-added (probe) latency <= 60 ms at 500;
 listeners per CPU-core-second >= 0.7 x the bare broadcast; latency flat over 60 s.
 
 Everything listens on 127.0.0.1. Every process this bench starts is stopped when it ends, fails
@@ -74,6 +84,11 @@ BURST_FRAMES = 2
 BARE_QUIET_BYTES = 40
 BARE_BURST_BYTES = 80
 LATENCY_WINDOW = 10.0
+# Latency is measured from this long after the last socket opened: a join wave (50 handshakes,
+# database joins and snapshots a second) delays a speaker's frames on the event loop, the
+# jitter buffer grows to absorb it and gives it back within seconds of the wave's end. The
+# wave's own latency is printed on its own line.
+SETTLE_SECONDS = 5.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PYTHON = sys.executable
 
@@ -400,19 +415,29 @@ async def run_listeners(
     servers: list[Server],
     space_id: int,
     token_files: list[Path],
+    probe_files: list[Path],
     seconds: float,
     ramp: float,
     workdir: Path,
     tag: str,
 ) -> list[dict]:
-    """One listeners.py per server, ramping together; their JSON summaries and marker files."""
+    """Per server, one listeners.py for the crowd and one for the probes, all ramping together
+    and ending together; their JSON summaries and marker files (``probe`` says which)."""
     start_at = time.time() + 2.0
     cpus = os.cpu_count() or 1
-    runs = []
-    for index, (server, tokens) in enumerate(zip(servers, token_files, strict=True)):
-        count = len(tokens.read_text().split())
+    jobs = []
+    for index, server in enumerate(servers):
+        count = len(token_files[index].read_text().split())
+        probes = len(probe_files[index].read_text().split())
+        ramp_seconds = (count + probes) / (ramp / len(servers))
         workers = max(1, min(math.ceil(count / 500), cpus // len(servers) or 1))
-        raw = workdir / f"{tag}-{index}.markers"
+        jobs.append((index, server, token_files[index], workers, count / ramp_seconds, False))
+        if probes:
+            jobs.append((index, server, probe_files[index], 1, probes / ramp_seconds, True))
+    runs = []
+    for index, server, tokens, workers, job_ramp, probe in jobs:
+        name = f"{tag}-{index}" + ("-probes" if probe else "")
+        raw = workdir / f"{name}.markers"
         args = [
             PYTHON,
             str(ROOT / "bench" / "listeners.py"),
@@ -425,7 +450,7 @@ async def run_listeners(
             "--processes",
             str(workers),
             "--ramp",
-            f"{ramp / len(servers):g}",
+            f"{job_ramp:g}",
             "--seconds",
             f"{seconds:g}",
             "--start-at",
@@ -433,19 +458,20 @@ async def run_listeners(
             "--raw-markers",
             str(raw),
         ]
-        log = workdir / f"{tag}-{index}.listeners.log"
-        out = workdir / f"{tag}-{index}.json"
+        log = workdir / f"{name}.listeners.log"
+        out = workdir / f"{name}.json"
         with open(out, "wb") as stdout:
             process = spawn(args, log=log, stdout=stdout)
-        runs.append((process, out, raw, log))
+        runs.append((process, out, raw, log, index, probe))
     results = []
-    for process, out, raw, log in runs:
+    for process, out, raw, log, index, probe in runs:
         while process.poll() is None:
             await asyncio.sleep(0.2)
         _children.remove(process)
         if process.returncode != 0:
             raise RuntimeError(f"listeners.py failed:\n{log.read_text(errors='replace')[-3000:]}")
-        results.append({"summary": json.loads(out.read_text()), "raw": raw})
+        summary = json.loads(out.read_text())
+        results.append({"summary": summary, "raw": raw, "server": index, "probe": probe})
     return results
 
 
@@ -468,9 +494,18 @@ class Result:
     p50: float | None = None
     p95: float | None = None
     p99: float | None = None
+    # The same from the probes only: server-added latency (module docstring, step 4).
+    srv_p50: float | None = None
+    srv_p95: float | None = None
+    srv_p99: float | None = None
+    # Server-added latency from the first socket's open until the settle (SETTLE_SECONDS).
+    wave_seconds: float = 0.0
+    wave_srv_p95: float | None = None
+    wave_srv_max: float | None = None
     markers: int = 0
     mean_bytes: float = 0.0
     lag: list[tuple[float, float, float, int]] = field(default_factory=list)
+    srv_lag: list[tuple[float, float, float, int]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -529,25 +564,46 @@ def analyse(
 
     # Latency: every marker receive time against the latest burst its server sent before the
     # marker's first receive time (bare servers each keep their own clock).
-    pooled: list[float] = []
-    by_window: dict[int, list[float]] = {}
+    pooled: dict[bool, list[float]] = {False: [], True: []}
+    by_window: dict[bool, dict[int, list[float]]] = {False: {}, True: {}}
+    settled = start + SETTLE_SECONDS
+    wave: list[float] = []
+    first_sent = settled
     for run, bursts in runs:
+        probe = run["probe"]
         with open(run["raw"]) as raw:
             for line in raw:
                 times = json.loads(line)["times"]
                 index = bisect.bisect_right(bursts, min(times)) - 1
-                if index < 0 or not start <= bursts[index] <= end:
+                if index < 0 or bursts[index] > end:
                     continue
                 sent = bursts[index]
-                result.markers += 1
                 latencies = [t - sent for t in times]
-                pooled.extend(latencies)
-                by_window.setdefault(int((sent - start) // LATENCY_WINDOW), []).extend(latencies)
-    result.p50, result.p95, result.p99 = (percentile(pooled, q) for q in (0.5, 0.95, 0.99))
-    result.lag = [
-        (slot * LATENCY_WINDOW, percentile(v, 0.5), percentile(v, 0.95), len(v))
-        for slot, v in sorted(by_window.items())
-    ]
+                if sent < settled:
+                    if probe:
+                        wave.extend(latencies)
+                        first_sent = min(first_sent, sent)
+                    continue
+                result.markers += not probe
+                slot = int((sent - settled) // LATENCY_WINDOW)
+                for everyone in {False, probe}:  # the crowd's figures include the probes
+                    pooled[everyone].extend(latencies)
+                    by_window[everyone].setdefault(slot, []).extend(latencies)
+    if wave:
+        result.wave_seconds = settled - first_sent
+        result.wave_srv_p95, result.wave_srv_max = percentile(wave, 0.95), max(wave)
+    quantiles = (0.5, 0.95, 0.99)
+    result.p50, result.p95, result.p99 = (percentile(pooled[False], q) for q in quantiles)
+    result.srv_p50, result.srv_p95, result.srv_p99 = (
+        percentile(pooled[True], q) for q in quantiles
+    )
+    result.lag, result.srv_lag = (
+        [
+            (slot * LATENCY_WINDOW, percentile(v, 0.5), percentile(v, 0.95), len(v))
+            for slot, v in sorted(by_window[probe].items())
+        ]
+        for probe in (False, True)
+    )
 
 
 # --- one measurement --------------------------------------------------------------------------
@@ -559,6 +615,7 @@ async def measure(
     *,
     space_id: int,
     token_files: list[Path],
+    probe_files: list[Path],
     host_token: str | None,
     host_id: int | None,
     seconds: float,
@@ -588,7 +645,9 @@ async def measure(
                 ready_wait.cancel()
                 await speaker  # raises the speaker's failure
         tag = f"{kind}-{size}-p{len(servers)}"
-        runs = await run_listeners(servers, space_id, token_files, seconds, ramp, workdir, tag)
+        runs = await run_listeners(
+            servers, space_id, token_files, probe_files, seconds, ramp, workdir, tag
+        )
     finally:
         stop.set()
         await sampling
@@ -598,9 +657,13 @@ async def measure(
             except Exception as error:  # the numbers may still be worth printing
                 report.error = f"{type(error).__name__}: {error}"
     labels = [label for label in pids if label != "redis"]
+    if kind == "salon":  # kept with the logs, for a closer look at a run
+        (workdir / f"salon-{size}-p{len(servers)}.bursts").write_text(
+            "\n".join(repr(t) for t in report.bursts) + "\n"
+        )
     if kind == "bare":
         marks = [sorted(float(x) for x in path.read_text().split()) for path in bare_marks or []]
-        analyse(result, list(zip(runs, marks, strict=True)), sampler, labels)
+        analyse(result, [(run, marks[run["server"]]) for run in runs], sampler, labels)
     else:
         analyse(result, [(run, report.bursts) for run in runs], sampler, labels)
         if report.stalls:
@@ -702,7 +765,12 @@ def run_all(args, workdir: Path, results: list[Result]) -> None:
     for processes in args.processes:
         for size in args.sizes:
             seconds = args.lag_seconds if size == largest else args.seconds
-            tokens = split(members.tokens[:size], processes, workdir, f"n{size}-p{processes}")
+            probes = min(args.probes * processes, size // 10)
+            crowd = size - probes
+            tokens = split(members.tokens[:crowd], processes, workdir, f"n{size}-p{processes}")
+            probe_tokens = split(
+                members.tokens[crowd:size], processes, workdir, f"n{size}-p{processes}-probes"
+            )
             # Salon: fresh daphne processes per measurement, so no run inherits another's state.
             servers = [
                 start_salon(workdir, profile=args.profile, bundle_from=args.bundle_from)
@@ -721,6 +789,7 @@ def run_all(args, workdir: Path, results: list[Result]) -> None:
                             servers,
                             space_id=space_id,
                             token_files=tokens,
+                            probe_files=probe_tokens,
                             host_token=members.host_token,
                             host_id=members.host_id,
                             seconds=seconds,
@@ -754,6 +823,7 @@ def run_all(args, workdir: Path, results: list[Result]) -> None:
                             [s for s, _ in started],
                             space_id=space_id,
                             token_files=tokens,
+                            probe_files=probe_tokens,
                             host_token=None,
                             host_id=None,
                             seconds=args.seconds,
@@ -793,25 +863,32 @@ def report(args, results: list[Result], started: float) -> None:
     print(
         f"{'server':6} {'procs':>5} {'listeners':>9} {'opened':>6} {'window s':>8} "
         f"{'frames/s':>9} {'lost':>8} {'lost %':>7} {'srv cores':>9} {'redis':>6} "
-        f"{'machine':>7} {'lst/core-s':>10} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
-        f"{'markers':>7} {'bytes':>5}"
+        f"{'machine':>7} {'lst/core-s':>10} {'srv p50':>7} {'srv p95':>7} {'srv p99':>7} "
+        f"{'e2e p50':>7} {'e2e p95':>7} {'e2e p99':>7} {'markers':>7} {'bytes':>5}"
     )
     for r in results:
         print(
             f"{r.kind:6} {r.processes:>5} {r.size:>9} {r.opened:>6} {r.window:>8.1f} "
             f"{r.delivered_per_second:>9.0f} {r.lost:>8} {r.lost_share * 100:>6.2f}% "
             f"{r.server_cores:>9.2f} {r.redis_cores:>6.2f} {r.machine_cores:>7.2f} "
-            f"{r.listeners_per_core:>10.0f} {ms(r.p50):>7} {ms(r.p95):>7} {ms(r.p99):>7} "
+            f"{r.listeners_per_core:>10.0f} {ms(r.srv_p50):>7} {ms(r.srv_p95):>7} "
+            f"{ms(r.srv_p99):>7} {ms(r.p50):>7} {ms(r.p95):>7} {ms(r.p99):>7} "
             f"{r.markers:>7} {r.mean_bytes:>5.0f}"
         )
     print(
         "  frames/s: listener-frames delivered per second in the steady window (target 50 x "
         "opened); lost: 50/s x opened x whole seconds - delivered; srv cores: CPU of the "
         "daphne (or bare) processes / window; machine: all CPUs busy (listeners included); "
-        "lst/core-s = frames/s / 50 / srv cores; latency: burst sent (speaker) -> received."
+        "lst/core-s = frames/s / 50 / srv cores; latency in ms, burst sent (speaker; bare: "
+        "its broadcast call) -> received: srv = server-added, by the probe sockets; e2e = "
+        f"every socket, the load generator's own queueing included; both from {SETTLE_SECONDS:g} "
+        "s after the last socket opened (the join wave's latency is given below)."
     )
     print()
-    print("Salon / bare, same listeners, same run (targets: capacity >= 0.7, p95 <= 60 ms at 500)")
+    print(
+        "Salon / bare, same listeners, same run "
+        "(targets: capacity >= 0.7, server-added p95 <= 60 ms at 500)"
+    )
     by_key = {(r.kind, r.size, r.processes): r for r in results}
     for r in results:
         if r.kind != "salon":
@@ -820,31 +897,43 @@ def report(args, results: list[Result], started: float) -> None:
         if bare is None:
             continue
         capacity = r.listeners_per_core / bare.listeners_per_core if bare.listeners_per_core else 0
-        latency = (r.p95 / bare.p95) if r.p95 and bare.p95 else None
         print(
             f"  {r.size:>5} listeners, {r.processes} proc: listeners per core-second "
             f"{r.listeners_per_core:.0f} vs {bare.listeners_per_core:.0f} = {capacity:.2f}x; "
-            f"p95 {ms(r.p95)} vs {ms(bare.p95)} ms"
-            + (f" = {latency:.1f}x" if latency else "")
-            + (f"; undelivered ticks {r.undelivered} vs {bare.undelivered}")
+            f"server-added p95 {ms(r.srv_p95)} vs {ms(bare.srv_p95)} ms, end to end "
+            f"{ms(r.p95)} vs {ms(bare.p95)} ms; undelivered ticks {r.undelivered} vs "
+            f"{bare.undelivered}"
+        )
+        print(
+            f"        join wave (first {r.wave_seconds:.0f} s, until {SETTLE_SECONDS:g} s after "
+            f"the last socket opened): server-added p95 {ms(r.wave_srv_p95)} ms, max "
+            f"{ms(r.wave_srv_max)} ms"
         )
     print()
-    print("Lag growth: marker latency per 10 s window (must be flat)")
+    print(
+        f"Lag growth: marker latency per 10 s window from {SETTLE_SECONDS:g} s after the last "
+        "socket opened (must be flat)"
+    )
     for r in results:
         if r.kind != "salon" or r.size != max(args.sizes):
             continue
         print(f"  salon, {r.size} listeners, {r.processes} proc:")
+        server_added = {offset: (p50, p95) for offset, p50, p95, _ in r.srv_lag}
         for offset, p50, p95, count in r.lag:
+            srv_p50, srv_p95 = server_added.get(offset, (None, None))
             print(
-                f"    {offset:>5.0f}-{offset + LATENCY_WINDOW:<3.0f}s  p50 {ms(p50):>6} ms  "
+                f"    {offset:>5.0f}-{offset + LATENCY_WINDOW:<3.0f}s  server-added p50 "
+                f"{ms(srv_p50):>6} p95 {ms(srv_p95):>6} ms; end to end p50 {ms(p50):>6} "
                 f"p95 {ms(p95):>6} ms  ({count} receptions)"
             )
-        p95s = [p95 for _, _, p95, count in r.lag if p95 is not None and count]
-        if len(p95s) >= 2:
-            print(
-                f"    p95 first -> last window: {ms(p95s[0])} -> {ms(p95s[-1])} ms; spread "
-                f"{ms(max(p95s) - min(p95s))} ms, median {ms(statistics.median(p95s))} ms"
-            )
+        for label, lag in (("server-added", r.srv_lag), ("end to end", r.lag)):
+            p95s = [p95 for _, _, p95, count in lag if p95 is not None and count]
+            if len(p95s) >= 2:
+                print(
+                    f"    {label} p95 first -> last window: {ms(p95s[0])} -> {ms(p95s[-1])} "
+                    f"ms; spread {ms(max(p95s) - min(p95s))} ms, median "
+                    f"{ms(statistics.median(p95s))} ms"
+                )
     notes = [(r, note) for r in results for note in r.notes]
     if notes:
         print()
@@ -865,6 +954,13 @@ def parse_args(argv=None):
     parser.add_argument("--ramp", type=float, default=50.0, help="listeners opened per second")
     parser.add_argument("--profile", action="store_true", help="cProfile each daphne")
     parser.add_argument(
+        "--probes",
+        type=int,
+        default=8,
+        help="listeners per server that are probes (their own idle process): they measure the "
+        "server-added latency (at most a tenth of the listeners)",
+    )
+    parser.add_argument(
         "--bundle-from",
         type=int,
         default=0,
@@ -879,7 +975,7 @@ def parse_args(argv=None):
     args.sizes = [int(s) for s in str(args.sizes).split(",")]
     args.processes = [int(p) for p in str(args.processes).split(",")]
     if args.quick:
-        args.sizes, args.seconds, args.lag_seconds, args.processes = [100], 5.0, 12.0, [1]
+        args.sizes, args.seconds, args.lag_seconds, args.processes = [100], 8.0, 12.0, [1]
     return args
 
 
