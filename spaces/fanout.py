@@ -30,6 +30,14 @@ every other tick, which halves the sends, the system calls and the client's wake
 latency: the first frame of each pair waits one tick, so 10 ms on average and 20 ms at most.
 Members on stage still get every tick at once (they converse).
 
+A tick goes out in chunks of ``chunk`` (128) sockets, one chunk per event loop iteration. The
+loop polls its sockets between chunks, so a speaker's next frame, which reaches the mixer
+through this same loop, waits for one chunk (about a millisecond) instead of the whole
+room: at 500 listeners a tick in one piece kept the loop 10-15 ms, and the speaker's jitter
+buffer had to keep that much more delay. A room has at most one tick in flight: a tick (or a
+text event) that comes before the last one is out first sends the rest of it at once, so each
+socket still gets everything in order.
+
 Everything here runs on the event loop thread; the mixer thread hands ticks over with
 ``loop.call_soon_threadsafe``.
 """
@@ -37,6 +45,7 @@ Everything here runs on the event loop thread; the mixer thread hands ticks over
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import struct
 from collections import deque
@@ -50,6 +59,8 @@ from .audio.wire import pack_bundle
 logger = logging.getLogger(__name__)
 
 ASYNC_QUEUE_FRAMES = 10
+# Sockets written per event loop iteration (see the module docstring).
+FANOUT_CHUNK = 128
 # How long a lone frame waits for the next one to share a bundle: the bundle's whole span
 # (one more tick) plus slack for a late tick. After that the room fell silent, and it goes alone.
 BUNDLE_WAIT_SECONDS = 0.030
@@ -239,6 +250,10 @@ class RoomFanout:
     pending_sequence: int = 0  # the sequence number the next pending frame should have
     # Sends a lone pending frame if no next frame comes (the room fell silent).
     flush_timer: asyncio.TimerHandle | None = None
+    # The message going out in chunks: who gets it, where the next chunk starts, and what
+    # each member gets (None: nothing); the call that sends the next chunk.
+    rest: tuple[list[_Member], int, Callable[[_Member], Outgoing | None]] | None = None
+    rest_call: asyncio.Handle | None = None
 
 
 def _sequence(message: bytes) -> int:
@@ -248,11 +263,14 @@ def _sequence(message: bytes) -> int:
 class Fanout:
     """This process's registry: room id → its local sockets."""
 
-    def __init__(self, *, bundle_from: int = 0, bundle_frames: int = 2) -> None:
+    def __init__(
+        self, *, bundle_from: int = 0, bundle_frames: int = 2, chunk: int = FANOUT_CHUNK
+    ) -> None:
         self.rooms: dict[int, RoomFanout] = {}
         # Sockets in a room (in this process) from which listeners get bundles; 0: never.
         self.bundle_from = bundle_from
         self.bundle_frames = bundle_frames
+        self.chunk = chunk
 
     def add(self, room_id: int, key: str, send, *, speaker_id: int | None = None) -> None:
         room = self.rooms.setdefault(room_id, RoomFanout())
@@ -275,6 +293,8 @@ class Fanout:
         if not room.members:
             if room.flush_timer is not None:
                 room.flush_timer.cancel()
+            if room.rest_call is not None:
+                room.rest_call.cancel()
             del self.rooms[room_id]
 
     def has_room(self, room_id: int) -> bool:
@@ -294,41 +314,45 @@ class Fanout:
         if self.bundle_from <= 0 or len(room.members) < self.bundle_from:
             if room.pending:
                 self._flush(room)  # the room shrank below the threshold
-            for member in room.members.values():
-                member.sink.send(minus.get(member.speaker_id, everyone))
+            self._broadcast(room, lambda member: minus.get(member.speaker_id, everyone))
             return
-        for member in room.members.values():
-            if member.speaker_id is not None:
-                member.sink.send(minus.get(member.speaker_id, everyone))
         sequence = _sequence(shared)
         if room.pending and sequence != room.pending_sequence:
             self._flush(room)  # a gap (the room fell silent): never bundle across it
         room.pending.append(shared)
         room.pending_sequence = (sequence + 1) & 0xFFFFFFFF
+        bundle = None
         if len(room.pending) >= self.bundle_frames:
-            self._flush(room)
+            bundle = self._take_pending(room)
         elif room.flush_timer is None:
-            try:
+            with contextlib.suppress(RuntimeError):  # outside the event loop (tests): no timer
                 loop = asyncio.get_running_loop()
-            except RuntimeError:  # called outside the event loop (tests): no timer
-                return
-            room.flush_timer = loop.call_later(BUNDLE_WAIT_SECONDS, self._flush, room)
+                room.flush_timer = loop.call_later(BUNDLE_WAIT_SECONDS, self._flush, room)
 
-    def _flush(self, room: RoomFanout) -> None:
-        """Send the pending frames to the room's listeners: a bundle, or one lone frame."""
+        def pick(member: _Member) -> Outgoing | None:
+            if member.speaker_id is None:
+                return bundle
+            return minus.get(member.speaker_id, everyone)
+
+        self._broadcast(room, pick)
+
+    def _take_pending(self, room: RoomFanout) -> Outgoing | None:
+        """The pending frames as one message for the listeners: a bundle, or a lone frame."""
         if room.flush_timer is not None:
             room.flush_timer.cancel()
             room.flush_timer = None
         pending, room.pending = room.pending, []
         if not pending:
-            return
+            return None
         if len(pending) == 1:
-            outgoing = Outgoing.binary(pending[0])
-        else:
-            outgoing = Outgoing.binary(pack_bundle(pending))
-        for member in room.members.values():
-            if member.speaker_id is None:
-                member.sink.send(outgoing)
+            return Outgoing.binary(pending[0])
+        return Outgoing.binary(pack_bundle(pending))
+
+    def _flush(self, room: RoomFanout) -> None:
+        """Send the pending frames to the room's listeners now (a gap, or the timer)."""
+        outgoing = self._take_pending(room)
+        if outgoing is not None:
+            self._broadcast(room, lambda member: outgoing if member.speaker_id is None else None)
 
     def deliver_text(self, room_id: int, text: str) -> None:
         """Send one text message (e.g. a levels event) to every local socket of the room."""
@@ -336,8 +360,50 @@ class Fanout:
         if room is None:
             return
         outgoing = Outgoing.text(text)
-        for member in room.members.values():
-            member.sink.send(outgoing)
+        self._broadcast(room, lambda member: outgoing)
+
+    # --- sending in chunks ------------------------------------------------------------------
+
+    def _broadcast(self, room: RoomFanout, pick: Callable[[_Member], Outgoing | None]) -> None:
+        """Send ``pick(member)`` to every member: the first chunk now, the others on the next
+        loop iterations. Whatever the room still had in flight goes out first."""
+        self._finish(room)
+        self._send_from(room, list(room.members.values()), 0, pick)
+
+    def _send_from(self, room: RoomFanout, members: list[_Member], start: int, pick) -> None:
+        end = start + self.chunk
+        for member in members[start:end]:
+            outgoing = pick(member)
+            if outgoing is not None:
+                member.sink.send(outgoing)
+        if end >= len(members):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # outside the event loop (tests, tools): all at once
+            self._send_from(room, members, end, pick)
+            return
+        room.rest = (members, end, pick)
+        room.rest_call = loop.call_soon(self._continue, room)
+
+    def _continue(self, room: RoomFanout) -> None:
+        rest, room.rest, room.rest_call = room.rest, None, None
+        if rest is not None:
+            self._send_from(room, *rest)
+
+    def _finish(self, room: RoomFanout) -> None:
+        """Send what is left of the message in flight at once (a new one must follow it)."""
+        rest, room.rest = room.rest, None
+        if rest is None:
+            return
+        if room.rest_call is not None:
+            room.rest_call.cancel()
+            room.rest_call = None
+        members, start, pick = rest
+        for member in members[start:]:
+            outgoing = pick(member)
+            if outgoing is not None:
+                member.sink.send(outgoing)
 
     def stats(self, room_id: int) -> dict[str, int]:
         room = self.rooms.get(room_id)

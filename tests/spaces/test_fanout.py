@@ -13,8 +13,8 @@ import pytest
 from twisted.internet import tcp
 from twisted.internet.testing import MemoryReactor
 
-from spaces.audio.wire import FrameKind, pack, unpack_bundle
-from spaces.fanout import DirectSink, Fanout, Outgoing
+from spaces.audio.wire import FrameKind, pack, pack_bundle, unpack_bundle
+from spaces.fanout import DirectSink, Fanout, Outgoing, SinkStats
 
 FRAME_PAYLOAD = 1000
 
@@ -166,3 +166,83 @@ async def test_a_small_room_sends_every_frame_on_its_own():
         fanout.deliver(1, _tick(sequence), {})
     await listener.settle()
     assert listener.messages == [_tick(n) for n in range(1, 4)]
+
+
+# --- a tick goes out in chunks ------------------------------------------------------------------
+
+
+class _Recorder:
+    """A sink that keeps what it is handed, at once (no drain task in between)."""
+
+    def __init__(self) -> None:
+        self.got: list[bytes] = []
+        self.stats = SinkStats()
+
+    def send(self, outgoing: Outgoing) -> None:
+        self.got.append(outgoing.frame)
+
+    def close(self) -> None:
+        pass
+
+
+def _room(fanout: Fanout, room_id: int, keys: list[str], speakers=()) -> dict[str, _Recorder]:
+    recorders = {}
+    for key in keys:
+        fanout.add(room_id, key, _Inbox(), speaker_id=7 if key in speakers else None)
+        member = fanout.rooms[room_id].members[key]
+        member.sink.close()
+        member.sink = recorders[key] = _Recorder()
+    return recorders
+
+
+def _binary(message: bytes) -> bytes:
+    return Outgoing.binary(message).frame
+
+
+async def test_a_tick_goes_out_one_chunk_per_loop_iteration():
+    """The event loop gets control back between chunks, so a speaker's frame waiting on it is
+    not held up by a whole room's sends."""
+    fanout = Fanout(chunk=2)
+    sinks = _room(fanout, 1, [f"listener-{n}" for n in range(5)])
+    fanout.deliver(1, _tick(1), {})
+    assert [len(s.got) for s in sinks.values()] == [1, 1, 0, 0, 0]
+    await asyncio.sleep(0)
+    assert [len(s.got) for s in sinks.values()] == [1, 1, 1, 1, 0]
+    await asyncio.sleep(0)
+    assert [s.got for s in sinks.values()] == [[_binary(_tick(1))]] * 5
+
+
+async def test_a_tick_before_the_last_one_is_out_keeps_every_socket_in_order():
+    """Ticks and events that come faster than the chunks go out never overtake each other on a
+    socket, even when a member leaves in between and everyone after them moves up a place."""
+    fanout = Fanout(chunk=2)
+    sinks = _room(fanout, 1, [f"listener-{n}" for n in range(6)])
+    fanout.deliver(1, _tick(1), {})
+    fanout.remove(1, "listener-0")
+    fanout.deliver(1, _tick(2), {})
+    fanout.deliver_text(1, '{"type":"levels"}')
+    fanout.deliver(1, _tick(3), {})
+    for _ in range(5):
+        await asyncio.sleep(0)
+    event = Outgoing.text('{"type":"levels"}').frame
+    assert sinks.pop("listener-0").got == [_binary(_tick(1))]
+    for key, sink in sinks.items():
+        assert sink.got == [_binary(_tick(1)), _binary(_tick(2)), event, _binary(_tick(3))], key
+
+
+async def test_the_stage_and_the_listeners_of_a_big_room_both_get_every_chunk():
+    """Bundling and chunking together: the speaker gets each tick, listeners each pair."""
+    fanout = Fanout(bundle_from=3, chunk=2)
+    keys = ["listener-0", "listener-1", "speaker", "listener-2", "listener-3"]
+    sinks = _room(fanout, 1, keys, speakers={"speaker"})
+    for sequence in range(1, 5):
+        fanout.deliver(1, _tick(sequence), {7: _tick(100 + sequence)})
+        await asyncio.sleep(0)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert sinks.pop("speaker").got == [_binary(_tick(100 + n)) for n in range(1, 5)]
+    for sink in sinks.values():
+        assert sink.got == [
+            _binary(pack_bundle([_tick(1), _tick(2)])),
+            _binary(pack_bundle([_tick(3), _tick(4)])),
+        ]
