@@ -12,6 +12,28 @@ import pytest
 from tests.spaces.conftest import sockets  # noqa: F401 - the fixture, shared with spaces tests
 
 
+@pytest.fixture
+def alice():
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user(
+        username="alice", password="x-pass-12345", invitations_left=10
+    )
+
+
+@pytest.fixture
+def bob(alice):
+    """Alice's mutual follower: they may send each other voice messages."""
+    from django.contrib.auth import get_user_model
+
+    from accounts.models import Follow
+
+    bob = get_user_model().objects.create_user(username="bob", password="x-pass-12345")
+    Follow.objects.create(follower=alice, followee=bob)
+    Follow.objects.create(follower=bob, followee=alice)
+    return bob
+
+
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits():
     """Throttle and reaction counters live in the shared Redis cache; each test starts at zero."""

@@ -10,31 +10,14 @@ reactions on the space socket (``tests/spaces/test_consumers.py``), and message 
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle, UserRateThrottle
 
-from accounts.models import Follow
 from tests.voicetweets.factories import sine_wav
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def alice():
-    return get_user_model().objects.create_user(
-        username="alice", password="x-pass-12345", invitations_left=10
-    )
-
-
-@pytest.fixture
-def bob(alice):
-    bob = get_user_model().objects.create_user(username="bob", password="x-pass-12345")
-    Follow.objects.create(follower=alice, followee=bob)
-    Follow.objects.create(follower=bob, followee=alice)
-    return bob
 
 
 def _audio():

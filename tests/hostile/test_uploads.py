@@ -18,29 +18,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
-from accounts.models import Follow
 from tests.voicetweets.audiofiles import png_bytes, sine, write_audio
 from tests.voicetweets.factories import sine_wav
 from voicetweets.models import VoiceMessage, VoiceTweet
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def alice():
-    return get_user_model().objects.create_user(username="alice", password="x-pass-12345")
-
-
-@pytest.fixture
-def bob(alice):
-    bob = get_user_model().objects.create_user(username="bob", password="x-pass-12345")
-    Follow.objects.create(follower=alice, followee=bob)
-    Follow.objects.create(follower=bob, followee=alice)
-    return bob
 
 
 def _api(user) -> APIClient:
