@@ -256,6 +256,13 @@ class RoomFanout:
     rest_call: asyncio.Handle | None = None
 
 
+def _send_each(members: list[_Member], pick: Callable[[_Member], Outgoing | None]) -> None:
+    for member in members:
+        outgoing = pick(member)
+        if outgoing is not None:
+            member.sink.send(outgoing)
+
+
 def _sequence(message: bytes) -> int:
     return WIRE_HEADER.unpack_from(message)[2]
 
@@ -372,16 +379,13 @@ class Fanout:
 
     def _send_from(self, room: RoomFanout, members: list[_Member], start: int, pick) -> None:
         end = start + self.chunk
-        for member in members[start:end]:
-            outgoing = pick(member)
-            if outgoing is not None:
-                member.sink.send(outgoing)
+        _send_each(members[start:end], pick)
         if end >= len(members):
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # outside the event loop (tests, tools): all at once
-            self._send_from(room, members, end, pick)
+            _send_each(members[end:], pick)
             return
         room.rest = (members, end, pick)
         room.rest_call = loop.call_soon(self._continue, room)
@@ -400,10 +404,7 @@ class Fanout:
             room.rest_call.cancel()
             room.rest_call = None
         members, start, pick = rest
-        for member in members[start:]:
-            outgoing = pick(member)
-            if outgoing is not None:
-                member.sink.send(outgoing)
+        _send_each(members[start:], pick)
 
     def stats(self, room_id: int) -> dict[str, int]:
         room = self.rooms.get(room_id)

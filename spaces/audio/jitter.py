@@ -266,11 +266,8 @@ class JitterBuffer:
             self._surplus_pops += 1
             if self._surplus_pops >= settings.trim_after and self._next in self._frames:
                 # Skip one frame: latency went up during a jitter spike and stayed there.
-                del self._frames[self._next]
-                self._next += 1
+                self._skip_next()
                 self._surplus_pops = 0
-                self.stats.trimmed += 1
-                self.stats.dropped += 1
                 self._slack.shortest -= FRAME_SECONDS  # each frame would have waited less
         else:
             self._surplus_pops = 0
@@ -290,15 +287,19 @@ class JitterBuffer:
             return
         if slack.shortest >= FRAME_SECONDS + settings.slack_guard and self._next in self._frames:
             # Every frame of the window was buffered a tick before it played: skip one.
-            del self._frames[self._next]
-            self._next += 1
-            self.stats.trimmed += 1
-            self.stats.dropped += 1
+            self._skip_next()
             slack.since_trim = 0
             slack.shortest -= FRAME_SECONDS
             slack.count = slack.needed - settings.slack_spacing
         else:
             slack.reset()
+
+    def _skip_next(self) -> None:
+        """Drop the (buffered) frame due next: a trim, to give back a frame of delay."""
+        del self._frames[self._next]
+        self._next += 1
+        self.stats.trimmed += 1
+        self.stats.dropped += 1
 
     def _slack_starved(self, ticks: int) -> None:
         """Playout resumes after ``ticks`` starved ticks. One tick soon after a slack skip
