@@ -428,15 +428,16 @@ async def run_listeners(
     and ending together; their JSON summaries and marker files (``probe`` says which)."""
     start_at = time.time() + 2.0
     cpus = os.cpu_count() or 1
-    jobs = []
+    counts = [
+        (len(crowd.read_text().split()), len(probes.read_text().split()))
+        for crowd, probes in zip(token_files, probe_files, strict=True)
+    ]
+    ramp_seconds = sum(crowd + probes for crowd, probes in counts) / ramp
     # Hold for ``seconds`` plus the ramp's own length: joins that fall behind the ramp (a busy
     # server) still leave a steady window, which starts once the last socket is open.
-    listeners = sum(len(path.read_text().split()) for path in [*token_files, *probe_files])
-    hold = seconds + listeners / ramp
-    for index, server in enumerate(servers):
-        count = len(token_files[index].read_text().split())
-        probes = len(probe_files[index].read_text().split())
-        ramp_seconds = (count + probes) / (ramp / len(servers))
+    hold = seconds + ramp_seconds
+    jobs = []
+    for index, (server, (count, probes)) in enumerate(zip(servers, counts, strict=True)):
         workers = max(1, min(math.ceil(count / 500), cpus // len(servers) or 1))
         jobs.append((index, server, token_files[index], workers, count / ramp_seconds, False))
         if probes:
