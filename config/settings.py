@@ -68,6 +68,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "allauth",
     "allauth.account",
+    # django-csp: the Content-Security-Policy header (its checks flag stale CSP_* settings).
+    "csp",
     "config.apps.SalonConfig",
     "accounts",
     "voicetweets",
@@ -76,6 +78,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before whitenoise, so static files carry the policy too.
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -253,6 +257,37 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ReportStateEnum": "accounts.models.Report.State",
         "RecordingStateEnum": "voicetweets.models.Recording.State",
+    },
+}
+
+# --- Content-Security-Policy (django-csp), in every mode ------------------------------------
+# No inline script or style anywhere, no eval, nothing from another origin: an injected <script>,
+# onclick= or style= does nothing. Our templates and static/js keep to that; so do Django's
+# admin and allauth. Static files and same-origin JSON cannot be turned into a script either:
+# SecurityMiddleware sends nosniff, so a browser runs only JavaScript MIME types as scripts.
+# Django's DEBUG error pages (404, 500) have inline styles: django-csp leaves them without the
+# header, and only them (DEBUG is off in production).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        # Also governs the space page's AudioWorklet module (static/js/spaces/worklet.js).
+        "script-src": ["'self'"],
+        # Scripts may still set element.style (CSSOM), as the space page does for the speaking
+        # ring; markup (style=, <style>) may not.
+        "style-src": ["'self'"],
+        # data: for the SVG icons inside Swagger UI's stylesheet (/api/docs/); an image runs
+        # no script.
+        "img-src": ["'self'", "data:"],
+        # blob: for the composer's preview of a recording before it is uploaded.
+        "media-src": ["'self'", "blob:"],
+        # 'self' covers the page's own ws:/wss: origin (CSP 3), so the space and notification
+        # sockets need nothing more (tests/e2e/test_csp.py joins a space in Chromium).
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
     },
 }
 
