@@ -290,6 +290,20 @@ CELERY_BEAT_SCHEDULE["accounts-expire-invitations"] = {
     "schedule": 3600.0,
 }
 
+# --- Background work that a worker's death must not strand (config.leases) ------------------
+# The worker processing a recording or joining a replay holds a lease on it, renewed this often
+# while its child process runs; a lease not renewed for SALON_WORK_LEASE_SECONDS means the
+# worker died, and the sweeps (every half lease, and whenever a worker starts) queue the work
+# again. So work a killed worker held is taken up within 1.5 leases of a worker being there.
+SALON_WORK_LEASE_SECONDS = env_int("SALON_WORK_LEASE_SECONDS", 30)
+SALON_WORK_LEASE_RENEW_SECONDS = env_int("SALON_WORK_LEASE_RENEW_SECONDS", 10)
+# Run as soon as a worker is ready (Celery's worker_ready; the embedded process as it starts):
+# task name -> kwargs. The embedded queue lived in the memory of the process that died, so
+# recordings queued but never started are queued again at once there.
+SALON_WORKER_START_TASKS = {
+    "voicetweets.requeue_stalled": {"queue_lost": CELERY_TASK_ALWAYS_EAGER},
+}
+
 # --- Voice tweets and voice messages: one pipeline ------------------------------------------
 SALON_VOICETWEET_MAX_SECONDS = 140
 # Longest recording accepted with "post as thread" (split into 140 s parts).
@@ -301,8 +315,10 @@ SALON_VOICETWEET_PROCESS_SECONDS = env_int("SALON_VOICETWEET_PROCESS_SECONDS", 1
 SALON_VOICETWEET_PROCESS_MEMORY_BYTES = env_int(
     "SALON_VOICETWEET_PROCESS_MEMORY_BYTES", 1536 * 1024 * 1024
 )
-# A tweet still processing after this long is queued again (its worker died), at most twice.
+# A recording queued but never started after this long is queued again (its task was lost).
+# One whose worker died is queued again once that worker's lease lapsed (SALON_WORK_LEASE_*).
 SALON_VOICETWEET_STALLED_SECONDS = env_int("SALON_VOICETWEET_STALLED_SECONDS", 600)
+# Workers that may start on one recording; the next one rejects it.
 SALON_VOICETWEET_MAX_ATTEMPTS = 2
 # Voice messages go through the same pipeline, with the same caps.
 SALON_REQUEST_BODY_LIMITS = {
@@ -320,7 +336,7 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_BEAT_SCHEDULE["voicetweets.requeue-stalled"] = {
     "task": "voicetweets.requeue_stalled",
-    "schedule": timedelta(minutes=1),
+    "schedule": timedelta(seconds=SALON_WORK_LEASE_SECONDS / 2),
 }
 
 # --- Spaces and the live audio engine -------------------------------------------------------
