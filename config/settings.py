@@ -302,6 +302,7 @@ SALON_WORK_LEASE_RENEW_SECONDS = env_int("SALON_WORK_LEASE_RENEW_SECONDS", 10)
 # recordings queued but never started are queued again at once there.
 SALON_WORKER_START_TASKS = {
     "voicetweets.requeue_stalled": {"queue_lost": CELERY_TASK_ALWAYS_EAGER},
+    "spaces.requeue_stalled_replays": {},
 }
 
 # --- Voice tweets and voice messages: one pipeline ------------------------------------------
@@ -388,7 +389,7 @@ SALON_REPLAY_RETENTION_DAYS = env_int("SALON_REPLAY_RETENTION_DAYS", 30)
 # waits this long for that before it joins what is on disk (that process may have died).
 SALON_REPLAY_CLOSE_GRACE_SECONDS = 15
 # Joining the segments runs in a child process, killed after this long (an hour of audio takes
-# well under a minute); a replay whose worker died is processed again after this long.
+# well under a minute); a replay whose worker died is processed again once its lease lapsed.
 SALON_REPLAY_PROCESS_SECONDS = env_int("SALON_REPLAY_PROCESS_SECONDS", 900)
 SALON_REPLAY_MAX_ATTEMPTS = 3
 CELERY_TASK_ROUTES["spaces.process_replay"] = {"queue": "audio"}
@@ -396,7 +397,7 @@ CELERY_BEAT_SCHEDULE.update(
     {
         "spaces.requeue-stalled-replays": {
             "task": "spaces.requeue_stalled_replays",
-            "schedule": timedelta(minutes=1),
+            "schedule": timedelta(seconds=SALON_WORK_LEASE_SECONDS / 2),
         },
         "spaces.delete-expired-replays": {
             "task": "spaces.delete_expired_replays",
