@@ -725,7 +725,12 @@ def parse_args(argv=None):
     )
     parser.add_argument("--tweets", type=int, default=6, help="uploaded before the worker dies")
     parser.add_argument("--down", type=float, default=4.0, help="seconds each victim stays down")
-    parser.add_argument("--stalled", type=int, default=20, help="SALON_VOICETWEET_STALLED_SECONDS: queued, never started")
+    parser.add_argument(
+        "--stalled",
+        type=int,
+        default=20,
+        help="SALON_VOICETWEET_STALLED_SECONDS (a tweet queued but never started)",
+    )
     parser.add_argument("--settle", type=float, default=240.0, help="max wait after the run")
     parser.add_argument(
         "--join-timeout", type=float, default=180.0, help="max wait for everyone to join"

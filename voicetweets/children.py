@@ -106,7 +106,9 @@ def die_with_parent(parent_pid: int) -> None:
     """In the child, first thing: be killed when the worker that started us dies.
 
     A worker killed with SIGKILL cannot stop its children; without this one would run on,
-    unwatched, writing into a work folder that the sweep is about to remove.
+    unwatched, writing into a work folder that the sweep is about to remove. Linux sends the
+    signal when the parent *thread* ends: the workers' threads (Celery's, the embedded pool's)
+    live as long as their process.
     """
     if sys.platform.startswith("linux"):
         import ctypes

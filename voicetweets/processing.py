@@ -40,19 +40,15 @@ class Part:
 
 
 class Rejected(Exception):
-    """The upload cannot become a voice tweet; ``message`` is for the member.
+    """The upload cannot become a voice tweet; ``message`` is for the member: the pipeline's
+    verdict on the file, or one of :data:`FAILURE_MESSAGES`."""
 
-    ``kind`` says what went wrong, for the logs and for tests: ``"audio"`` (the pipeline
-    refused the file and said why), ``"timeout"``, ``"memory"`` or ``"crash"``.
-    """
-
-    def __init__(self, message: str, *, kind: str = "audio"):
+    def __init__(self, message: str):
         super().__init__(message)
         self.message = message
-        self.kind = kind
 
 
-# What the member reads when the child did not finish: a category, not the traceback.
+# What the member reads when the child did not finish, by kind: a category, not the traceback.
 FAILURE_MESSAGES = {
     "timeout": "We could not process this recording: it took too long.",
     "memory": "We could not process this recording: it needed too much memory.",
@@ -105,7 +101,7 @@ def process_in_child(
         )
     except children.ChildTimedOut:
         logger.warning("voice tweet processing timed out after %s s: %s", timeout_seconds, upload)
-        raise Rejected(FAILURE_MESSAGES["timeout"], kind="timeout") from None
+        raise Rejected(FAILURE_MESSAGES["timeout"]) from None
     if result.returncode != 0:
         kind = _failure_kind(result)
         logger.error(
@@ -115,7 +111,7 @@ def process_in_child(
             upload,
             result.stderr_tail(),
         )
-        raise Rejected(FAILURE_MESSAGES[kind], kind=kind)
+        raise Rejected(FAILURE_MESSAGES[kind])
     outcome = json.loads(result.stdout)
     if outcome["status"] == "rejected":
         raise Rejected(outcome["message"])
