@@ -62,8 +62,9 @@ def _run_in_thread(task: Task, args: tuple, kwargs: dict) -> None:
 def run_worker_start_tasks() -> None:
     """A worker is ready (a Celery worker, or the embedded process starting): queue the tasks
     of SALON_WORKER_START_TASKS now, so that work a dead process left is taken up at once,
-    not at the next beat."""
-    current_app.loader.import_default_modules()
+    not at the next beat. The caller has imported the tasks modules (a Celery worker has, once
+    it is ready; EmbeddedBeat does it first): importing them here, in a worker, would set
+    Django up again and so reconfigure logging, silencing Celery's own loggers."""
     for name, kwargs in settings.SALON_WORKER_START_TASKS.items():
         dispatch(current_app.tasks[name], (), dict(kwargs))
 
