@@ -278,20 +278,24 @@ def voicetweets_requeue_stalled(*, queue_lost: bool = False) -> int:
 
 def _remove_orphaned_work_dirs() -> None:
     """Remove every work folder that belongs to no live attempt: its worker died, or it is
-    not a recording's at all. A live attempt commits its lease before it creates its folder,
-    so a folder listed here whose attempt is alive is always found alive below."""
+    not a recording's at all.
+
+    The folders are listed before the leases are read: an attempt commits its lease before it
+    creates its folder, so any folder listed whose attempt is alive is found alive after.
+    """
     root = _work_root()
     if not root.is_dir():
         return
-    alive = set()
+    entries = list(root.iterdir())
     now = timezone.now()
+    alive = set()
     for model in (VoiceTweet, VoiceMessage):
         leases = model.objects.filter(state=Recording.State.PROCESSING, lease_expires_at__gt=now)
         alive |= {
             _work_dir(model, pk, token).name
             for pk, token in leases.values_list("pk", "lease_token")
         }
-    for entry in root.iterdir():
+    for entry in entries:
         if entry.name not in alive:
             logger.info("removing orphaned work folder %s", entry)
             if entry.is_dir() and not entry.is_symlink():
