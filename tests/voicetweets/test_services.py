@@ -297,7 +297,7 @@ def test_a_second_delivery_leaves_a_recording_under_a_live_lease_alone(
 
 
 def test_a_worker_whose_lease_was_taken_over_never_writes_its_result(
-    member, monkeypatch, settings, django_capture_on_commit_callbacks
+    member, monkeypatch, settings, caplog, django_capture_on_commit_callbacks
 ):
     """A worker that stalled past its lease (the sweep gave the recording to another) is
     fenced out: its child is killed at the next heartbeat, and only the new attempt's result
@@ -319,9 +319,11 @@ def test_a_worker_whose_lease_was_taken_over_never_writes_its_result(
     with django_capture_on_commit_callbacks(execute=False):
         tweet = services.voicetweet_create(author=member, upload=upload(sine_wav(20)))
     monkeypatch.setattr(processing, "process_in_child", stall_then_lose_the_lease)
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks(execute=True), caplog.at_level(logging.WARNING):
         services.voicetweet_process(voicetweet_id=tweet.pk)
 
+    # The first child starts after the takeover: its first heartbeat finds the lease gone.
+    assert any("lease was lost" in record.getMessage() for record in caplog.records)
     tweet.refresh_from_db()
     assert tweet.state == VoiceTweet.State.READY, tweet.rejection_reason
     assert tweet.processing_attempts == 2
