@@ -38,9 +38,11 @@ listeners opened, frames delivered per second and frames lost in the steady wind
 faults; listeners on A keep hearing while B dies (longest silence each, with the mixer's
 takeover); B's listeners come back (reconnect times); every listener hears again after Redis
 returns (recovery times) and gets control events again; no voice tweet is left processing
-(each ends ready or rejected); no participant row is left after the sweep. The workers' stalled
-requeue runs with ``SALON_VOICETWEET_STALLED_SECONDS=--stalled`` (default 20 s, 600 in
-production) so that a task lost with the worker is requeued within the run.
+(each ends ready or rejected); no participant row is left after the sweep. A tweet the killed
+worker was processing is taken up again once its lease lapses (``SALON_WORK_LEASE_SECONDS``,
+30 s). One whose task was lost before any worker started it (Redis restarts empty) is queued
+again after ``SALON_VOICETWEET_STALLED_SECONDS=--stalled`` (default 20 s, 600 in production),
+so that it too ends within the run.
 
 Logs and the listeners' raw output stay in the work directory it prints.
 """
@@ -723,7 +725,12 @@ def parse_args(argv=None):
     )
     parser.add_argument("--tweets", type=int, default=6, help="uploaded before the worker dies")
     parser.add_argument("--down", type=float, default=4.0, help="seconds each victim stays down")
-    parser.add_argument("--stalled", type=int, default=20, help="SALON_VOICETWEET_STALLED_SECONDS")
+    parser.add_argument(
+        "--stalled",
+        type=int,
+        default=20,
+        help="SALON_VOICETWEET_STALLED_SECONDS (a tweet queued but never started)",
+    )
     parser.add_argument("--settle", type=float, default=240.0, help="max wait after the run")
     parser.add_argument(
         "--join-timeout", type=float, default=180.0, help="max wait for everyone to join"

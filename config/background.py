@@ -59,6 +59,16 @@ def _run_in_thread(task: Task, args: tuple, kwargs: dict) -> None:
         close_old_connections()
 
 
+def run_worker_start_tasks() -> None:
+    """A worker is ready (a Celery worker, or the embedded process starting): queue the tasks
+    of SALON_WORKER_START_TASKS now, so that work a dead process left is taken up at once,
+    not at the next beat. The caller has imported the tasks modules (a Celery worker has, once
+    it is ready; EmbeddedBeat does it first): importing them here, in a worker, would set
+    Django up again and so reconfigure logging, silencing Celery's own loggers."""
+    for name, kwargs in settings.SALON_WORKER_START_TASKS.items():
+        dispatch(current_app.tasks[name], (), dict(kwargs))
+
+
 def _interval_seconds(schedule) -> float:
     if isinstance(schedule, timedelta):
         return schedule.total_seconds()
@@ -83,6 +93,7 @@ class EmbeddedBeat(threading.Thread):
         # starts); without this, the first entry's lookup raises NotRegistered and ends the
         # thread, and no schedule runs in the embedded default.
         current_app.loader.import_default_modules()
+        run_worker_start_tasks()
         next_run = {name: time.monotonic() for name in self.schedule}
         while not self._stop_event.is_set():
             now = time.monotonic()

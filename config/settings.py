@@ -325,6 +325,21 @@ CELERY_BEAT_SCHEDULE["accounts-expire-invitations"] = {
     "schedule": 3600.0,
 }
 
+# --- Background work that a worker's death must not strand (config.leases) ------------------
+# The worker processing a recording or joining a replay holds a lease on it, renewed this often
+# while its child process runs; a lease not renewed for SALON_WORK_LEASE_SECONDS means the
+# worker died, and the sweeps (every half lease, and whenever a worker starts) queue the work
+# again. So work a killed worker held is taken up within 1.5 leases of a worker being there.
+SALON_WORK_LEASE_SECONDS = env_int("SALON_WORK_LEASE_SECONDS", 30)
+SALON_WORK_LEASE_RENEW_SECONDS = env_int("SALON_WORK_LEASE_RENEW_SECONDS", 10)
+# Run as soon as a worker is ready (Celery's worker_ready; the embedded process as it starts):
+# task name -> kwargs. The embedded queue lived in the memory of the process that died, so
+# recordings queued but never started are queued again at once there.
+SALON_WORKER_START_TASKS = {
+    "voicetweets.requeue_stalled": {"queue_lost": CELERY_TASK_ALWAYS_EAGER},
+    "spaces.requeue_stalled_replays": {},
+}
+
 # --- Voice tweets and voice messages: one pipeline ------------------------------------------
 SALON_VOICETWEET_MAX_SECONDS = 140
 # Longest recording accepted with "post as thread" (split into 140 s parts).
@@ -336,8 +351,10 @@ SALON_VOICETWEET_PROCESS_SECONDS = env_int("SALON_VOICETWEET_PROCESS_SECONDS", 1
 SALON_VOICETWEET_PROCESS_MEMORY_BYTES = env_int(
     "SALON_VOICETWEET_PROCESS_MEMORY_BYTES", 1536 * 1024 * 1024
 )
-# A tweet still processing after this long is queued again (its worker died), at most twice.
+# A recording queued but never started after this long is queued again (its task was lost).
+# One whose worker died is queued again once that worker's lease lapsed (SALON_WORK_LEASE_*).
 SALON_VOICETWEET_STALLED_SECONDS = env_int("SALON_VOICETWEET_STALLED_SECONDS", 600)
+# Workers that may start on one recording; the next one rejects it.
 SALON_VOICETWEET_MAX_ATTEMPTS = 2
 # Voice messages go through the same pipeline, with the same caps.
 SALON_REQUEST_BODY_LIMITS = {
@@ -355,7 +372,7 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_BEAT_SCHEDULE["voicetweets.requeue-stalled"] = {
     "task": "voicetweets.requeue_stalled",
-    "schedule": timedelta(minutes=1),
+    "schedule": timedelta(seconds=SALON_WORK_LEASE_SECONDS / 2),
 }
 
 # --- Spaces and the live audio engine -------------------------------------------------------
@@ -407,7 +424,7 @@ SALON_REPLAY_RETENTION_DAYS = env_int("SALON_REPLAY_RETENTION_DAYS", 30)
 # waits this long for that before it joins what is on disk (that process may have died).
 SALON_REPLAY_CLOSE_GRACE_SECONDS = 15
 # Joining the segments runs in a child process, killed after this long (an hour of audio takes
-# well under a minute); a replay whose worker died is processed again after this long.
+# well under a minute); a replay whose worker died is processed again once its lease lapsed.
 SALON_REPLAY_PROCESS_SECONDS = env_int("SALON_REPLAY_PROCESS_SECONDS", 900)
 SALON_REPLAY_MAX_ATTEMPTS = 3
 CELERY_TASK_ROUTES["spaces.process_replay"] = {"queue": "audio"}
@@ -415,7 +432,7 @@ CELERY_BEAT_SCHEDULE.update(
     {
         "spaces.requeue-stalled-replays": {
             "task": "spaces.requeue_stalled_replays",
-            "schedule": timedelta(minutes=1),
+            "schedule": timedelta(seconds=SALON_WORK_LEASE_SECONDS / 2),
         },
         "spaces.delete-expired-replays": {
             "task": "spaces.delete_expired_replays",

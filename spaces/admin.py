@@ -115,7 +115,9 @@ class ReplayAdmin(admin.ModelAdmin):
         "space", "state", "duration", "size", "player", "delete_after", "held", "hold_reason",
         "failure_reason", "created_at", "processed_at", "processing_attempts", "directory",
     )  # fmt: skip
-    exclude = ("waveform", "timeline", "duration_ms", "size_bytes", "processing_started_at")
+    exclude = (
+        "waveform", "timeline", "duration_ms", "size_bytes", "lease_token", "lease_expires_at",
+    )  # fmt: skip
     actions = ["hold", "release", "delete_now"]
 
     @admin.display(description="duration", ordering="duration_ms")

@@ -11,6 +11,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from config.leases import Leased
+
 
 class Space(models.Model):
     """A live audio room. State machine: scheduled → live → ended; scheduled → cancelled."""
@@ -258,12 +260,13 @@ class Notification(models.Model):
         return f"{self.kind} for {self.user_id}"
 
 
-class Replay(models.Model):
+class Replay(Leased):
     """The recording of a space, one per space, made from the room's mix while recording is on.
 
     States: recording → processing → ready | failed. Recording lasts while the space is live
     (recording may be on and off meanwhile); the space's end starts processing, which joins the
     recorded segments into one file. Replays are deleted ``delete_after`` unless ``held``.
+    The worker joining the segments holds the replay's lease (config.leases).
     """
 
     class State(models.TextChoices):
@@ -294,9 +297,6 @@ class Replay(models.Model):
     # Shown to the host when processing failed (e.g. nothing was recorded).
     failure_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    # Set while a worker joins the segments, so a second worker leaves it alone; a worker that
-    # died is replaced once SALON_REPLAY_PROCESS_SECONDS have passed.
-    processing_started_at = models.DateTimeField(null=True, blank=True)
     # Workers that started on it; after SALON_REPLAY_MAX_ATTEMPTS the replay fails.
     processing_attempts = models.PositiveSmallIntegerField(default=0)
     processed_at = models.DateTimeField(null=True, blank=True)

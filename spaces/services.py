@@ -30,6 +30,8 @@ from django.utils import timezone
 from accounts.realtime import member_left_space, notify_user
 from accounts.services import audit_record
 from config.background import enqueue
+from config.leases import LEASE_FIELDS, lease_expired, lease_heartbeat
+from voicetweets.children import ChildAbandoned
 
 from . import errors
 from .audio.replay import ReplayJoinError, join_in_child, segment_is_closed
@@ -902,8 +904,8 @@ def _replay_space_ended(space: Space) -> None:
 def replay_process(*, replay_id: int) -> None:
     """Join an ended space's segments into its replay: ready, or failed with a reason.
 
-    Safe to run twice, also at once: only a processing replay that no live worker holds is
-    touched. While a segment may still be closing (the space ended less than
+    Safe to run twice, also at once: only a processing replay whose lease no live worker holds
+    is touched (config.leases). While a segment may still be closing (the space ended less than
     SALON_REPLAY_CLOSE_GRACE_SECONDS ago) it returns; the mixer's close, or the stalled sweep,
     runs it again.
     """
@@ -915,12 +917,10 @@ def replay_process(*, replay_id: int) -> None:
             .filter(pk=replay_id, state=Replay.State.PROCESSING)
             .first()
         )
-        if replay is None:
+        if replay is None or replay.lease_is_alive(now):
             return
-        busy_since = now - timedelta(seconds=settings.SALON_REPLAY_PROCESS_SECONDS)
-        if replay.processing_started_at and replay.processing_started_at > busy_since:
-            return  # another worker is joining it
         if replay.processing_attempts >= settings.SALON_REPLAY_MAX_ATTEMPTS:
+            replay.lease_release()
             _replay_failed(replay, "The recording could not be processed.")
             return
         segments = sorted(replay.segments_path.glob("*.ogg"))
@@ -929,13 +929,22 @@ def replay_process(*, replay_id: int) -> None:
         )
         if now < closing and not all(segment_is_closed(segment) for segment in segments):
             return
-        replay.processing_started_at = now
+        token = replay.lease_take(now)
         replay.processing_attempts = F("processing_attempts") + 1
-        replay.save(update_fields=["processing_started_at", "processing_attempts"])
+        replay.save(update_fields=["processing_attempts", *LEASE_FIELDS])
         directory, audio_path = replay.directory_path, replay.audio_path
 
     try:
-        joined = join_in_child(segments, audio_path, timeout=settings.SALON_REPLAY_PROCESS_SECONDS)
+        joined = join_in_child(
+            segments,
+            audio_path,
+            timeout=settings.SALON_REPLAY_PROCESS_SECONDS,
+            heartbeat=lease_heartbeat(Replay, replay_id, token),
+            heartbeat_seconds=settings.SALON_WORK_LEASE_RENEW_SECONDS,
+        )
+    except ChildAbandoned:
+        logger.warning("replay %s: the lease was lost mid-way; another worker has it", replay_id)
+        return
     except ReplayJoinError:
         logger.exception("replay %s: joining its segments failed", replay_id)
         joined = None
@@ -946,8 +955,9 @@ def replay_process(*, replay_id: int) -> None:
             # Deleted while we joined: its folder went then; remove what we wrote since.
             transaction.on_commit(lambda: shutil.rmtree(directory, ignore_errors=True))
             return
-        if replay.state != Replay.State.PROCESSING:
-            return
+        if replay.state != Replay.State.PROCESSING or replay.lease_token != token:
+            return  # our lease lapsed and another worker took the replay over
+        replay.lease_release()
         if joined is None:
             _replay_failed(replay, "The recording could not be processed.")
         elif joined.packets == 0:
@@ -969,20 +979,19 @@ def _replay_failed(replay: Replay, reason: str) -> None:
     replay.state = Replay.State.FAILED
     replay.failure_reason = reason[:300]
     replay.processed_at = timezone.now()
-    replay.save(update_fields=["state", "failure_reason", "processed_at"])
+    replay.save(update_fields=["state", "failure_reason", "processed_at", *LEASE_FIELDS])
 
 
 def replays_requeue_stalled(*, now: datetime | None = None) -> int:
     """Queue the replays whose processing is due and not running: their mixer never said it
-    closed its segment (it died), or their worker died. Returns how many."""
+    closed its segment (it died), or their worker died (its lease expired). Returns how many."""
     from .tasks import process_replay
 
     now = now or timezone.now()
     closing_over = now - timedelta(seconds=settings.SALON_REPLAY_CLOSE_GRACE_SECONDS)
-    worker_gone = now - timedelta(seconds=settings.SALON_REPLAY_PROCESS_SECONDS)
     due = list(
         Replay.objects.filter(state=Replay.State.PROCESSING, space__ended_at__lt=closing_over)
-        .filter(Q(processing_started_at__isnull=True) | Q(processing_started_at__lt=worker_gone))
+        .filter(Q(lease_expires_at__isnull=True) | lease_expired(now))
         .values_list("pk", flat=True)
     )
     for pk in due:

@@ -18,7 +18,7 @@ def send_reminders() -> int:
 
 
 # Late acks with a hard limit above the child's own timeout: a lost worker is not redelivered in
-# a loop; the stalled sweep and the attempts counter decide what happens next.
+# a loop; the lease, the stalled sweep and the attempts counter decide what happens next.
 @shared_task(name="spaces.process_replay", acks_late=True, time_limit=1200, soft_time_limit=1000)
 def process_replay(replay_id: int) -> None:
     """Join an ended space's recorded segments into its replay (audio queue)."""
@@ -27,7 +27,8 @@ def process_replay(replay_id: int) -> None:
 
 @shared_task(name="spaces.requeue_stalled_replays")
 def requeue_stalled_replays() -> int:
-    """Replays whose mixer or worker died before processing finished (every minute)."""
+    """Replays whose mixer or worker died before processing finished (every half lease, and
+    when a worker starts)."""
     return services.replays_requeue_stalled()
 
 

@@ -72,6 +72,7 @@ from typing import BinaryIO
 import av
 import av.error
 import av.filter
+import av.stream
 import numpy as np
 
 # --- Product rules -------------------------------------------------------------------------
@@ -505,10 +506,11 @@ def _open_audio(
                 f"This file uses an audio codec we do not accept ({codec_name or 'unknown'}). "
                 f"Please upload {_ACCEPTED_FORMATS_TEXT}.",
             )
-        # Other streams (cover art in mp3/m4a, video in an mp4) are not even demuxed.
+        # Other streams (cover art in mp3/m4a, video in an mp4 or webm) are not even demuxed:
+        # FFmpeg skips their packets, so no decoder for them ever runs.
         for other in container.streams:
             if other is not stream:
-                other.discard = "all"
+                other.discard = av.stream.Discard.all
         yield container, stream
 
 

@@ -4,16 +4,19 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from config.leases import Leased
+
 # Content types of the canonical audio files, by suffix (voicetweets.audio decides the format).
 AUDIO_CONTENT_TYPES = {".m4a": "audio/mp4", ".ogg": "audio/ogg", ".opus": "audio/ogg"}
 
 
-class Recording(models.Model):
+class Recording(Leased):
     """What voice tweets and voice messages share: a member's upload, processed into canonical
     audio by one pipeline (voicetweets.services._recording_process).
 
     States: processing → ready | rejected. The upload is kept only while processing; a ready
     recording has its canonical audio (see voicetweets.audio for the format) and its waveform.
+    While a worker processes it, that worker holds its lease (config.leases).
     Subclasses add ``upload`` and ``audio`` file fields (each model stores under its own folder).
     """
 
@@ -25,6 +28,7 @@ class Recording(models.Model):
     state = models.CharField(max_length=12, choices=State, default=State.PROCESSING)
     # Shown to the member when processing rejected the upload (e.g. "longer than 140 s").
     rejection_reason = models.CharField(max_length=300, blank=True)
+    # Workers that started on it; after SALON_VOICETWEET_MAX_ATTEMPTS it is rejected.
     processing_attempts = models.PositiveSmallIntegerField(default=0)
     # Measured from the decoded samples, never from the container's header.
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
@@ -32,7 +36,7 @@ class Recording(models.Model):
     waveform = models.JSONField(default=list, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
+    class Meta(Leased.Meta):
         abstract = True
 
     @property

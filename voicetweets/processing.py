@@ -6,9 +6,11 @@ imports anything heavy, and the parent kills it at a wall-clock deadline; either
 child dies and the voice tweet is rejected. This module imports no Django, so the child starts
 fast; the parent passes the limits in.
 
-Child protocol: ``python -m voicetweets.processing --memory BYTES --cpu SECONDS
+Child protocol: ``python -m voicetweets.processing --parent-pid PID --memory BYTES --cpu SECONDS
 --max-thread-seconds S [--thread] UPLOAD WORK_DIR`` prints one JSON object on stdout:
-``{"status": "ready", "parts": [...]}`` or ``{"status": "rejected", "message": ...}``.
+``{"status": "ready", "parts": [...]}`` or ``{"status": "rejected", "message": ...}``. Anything
+else (an exception) leaves a traceback on stderr and a non-zero exit: the parent logs it and
+tells the member what kind of failure it was (:data:`FAILURE_MESSAGES`).
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shutil
-import subprocess
+import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from voicetweets import children
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +40,28 @@ class Part:
 
 
 class Rejected(Exception):
-    """The upload cannot become a voice tweet; ``message`` is for the member."""
+    """The upload cannot become a voice tweet; ``message`` is for the member: the pipeline's
+    verdict on the file, or one of :data:`FAILURE_MESSAGES`."""
 
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+
+
+# What the member reads when the child did not finish, by kind: a category, not the traceback.
+FAILURE_MESSAGES = {
+    "timeout": "We could not process this recording: it took too long.",
+    "memory": "We could not process this recording: it needed too much memory.",
+    "crash": "We could not process this recording: processing failed unexpectedly.",
+}
+# How running out of address space (RLIMIT_AS) shows in a child's last words: Python's
+# MemoryError, PyAV's ENOMEM, the dynamic loader unable to map a library, OpenBLAS giving up.
+_OUT_OF_MEMORY_SIGNS = (
+    "MemoryError",
+    "Cannot allocate memory",
+    "failed to map segment",
+    "Memory allocation still failed",
+)
 
 
 def process_in_child(
@@ -50,43 +71,47 @@ def process_in_child(
     allow_thread: bool,
     timeout_seconds: float | None = None,
     memory_bytes: int | None = None,
+    heartbeat: Callable[[], bool] | None = None,
 ) -> list[Part]:
-    """Process ``upload`` in a bounded child process; raise :class:`Rejected` with a reason."""
+    """Process ``upload`` in a bounded child process; raise :class:`Rejected` with a reason.
+
+    ``heartbeat`` is beaten every SALON_WORK_LEASE_RENEW_SECONDS while the child runs (it
+    renews the recording's lease); when it returns False the child is killed and
+    :class:`children.ChildAbandoned` propagates: the work is someone else's now.
+    """
     from django.conf import settings
 
     timeout_seconds = timeout_seconds or settings.SALON_VOICETWEET_PROCESS_SECONDS
     max_thread_seconds = settings.SALON_VOICETWEET_MAX_THREAD_SECONDS
     memory_bytes = memory_bytes or settings.SALON_VOICETWEET_PROCESS_MEMORY_BYTES
     work_dir.mkdir(parents=True, exist_ok=True)
-    argv = [
-        sys.executable, "-m", "voicetweets.processing",
+    args = [
         "--memory", str(memory_bytes), "--cpu", str(int(timeout_seconds) + 5),
         "--max-thread-seconds", str(max_thread_seconds),
         *(["--thread"] if allow_thread else []),
         str(upload), str(work_dir),
     ]  # fmt: skip
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
-        # One thread each: the limits are per process, and BLAS pools reserve memory per thread.
-        "OMP_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1",
-    }
     try:
-        result = subprocess.run(  # noqa: S603 - our own interpreter and module, no shell
-            argv, capture_output=True, timeout=timeout_seconds, env=env, check=False
+        result = children.run_child(
+            "voicetweets.processing",
+            args,
+            timeout=timeout_seconds,
+            heartbeat=heartbeat,
+            heartbeat_seconds=settings.SALON_WORK_LEASE_RENEW_SECONDS,
         )
-    except subprocess.TimeoutExpired:
+    except children.ChildTimedOut:
         logger.warning("voice tweet processing timed out after %s s: %s", timeout_seconds, upload)
-        raise Rejected("Processing this recording took too long.") from None
+        raise Rejected(FAILURE_MESSAGES["timeout"]) from None
     if result.returncode != 0:
-        logger.warning(
-            "voice tweet processing died (exit %s): %s\n%s",
+        kind = _failure_kind(result)
+        logger.error(
+            "voice tweet processing failed (%s, exit %s): %s\nthe child's stderr:\n%s",
+            kind,
             result.returncode,
             upload,
-            result.stderr.decode(errors="replace")[-2000:],
+            result.stderr_tail(),
         )
-        raise Rejected("We could not process this recording.")
+        raise Rejected(FAILURE_MESSAGES[kind])
     outcome = json.loads(result.stdout)
     if outcome["status"] == "rejected":
         raise Rejected(outcome["message"])
@@ -94,6 +119,15 @@ def process_in_child(
         Part(path=Path(p["path"]), duration_ms=int(p["duration_ms"]), waveform=p["waveform"])
         for p in outcome["parts"]
     ]
+
+
+def _failure_kind(result: children.ChildExit) -> str:
+    if result.returncode == -signal.SIGXCPU:  # its CPU-time limit (RLIMIT_CPU)
+        return "timeout"
+    stderr = result.stderr_tail()
+    if any(sign in stderr for sign in _OUT_OF_MEMORY_SIGNS):
+        return "memory"
+    return "crash"
 
 
 def remove_dir(path: Path) -> None:
@@ -110,6 +144,7 @@ def _limit_self(memory_bytes: int, cpu_seconds: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--memory", type=int, required=True)
     parser.add_argument("--cpu", type=int, required=True)
     parser.add_argument("--thread", action="store_true")
@@ -117,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("upload", type=Path)
     parser.add_argument("work_dir", type=Path)
     args = parser.parse_args(argv)
+    children.die_with_parent(args.parent_pid)
     _limit_self(args.memory, args.cpu)
 
     from voicetweets import audio  # heavy imports (av, numpy) only under the limits

@@ -16,14 +16,15 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.realtime import notify_user
 from accounts.selectors import is_blocked_between, is_following
 from config.background import enqueue
+from config.leases import LEASE_FIELDS, lease_expired, lease_heartbeat
 
-from . import processing
+from . import children, processing
 from .models import Like, Recording, VoiceMessage, VoiceTweet
 
 logger = logging.getLogger(__name__)
@@ -111,8 +112,9 @@ def voicetweet_process(*, voicetweet_id: int) -> None:
 def _recording_process(model: type[Recording], pk: int, *, finish_ready, finish_rejected) -> None:
     """The processing state machine every recording goes through.
 
-    Safe to run twice (a redelivered task): only a recording still ``processing`` is touched, and
-    one whose workers keep dying is rejected after SALON_VOICETWEET_MAX_ATTEMPTS.
+    Safe to run twice, also at once (a redelivered task, a sweep's requeue): only a recording
+    still ``processing`` whose lease no live worker holds is touched (config.leases), and one
+    whose workers keep dying is rejected after SALON_VOICETWEET_MAX_ATTEMPTS.
     ``finish_ready(recording, parts)`` and ``finish_rejected(recording, reason)`` run with the
     row locked, in the transaction that moves it out of ``processing``.
     """
@@ -122,38 +124,68 @@ def _recording_process(model: type[Recording], pk: int, *, finish_ready, finish_
             .filter(pk=pk, state=Recording.State.PROCESSING)
             .first()
         )
-        if recording is None:
+        if recording is None or recording.lease_is_alive():
             return
+        # The attempt before this one died (its lease expired): its folder is litter now.
+        _remove_work_dir_on_commit(model, pk, recording.lease_token)
         if recording.processing_attempts >= settings.SALON_VOICETWEET_MAX_ATTEMPTS:
-            finish_rejected(recording, "We could not process this recording. Please try again.")
+            recording.lease_release()
+            finish_rejected(
+                recording,
+                "We could not process this recording: processing was interrupted "
+                f"{recording.processing_attempts} times. Please try again.",
+            )
             return
+        token = recording.lease_take()
         recording.processing_attempts = F("processing_attempts") + 1
-        recording.save(update_fields=["processing_attempts"])
+        recording.save(update_fields=["processing_attempts", *LEASE_FIELDS])
 
-    # A folder of this run's own: a stalled-sweep requeue or a redelivered task may process the
-    # same recording at the same time, and must not write over (or delete) the other's files.
-    work_dir = (
-        Path(settings.MEDIA_ROOT) / "work" / f"{model._meta.model_name}-{pk}-{secrets.token_hex(4)}"
-    )
+    # A folder of this attempt's own, named by its lease token: the sweep removes the folders
+    # of attempts whose lease is gone.
+    work_dir = _work_dir(model, pk, token)
     try:
         parts = processing.process_in_child(
             Path(recording.upload.path),
             work_dir,
             allow_thread=recording.allows_thread,
+            heartbeat=lease_heartbeat(model, pk, token),
         )
-    except processing.Rejected as rejected:
-        with transaction.atomic():
-            recording = model.objects.select_for_update().get(pk=pk)
-            if recording.state == Recording.State.PROCESSING:
-                finish_rejected(recording, rejected.message)
+    except children.ChildAbandoned:
+        logger.warning("%s %s: the lease was lost mid-way; another worker has it", model, pk)
         processing.remove_dir(work_dir)
         return
+    except processing.Rejected as rejected:
+        reason = rejected.message
+        _finish_attempt(model, pk, token, lambda recording: finish_rejected(recording, reason))
+        processing.remove_dir(work_dir)
+        return
+    _finish_attempt(model, pk, token, lambda recording: finish_ready(recording, parts))
+    processing.remove_dir(work_dir)
 
+
+def _finish_attempt(model: type[Recording], pk: int, token: str, finish) -> None:
+    """Run ``finish(recording)`` with the row locked, if this attempt still holds its lease:
+    once it lapsed and another worker took the recording over, that worker's result counts."""
     with transaction.atomic():
         recording = model.objects.select_for_update().get(pk=pk)
-        if recording.state == Recording.State.PROCESSING:
-            finish_ready(recording, parts)
-    processing.remove_dir(work_dir)
+        if recording.state != Recording.State.PROCESSING or recording.lease_token != token:
+            return
+        recording.lease_release()
+        finish(recording)
+
+
+def _work_root() -> Path:
+    return Path(settings.MEDIA_ROOT) / "work"
+
+
+def _work_dir(model: type[Recording], pk: int, token: str) -> Path:
+    return _work_root() / f"{model._meta.model_name}-{pk}-{token}"
+
+
+def _remove_work_dir_on_commit(model: type[Recording], pk: int, token: str) -> None:
+    if token:
+        work_dir = _work_dir(model, pk, token)
+        transaction.on_commit(lambda: processing.remove_dir(work_dir))
 
 
 def _store_part(recording: Recording, part: processing.Part, *, now) -> None:
@@ -174,7 +206,9 @@ def _mark_rejected(recording: Recording, reason: str) -> None:
     recording.rejection_reason = reason[:300]
     recording.processed_at = timezone.now()
     _discard_upload(recording)
-    recording.save(update_fields=["state", "rejection_reason", "processed_at", "upload"])
+    recording.save(
+        update_fields=["state", "rejection_reason", "processed_at", "upload", *LEASE_FIELDS]
+    )
 
 
 def _finish_ready(tweet: VoiceTweet, parts: list[processing.Part]) -> None:
@@ -212,22 +246,62 @@ def _discard_upload(recording: Recording) -> None:
         recording.upload = ""
 
 
-def voicetweets_requeue_stalled() -> int:
-    """Queue again the recordings (voice tweets and voice messages) whose processing stopped
-    with its worker; returns how many."""
+def voicetweets_requeue_stalled(*, queue_lost: bool = False) -> int:
+    """Queue again the recordings (voice tweets and voice messages) whose worker died, and
+    remove the work folders no live attempt owns; returns how many were queued.
+
+    A recording whose worker started on it is queued again once its lease expired
+    (config.leases), never while it is alive. One that no worker ever started is queued again
+    after SALON_VOICETWEET_STALLED_SECONDS (its task was lost on the way), or at once when
+    ``queue_lost``: the queue it waited in was the memory of a process that is gone (the
+    embedded default, starting).
+    """
     from .tasks import process_voicemessage, process_voicetweet
 
-    cutoff = timezone.now() - timedelta(seconds=settings.SALON_VOICETWEET_STALLED_SECONDS)
+    now = timezone.now()
+    never_started = Q(lease_expires_at__isnull=True)
+    if not queue_lost:
+        cutoff = now - timedelta(seconds=settings.SALON_VOICETWEET_STALLED_SECONDS)
+        never_started &= Q(created_at__lt=cutoff)
     queued = 0
     for model, task in ((VoiceTweet, process_voicetweet), (VoiceMessage, process_voicemessage)):
-        stalled = model.objects.filter(
-            state=Recording.State.PROCESSING, created_at__lt=cutoff
-        ).values_list("pk", flat=True)
-        for pk in stalled:
+        stalled = model.objects.filter(state=Recording.State.PROCESSING).filter(
+            lease_expired(now) | never_started
+        )
+        for pk in stalled.values_list("pk", flat=True):
             # The task rejects the recording once its attempts are used up.
             enqueue(task, pk)
             queued += 1
+    _remove_orphaned_work_dirs()
     return queued
+
+
+def _remove_orphaned_work_dirs() -> None:
+    """Remove every work folder that belongs to no live attempt: its worker died, or it is
+    not a recording's at all.
+
+    The folders are listed before the leases are read: an attempt commits its lease before it
+    creates its folder, so any folder listed whose attempt is alive is found alive after.
+    """
+    root = _work_root()
+    if not root.is_dir():
+        return
+    entries = list(root.iterdir())
+    now = timezone.now()
+    alive = set()
+    for model in (VoiceTweet, VoiceMessage):
+        leases = model.objects.filter(state=Recording.State.PROCESSING, lease_expires_at__gt=now)
+        alive |= {
+            _work_dir(model, pk, token).name
+            for pk, token in leases.values_list("pk", "lease_token")
+        }
+    for entry in entries:
+        if entry.name not in alive:
+            logger.info("removing orphaned work folder %s", entry)
+            if entry.is_dir() and not entry.is_symlink():
+                processing.remove_dir(entry)
+            else:
+                entry.unlink(missing_ok=True)
 
 
 def voicetweet_delete(*, voicetweet: VoiceTweet, by) -> None:

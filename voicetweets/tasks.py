@@ -6,8 +6,8 @@ from . import services
 
 
 # The hard limit is a backstop above the child process's own timeout; late acks with no
-# requeue on a lost worker mean a crash is not redelivered in a loop (the stalled sweep and
-# the attempts counter decide what happens next).
+# requeue on a lost worker mean a crash is not redelivered in a loop (the lease, the stalled
+# sweep and the attempts counter decide what happens next).
 @shared_task(name="voicetweets.process", acks_late=True, time_limit=300, soft_time_limit=240)
 def process_voicetweet(voicetweet_id: int) -> None:
     services.voicetweet_process(voicetweet_id=voicetweet_id)
@@ -21,5 +21,5 @@ def process_voicemessage(voicemessage_id: int) -> None:
 
 
 @shared_task(name="voicetweets.requeue_stalled")
-def requeue_stalled_voicetweets() -> int:
-    return services.voicetweets_requeue_stalled()
+def requeue_stalled_voicetweets(queue_lost: bool = False) -> int:
+    return services.voicetweets_requeue_stalled(queue_lost=queue_lost)

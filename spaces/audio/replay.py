@@ -26,9 +26,8 @@ import contextlib
 import json
 import logging
 import os
-import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -211,33 +210,46 @@ def join_segments(
     )
 
 
-def join_in_child(segments: Sequence[Path], output: Path, *, timeout: float) -> JoinedReplay:
-    """:func:`join_segments` in a child process, killed after ``timeout`` seconds."""
-    argv = [sys.executable, "-m", "spaces.audio.replay", "--output", str(output)]
-    argv += [str(path) for path in segments]
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
-        "OMP_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1",
-    }
+def join_in_child(
+    segments: Sequence[Path],
+    output: Path,
+    *,
+    timeout: float,
+    heartbeat: Callable[[], bool] | None = None,
+    heartbeat_seconds: float = 10.0,
+) -> JoinedReplay:
+    """:func:`join_segments` in a child process, killed after ``timeout`` seconds.
+
+    ``heartbeat`` renews the replay's lease while the child runs (voicetweets.children); when
+    it returns False the child is killed and ``ChildAbandoned`` propagates.
+    """
+    from voicetweets import children
+
+    args = ["--output", str(output), *(str(path) for path in segments)]
     try:
-        result = subprocess.run(  # noqa: S603 - our own interpreter and module, no shell
-            argv, capture_output=True, timeout=timeout, env=env, check=False
+        result = children.run_child(
+            "spaces.audio.replay",
+            args,
+            timeout=timeout,
+            heartbeat=heartbeat,
+            heartbeat_seconds=heartbeat_seconds,
         )
-    except subprocess.TimeoutExpired:
+    except children.ChildTimedOut:
         raise ReplayJoinError(f"joining took longer than {timeout:g} s") from None
     if result.returncode != 0:
-        stderr = result.stderr.decode(errors="replace")[-2000:]
-        raise ReplayJoinError(f"joining failed (exit {result.returncode}): {stderr}")
+        raise ReplayJoinError(f"joining failed (exit {result.returncode}): {result.stderr_tail()}")
     return JoinedReplay(**json.loads(result.stdout))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Join recording segments into one replay.")
+    parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("segments", type=Path, nargs="*")
     args = parser.parse_args(argv)
+    from voicetweets.children import die_with_parent
+
+    die_with_parent(args.parent_pid)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     joined = join_segments(args.segments, args.output)
     print(json.dumps(asdict(joined)))

@@ -58,6 +58,7 @@ def test_embedded_mode_runs_tasks_off_the_request_thread(settings):
 def test_embedded_beat_runs_scheduled_tasks(settings):
     """The embedded beat thread fires schedule entries without a celery beat process."""
     settings.SALON_TASKS_SYNCHRONOUS = True
+    settings.SALON_WORKER_START_TASKS = {}
     beat = background.EmbeddedBeat(
         {"record": {"task": "tests.record", "schedule": timedelta(hours=1), "args": ("beat",)}}
     )
@@ -68,6 +69,34 @@ def test_embedded_beat_runs_scheduled_tasks(settings):
         beat.stop()
         beat.join(timeout=5)
     assert _ran[0][0] == "beat"
+
+
+def test_the_embedded_process_runs_the_worker_start_tasks_as_it_starts(settings):
+    """Starting, the embedded default takes up what a dead process left at once (the start
+    tasks, with their arguments), before its first scheduled round."""
+    settings.SALON_TASKS_SYNCHRONOUS = True
+    settings.SALON_WORKER_START_TASKS = {"tests.record": {"value": "started"}}
+    beat = background.EmbeddedBeat({})
+    beat.start()
+    try:
+        assert _ran_event.wait(timeout=10)
+    finally:
+        beat.stop()
+        beat.join(timeout=5)
+    assert [value for value, _ in _ran] == ["started"]
+
+
+def test_a_celery_worker_becoming_ready_runs_the_worker_start_tasks(settings):
+    """Celery's worker_ready signal runs the same start tasks: a restarted worker takes up
+    work its dead predecessor held, without waiting for beat."""
+    from celery.signals import worker_ready
+
+    settings.SALON_TASKS_SYNCHRONOUS = True
+    settings.SALON_WORKER_START_TASKS = {"tests.record": {"value": "ready"}}
+
+    worker_ready.send(sender=None)
+
+    assert [value for value, _ in _ran] == ["ready"]
 
 
 EVERY_SCHEDULED_TASK_IS_FOUND = """
@@ -81,7 +110,7 @@ fired = []
 done = threading.Event()
 def dispatch(task, args=(), kwargs=None):
     fired.append(task.name)
-    if len(fired) == len(settings.CELERY_BEAT_SCHEDULE):
+    if len(fired) == len(settings.CELERY_BEAT_SCHEDULE) + len(settings.SALON_WORKER_START_TASKS):
         done.set()
 background.dispatch = dispatch
 beat = background.EmbeddedBeat()
@@ -94,7 +123,8 @@ print(" ".join(sorted(fired)))
 
 def test_embedded_beat_finds_every_scheduled_task_in_a_fresh_process():
     """In a process that imported no tasks module yet (``manage.py serve``), the embedded beat
-    still finds every task of CELERY_BEAT_SCHEDULE, instead of dying on the first lookup."""
+    still finds every task of SALON_WORKER_START_TASKS and CELERY_BEAT_SCHEDULE, instead of
+    dying on the first lookup."""
     import os
     import subprocess
     import sys
@@ -107,5 +137,8 @@ def test_embedded_beat_finds_every_scheduled_task_in_a_fresh_process():
         cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
-    expected = sorted(entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values())
+    expected = sorted(
+        [entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()]
+        + list(settings.SALON_WORKER_START_TASKS)
+    )
     assert child.stdout.split() == expected, child.stderr[-2000:]

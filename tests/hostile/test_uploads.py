@@ -21,7 +21,13 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
-from tests.voicetweets.audiofiles import png_bytes, sine, write_audio
+from tests.voicetweets.audiofiles import (
+    SECOND_STREAM_FILES,
+    assert_plays_a_440_hz_tone_for,
+    png_bytes,
+    sine,
+    write_audio,
+)
 from tests.voicetweets.factories import sine_wav
 from voicetweets.models import VoiceMessage, VoiceTweet
 
@@ -108,6 +114,26 @@ def test_a_header_claiming_4_gb_is_measured_not_believed(alice, django_capture_o
     tweet = VoiceTweet.objects.get(pk=response.json()["id"])
     assert tweet.state == VoiceTweet.State.READY, tweet.rejection_reason
     assert abs(tweet.duration_ms - 3000) <= 50
+    assert _stored_files() == [Path(tweet.audio.path)]
+
+
+@pytest.mark.parametrize("case", SECOND_STREAM_FILES)
+def test_audio_with_cover_art_or_a_video_track_becomes_a_voice_tweet(
+    alice, tmp_path, case, django_capture_on_commit_callbacks
+):
+    """Phone and podcast exports carry cover art, clips a video track (sometimes as the first
+    stream): processed in its child like any upload, the audio stream becomes a ready voice
+    tweet with its true length and sound; the picture or video is never stored."""
+    source = SECOND_STREAM_FILES[case](tmp_path)
+    upload = SimpleUploadedFile(source.name, source.read_bytes(), content_type="audio/mpeg")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _api(alice).post("/api/v1/voicetweets/", {"audio": upload}, format="multipart")
+    assert response.status_code == 202, response.content
+
+    tweet = VoiceTweet.objects.get(pk=response.json()["id"])
+    assert tweet.state == VoiceTweet.State.READY, tweet.rejection_reason
+    assert abs(tweet.duration_ms - 6000) <= 50
+    assert_plays_a_440_hz_tone_for(Path(tweet.audio.path), 6.0)
     assert _stored_files() == [Path(tweet.audio.path)]
 
 

@@ -157,6 +157,39 @@ def test_stalled_replays_are_processed_by_the_sweep(django_capture_on_commit_cal
     assert services.replays_requeue_stalled(now=later) == 0
 
 
+def test_a_replay_under_a_live_lease_is_left_alone_and_taken_up_once_it_lapsed(
+    django_capture_on_commit_callbacks,
+):
+    """A worker joining a replay holds its lease: neither the sweep nor a second delivery
+    touches it, however long ago the space ended. Its worker died (the lease lapsed): the sweep
+    queues it, the next worker takes a new lease, and it ends ready."""
+    host = make_member("hana", host=True)
+    _, replay = recorded_space(host)
+    Replay.objects.filter(pk=replay.pk).update(
+        processing_attempts=1,
+        lease_token="running",
+        lease_expires_at=timezone.now() + timedelta(seconds=settings.SALON_WORK_LEASE_SECONDS),
+    )
+    space = replay.space
+    space.ended_at -= timedelta(hours=1)
+    space.save(update_fields=["ended_at"])
+
+    assert services.replays_requeue_stalled() == 0
+    services.replay_process(replay_id=replay.pk)
+    replay.refresh_from_db()
+    assert (replay.state, replay.processing_attempts) == (Replay.State.PROCESSING, 1)
+
+    Replay.objects.filter(pk=replay.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.replays_requeue_stalled() == 1
+
+    replay.refresh_from_db()
+    assert (replay.state, replay.processing_attempts) == (Replay.State.READY, 2)
+    assert not replay.lease_token and replay.lease_expires_at is None
+
+
 def test_retention_deletes_expired_replays_and_their_files_but_not_held_ones(
     django_capture_on_commit_callbacks,
 ):
@@ -240,7 +273,8 @@ def test_holds_are_for_moderators_with_a_reason_and_audited():
 
 
 def test_beat_schedule_runs_retention_and_the_stalled_sweep():
-    """Retention runs hourly, the stalled-replay sweep every minute; processing on 'audio'."""
+    """Retention runs hourly, the stalled-replay sweep every half lease; processing on
+    'audio'."""
     schedule = settings.CELERY_BEAT_SCHEDULE
     assert schedule["spaces.delete-expired-replays"]["task"] == tasks.delete_expired_replays.name
     assert schedule["spaces.requeue-stalled-replays"]["task"] == (

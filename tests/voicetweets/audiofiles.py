@@ -6,11 +6,13 @@ nothing is checked in.
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from pathlib import Path
 
 import av
+import av.stream
 import numpy as np
 
 # container name used in file names -> (PyAV muxer, encoder)
@@ -70,24 +72,157 @@ def write_audio(
     muxer, codec = ENCODINGS[container or path.suffix.lstrip(".")]
     if codec == "libopus" and rate not in _OPUS_RATES:
         raise ValueError(f"Opus cannot encode at {rate} Hz")
-    layout = "stereo" if channels == 2 else "mono"
     with av.open(str(path), mode="w", format=muxer) as output:
-        stream = output.add_stream(codec, rate=rate, layout=layout)
-        chunk = rate // 10
-        for start in range(0, samples.size, chunk):
-            block = np.ascontiguousarray(samples[start : start + chunk], dtype=np.float32)
-            planes = np.repeat(block.reshape(1, -1), channels, axis=0)
-            frame = av.AudioFrame.from_ndarray(
-                planes.reshape(1, -1, order="F") if channels == 2 else planes,
-                format="flt",
-                layout=layout,
-            )
-            frame.sample_rate = rate
-            for packet in stream.encode(frame):
-                output.mux(packet)
-        for packet in stream.encode(None):
-            output.mux(packet)
+        stream = output.add_stream(codec, rate=rate, layout="stereo" if channels == 2 else "mono")
+        _encode_into(output, stream, samples, rate=rate)
     return path
+
+
+def write_audio_with_picture(
+    path: Path,
+    samples: np.ndarray,
+    *,
+    rate: int = 48_000,
+    picture_codec: str = "mjpeg",
+) -> Path:
+    """Audio with cover art, as phones and podcast tools export it: a one-frame video stream
+    marked ``attached_pic`` (an ID3 APIC frame in MP3, a ``covr`` atom in MP4). Both muxers
+    store the picture as metadata, so it reads back as the second stream whatever the order
+    here; :func:`write_audio_with_video` makes files whose first stream is video."""
+    muxer, codec = ENCODINGS[path.suffix.lstrip(".")]
+    with av.open(str(path), mode="w", format=muxer) as output:
+        # Every stream exists before the first packet is muxed (that writes the header).
+        audio = output.add_stream(codec, rate=rate, layout="mono")
+        picture = _add_picture_stream(output, picture_codec)
+        image = av.VideoFrame.from_ndarray(_test_card(64, 64, 0), format="rgb24")
+        for packet in [*picture.encode(image.reformat(format=picture.pix_fmt)), *picture.encode()]:
+            output.mux(packet)
+        _encode_into(output, audio, samples, rate=rate)
+    return path
+
+
+def _add_picture_stream(output: av.container.OutputContainer, codec: str) -> av.VideoStream:
+    picture = output.add_stream(codec, rate=1)
+    picture.width, picture.height = 64, 64
+    picture.pix_fmt = "yuvj420p" if codec == "mjpeg" else "rgb24"
+    picture.disposition = av.stream.Disposition.attached_pic
+    return picture
+
+
+def _encode_into(
+    output: av.container.OutputContainer, stream: av.AudioStream, samples: np.ndarray, *, rate
+) -> None:
+    """Encode mono float samples into ``stream``, duplicated into stereo if it is stereo."""
+    channels = stream.codec_context.layout.nb_channels
+    layout = stream.codec_context.layout.name
+    chunk = rate // 10
+    for start in range(0, samples.size, chunk):
+        block = np.ascontiguousarray(samples[start : start + chunk], dtype=np.float32)
+        planes = np.repeat(block.reshape(1, -1), channels, axis=0)
+        frame = av.AudioFrame.from_ndarray(
+            planes.reshape(1, -1, order="F") if channels == 2 else planes,
+            format="flt",
+            layout=layout,
+        )
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            output.mux(packet)
+    for packet in stream.encode(None):
+        output.mux(packet)
+
+
+def write_audio_with_video(
+    path: Path,
+    samples: np.ndarray,
+    *,
+    rate: int = 48_000,
+    audio_codec: str | None = None,
+    video_codec: str = "libvpx",
+    video_first: bool = False,
+    frames_per_second: int = 5,
+) -> Path:
+    """Audio with a moving video track beside it for its whole length (a screen recording, a
+    clip saved as WebM). With ``video_first`` the video is stream 0 and the audio stream 1."""
+    muxer, default_codec = ENCODINGS[path.suffix.lstrip(".")]
+    codec = audio_codec or default_codec
+    with av.open(str(path), mode="w", format=muxer) as output:
+        # FFmpeg's own Vorbis encoder (PyAV has no libvorbis) encodes stereo only.
+        layout = "stereo" if codec == "vorbis" else "mono"
+        if video_first:
+            video = output.add_stream(video_codec, rate=frames_per_second)
+            audio = output.add_stream(codec, rate=rate, layout=layout)
+        else:
+            audio = output.add_stream(codec, rate=rate, layout=layout)
+            video = output.add_stream(video_codec, rate=frames_per_second)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        if codec == "vorbis":
+            # ... and is marked experimental.
+            audio.codec_context.options = {"strict": "experimental"}
+        for index in range(math.ceil(samples.size / rate * frames_per_second)):
+            image = av.VideoFrame.from_ndarray(_test_card(48, 64, index), format="rgb24")
+            image.pts = index
+            for packet in video.encode(image.reformat(format="yuv420p")):
+                output.mux(packet)
+        for packet in video.encode(None):
+            output.mux(packet)
+        _encode_into(output, audio, samples, rate=rate)
+    return path
+
+
+def _test_card(height: int, width: int, index: int) -> np.ndarray:
+    image = np.zeros((height, width, 3), dtype=np.uint8)
+    image[:, :, 0] = np.arange(width, dtype=np.uint8) * 4
+    image[:, :, 1] = index * 37 % 256
+    return image
+
+
+# Audio beside a second, non-audio stream: cover art from phones and podcast tools, a video
+# track in a WebM or MP4 clip, and files whose first stream is the video.
+SECOND_STREAM_FILES = {
+    "mp3-with-jpeg-cover": lambda path: write_audio_with_picture(
+        path / "cover.mp3", sine(6.0, frequency=440)
+    ),
+    "mp3-with-png-cover": lambda path: write_audio_with_picture(
+        path / "cover.mp3", sine(6.0, frequency=440), picture_codec="png"
+    ),
+    "m4a-with-cover": lambda path: write_audio_with_picture(
+        path / "cover.m4a", sine(6.0, frequency=440)
+    ),
+    "webm-vp8-then-opus": lambda path: write_audio_with_video(
+        path / "clip.webm", sine(6.0, frequency=440)
+    ),
+    "webm-vp9-first-then-opus": lambda path: write_audio_with_video(
+        path / "clip.webm",
+        sine(6.0, frequency=440),
+        video_codec="libvpx-vp9",
+        video_first=True,
+    ),
+    "webm-vp8-first-then-vorbis": lambda path: write_audio_with_video(
+        path / "clip.webm",
+        sine(6.0, frequency=440),
+        audio_codec="vorbis",
+        video_first=True,
+    ),
+    "mp4-video-first-then-aac": lambda path: write_audio_with_video(
+        path / "clip.m4a",
+        sine(6.0, frequency=440),
+        video_codec="mpeg4",
+        video_first=True,
+    ),
+}
+
+
+def assert_plays_a_440_hz_tone_for(path: Path, seconds: float) -> None:
+    """The processed file lasts ``seconds`` and is the tone the fixtures wrote, clearly
+    audible (not silence, not the picture's or video's bytes turned into noise)."""
+    from voicetweets.audio import decode_mono
+
+    decoded = decode_mono(path)
+    assert abs(decoded.size / 48_000 - seconds) <= 0.06
+    middle = decoded[4800:-4800]
+    assert np.sqrt(np.mean(middle**2)) > 0.05
+    spectrum = np.abs(np.fft.rfft(middle * np.hanning(middle.size)))
+    assert abs(np.fft.rfftfreq(middle.size, 1 / 48_000)[spectrum.argmax()] - 440) <= 5
 
 
 def write_two_audio_streams(path: Path, seconds: float = 2.0, rate: int = 16_000) -> Path:

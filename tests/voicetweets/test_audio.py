@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tests.voicetweets import audiofiles
+from tests.voicetweets.audiofiles import SECOND_STREAM_FILES, assert_plays_a_440_hz_tone_for
 from voicetweets import audio
 from voicetweets.audio import AudioRejected, RejectionReason
 
@@ -353,6 +354,24 @@ def test_video_only_file_is_rejected(tmp_path):
 
     assert refused.reason == RejectionReason.NO_AUDIO_STREAM
     assert "no audio track" in refused.message
+
+
+@pytest.mark.parametrize("case", SECOND_STREAM_FILES)
+def test_the_audio_stream_is_used_and_a_picture_or_video_stream_ignored(tmp_path, case):
+    """Cover art or a video track beside the audio, before or after it, changes nothing: the
+    one audio stream becomes the voice tweet, with its true length and its sound."""
+    source = SECOND_STREAM_FILES[case](tmp_path)
+    with av.open(str(source)) as container:
+        assert len(container.streams) == 2 and len(container.streams.audio) == 1
+        if "first" in case:
+            assert container.streams[0].type == "video"
+
+    result = audio.process_upload(source, output_dir=tmp_path / "out")
+
+    (part,) = result.parts
+    assert part.duration_seconds == pytest.approx(6.0, abs=0.05)
+    assert max(part.waveform) > 0.1
+    assert_plays_a_440_hz_tone_for(part.path, 6.0)
 
 
 def test_several_audio_tracks_are_rejected(tmp_path):

@@ -1,3 +1,4 @@
+import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -86,27 +87,130 @@ def test_not_audio_is_rejected_with_a_reason(member, django_capture_on_commit_ca
     assert tweet.rejection_reason
 
 
-def test_a_child_that_dies_rejects_the_tweet(
-    member, monkeypatch, django_capture_on_commit_callbacks
+def test_a_child_out_of_memory_rejects_the_tweet_saying_so(
+    member, monkeypatch, caplog, django_capture_on_commit_callbacks
 ):
-    """If processing is killed (here: out of memory), the tweet is rejected, not left hanging."""
+    """If processing is killed (here: out of memory), the tweet is rejected, not left hanging;
+    the member reads that it needed too much memory, the log has the child's traceback."""
     original = processing.process_in_child
     monkeypatch.setattr(
         processing,
         "process_in_child",
         lambda *a, **k: original(*a, **{**k, "memory_bytes": 64 * 1024 * 1024}),
     )
+    with caplog.at_level(logging.ERROR, logger="voicetweets.processing"):
+        tweet = _post(member, sine_wav(10), capture=django_capture_on_commit_callbacks)
+
+    assert tweet.state == VoiceTweet.State.REJECTED
+    assert tweet.rejection_reason == processing.FAILURE_MESSAGES["memory"]
+    (record,) = [r for r in caplog.records if r.name == "voicetweets.processing"]
+    assert "Traceback (most recent call last)" in record.getMessage()
+
+
+def test_a_child_that_crashes_is_logged_with_its_traceback(
+    member, caplog, django_capture_on_commit_callbacks
+):
+    """An exception in the child (here: its upload vanished from the disk) is not a verdict on
+    the file: the member reads that processing failed unexpectedly, and the parent's log has
+    the child's traceback, down to the exception."""
+    with django_capture_on_commit_callbacks(execute=False):
+        tweet = services.voicetweet_create(author=member, upload=upload(sine_wav(2)))
+    Path(tweet.upload.path).unlink()
+
+    with caplog.at_level(logging.ERROR, logger="voicetweets.processing"):
+        services.voicetweet_process(voicetweet_id=tweet.pk)
+
+    tweet.refresh_from_db()
+    assert tweet.state == VoiceTweet.State.REJECTED
+    assert tweet.rejection_reason == processing.FAILURE_MESSAGES["crash"]
+    (record,) = [r for r in caplog.records if r.name == "voicetweets.processing"]
+    logged = record.getMessage()
+    assert "failed (crash" in logged
+    assert "Traceback (most recent call last)" in logged
+    assert "FileNotFoundError" in logged
+
+
+def test_a_child_past_its_deadline_is_rejected_as_too_long(
+    member, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A child still working at the wall-clock deadline is killed; the member reads that it
+    took too long (not that the file is bad)."""
+    original = processing.process_in_child
+    monkeypatch.setattr(
+        processing,
+        "process_in_child",
+        lambda *a, **k: original(*a, **{**k, "timeout_seconds": 0.05}),
+    )
     tweet = _post(member, sine_wav(10), capture=django_capture_on_commit_callbacks)
 
     assert tweet.state == VoiceTweet.State.REJECTED
-    assert tweet.rejection_reason == "We could not process this recording."
+    assert tweet.rejection_reason == processing.FAILURE_MESSAGES["timeout"]
+
+
+def test_a_file_the_pipeline_cannot_read_keeps_the_pipeline_reason(
+    member, django_capture_on_commit_callbacks
+):
+    """Damaged or foreign files are the pipeline's verdict, said as such: distinct from the
+    categories of a failing child."""
+    tweet = _post(
+        member,
+        b"RIFF" + b"\x00" * 4000,
+        name="voice.wav",
+        capture=django_capture_on_commit_callbacks,
+    )
+
+    assert tweet.state == VoiceTweet.State.REJECTED
+    assert tweet.rejection_reason not in processing.FAILURE_MESSAGES.values()
+    assert "could not read" in tweet.rejection_reason or "not a supported" in tweet.rejection_reason
+
+
+def test_a_dead_workers_recording_is_queued_again_once_its_lease_expired(
+    member, settings, monkeypatch
+):
+    """A started recording is queued again only when its lease expired (its worker died),
+    however recently it was created; one whose lease is alive is left alone however old it is."""
+    settings.SALON_VOICETWEET_STALLED_SECONDS = 3600
+    dead = VoiceTweet.objects.create(author=member, processing_attempts=1, lease_token="dead")
+    alive = VoiceTweet.objects.create(author=member, processing_attempts=1, lease_token="alive")
+    VoiceTweet.objects.filter(pk=dead.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    VoiceTweet.objects.filter(pk=alive.pk).update(
+        created_at=timezone.now() - timedelta(days=1),
+        lease_expires_at=timezone.now() + timedelta(seconds=30),
+    )
+    queued = []
+    monkeypatch.setattr(services, "enqueue", lambda task, pk: queued.append(pk))
+
+    assert services.voicetweets_requeue_stalled() == 1
+    assert queued == [dead.pk]
+
+
+def test_a_recording_never_started_waits_for_the_stalled_delay_unless_the_queue_died(
+    member, settings, monkeypatch
+):
+    """No lease: the task may still be waiting in a queue, so the periodic sweep waits
+    SALON_VOICETWEET_STALLED_SECONDS; when the queue was the dead process's memory (the
+    embedded default starting), it is queued again at once."""
+    settings.SALON_VOICETWEET_STALLED_SECONDS = 600
+    waiting = VoiceTweet.objects.create(author=member)
+    queued = []
+    monkeypatch.setattr(services, "enqueue", lambda task, pk: queued.append(pk))
+
+    assert services.voicetweets_requeue_stalled() == 0
+    assert services.voicetweets_requeue_stalled(queue_lost=True) == 1
+    VoiceTweet.objects.filter(pk=waiting.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    assert services.voicetweets_requeue_stalled() == 1
+    assert queued == [waiting.pk, waiting.pk]
 
 
 def test_stalled_processing_is_retried_then_rejected(member):
-    """A tweet whose worker died is queued again, and rejected once its attempts are used up."""
+    """A tweet whose workers died is queued again, and rejected once its attempts are used up."""
     tweet = VoiceTweet.objects.create(author=member, state=VoiceTweet.State.PROCESSING)
     VoiceTweet.objects.filter(pk=tweet.pk).update(
-        created_at=timezone.now() - timedelta(hours=1), processing_attempts=2
+        processing_attempts=2,
+        lease_token="gone",
+        lease_expires_at=timezone.now() - timedelta(seconds=1),
     )
 
     assert services.voicetweets_requeue_stalled() == 1
@@ -114,6 +218,35 @@ def test_stalled_processing_is_retried_then_rejected(member):
 
     tweet.refresh_from_db()
     assert tweet.state == VoiceTweet.State.REJECTED
+    assert "interrupted 2 times" in tweet.rejection_reason
+    assert not tweet.lease_token and tweet.lease_expires_at is None
+
+
+def test_work_folders_of_dead_attempts_and_strays_are_removed_by_the_sweep(member):
+    """The sweep keeps the folder of an attempt whose lease is alive and removes the rest:
+    an attempt whose lease expired, a recording no longer processing, a stray folder."""
+    work = Path(settings.MEDIA_ROOT) / "work"
+    live = VoiceTweet.objects.create(
+        author=member, lease_token="a1", lease_expires_at=timezone.now() + timedelta(seconds=30)
+    )
+    dead = VoiceTweet.objects.create(
+        author=member, lease_token="b2", lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    done = VoiceTweet.objects.create(author=member, state=VoiceTweet.State.REJECTED)
+    folders = {
+        "live": work / f"voicetweet-{live.pk}-a1",
+        "dead": work / f"voicetweet-{dead.pk}-b2",
+        "old attempt of the live one": work / f"voicetweet-{live.pk}-00",
+        "done": work / f"voicetweet-{done.pk}-c3",
+        "stray": work / "something-else",
+    }
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+        (folder / "part-1.m4a").write_bytes(b"x")
+
+    services.voicetweets_requeue_stalled()
+
+    assert sorted(p.name for p in work.iterdir()) == [folders["live"].name]
 
 
 @pytest.mark.parametrize(
@@ -138,27 +271,61 @@ def test_text_longer_than_280_characters_is_refused(member):
     assert not VoiceTweet.objects.exists()
 
 
-def test_two_runs_on_one_recording_never_share_a_work_folder(
+def test_a_second_delivery_leaves_a_recording_under_a_live_lease_alone(
     member, monkeypatch, django_capture_on_commit_callbacks
 ):
-    """A stalled-sweep requeue can start a second run while the first still transcodes: each
-    writes its parts in a folder of its own (a shared one let one run overwrite or delete the
-    other's files), the recording ends ready once, and both folders are gone afterwards."""
+    """A redelivered task (or a sweep's requeue) arriving while a worker holds the lease does
+    nothing: one child runs, the recording ends ready once, and the folder is gone after."""
     real = processing.process_in_child
     folders: list[Path] = []
 
-    def one_run_while_the_other_runs(upload, work_dir, **kwargs):
+    def one_run_while_the_other_arrives(upload, work_dir, **kwargs):
         folders.append(work_dir)
-        if len(folders) == 1:  # the duplicate delivery arrives mid-way through the first run
-            services.voicetweet_process(voicetweet_id=tweet.pk)
+        services.voicetweet_process(voicetweet_id=tweet.pk)  # the duplicate delivery
         return real(upload, work_dir, **kwargs)
 
     with django_capture_on_commit_callbacks(execute=False):
         tweet = services.voicetweet_create(author=member, upload=upload(sine_wav(2)))
-    monkeypatch.setattr(processing, "process_in_child", one_run_while_the_other_runs)
+    monkeypatch.setattr(processing, "process_in_child", one_run_while_the_other_arrives)
     services.voicetweet_process(voicetweet_id=tweet.pk)
 
     tweet.refresh_from_db()
     assert tweet.state == VoiceTweet.State.READY, tweet.rejection_reason
-    assert len(folders) == 2 and folders[0] != folders[1]
-    assert not any(folder.exists() for folder in folders)
+    assert tweet.processing_attempts == 1
+    assert len(folders) == 1 and not folders[0].exists()
+    assert not tweet.lease_token and tweet.lease_expires_at is None
+
+
+def test_a_worker_whose_lease_was_taken_over_never_writes_its_result(
+    member, monkeypatch, settings, caplog, django_capture_on_commit_callbacks
+):
+    """A worker that stalled past its lease (the sweep gave the recording to another) is
+    fenced out: its child is killed at the next heartbeat, and only the new attempt's result
+    counts, written once."""
+    settings.SALON_WORK_LEASE_RENEW_SECONDS = 0.05
+    real = processing.process_in_child
+    attempts: list[Path] = []
+
+    def stall_then_lose_the_lease(upload, work_dir, **kwargs):
+        attempts.append(work_dir)
+        if len(attempts) == 1:
+            # This worker stalls; its lease lapses and another worker takes the recording.
+            VoiceTweet.objects.filter(pk=tweet.pk).update(
+                lease_expires_at=timezone.now() - timedelta(seconds=1)
+            )
+            services.voicetweet_process(voicetweet_id=tweet.pk)
+        return real(upload, work_dir, **kwargs)
+
+    with django_capture_on_commit_callbacks(execute=False):
+        tweet = services.voicetweet_create(author=member, upload=upload(sine_wav(20)))
+    monkeypatch.setattr(processing, "process_in_child", stall_then_lose_the_lease)
+    with django_capture_on_commit_callbacks(execute=True), caplog.at_level(logging.WARNING):
+        services.voicetweet_process(voicetweet_id=tweet.pk)
+
+    # The first child starts after the takeover: its first heartbeat finds the lease gone.
+    assert any("lease was lost" in record.getMessage() for record in caplog.records)
+    tweet.refresh_from_db()
+    assert tweet.state == VoiceTweet.State.READY, tweet.rejection_reason
+    assert tweet.processing_attempts == 2
+    assert not VoiceTweet.objects.filter(parent=tweet).exists()
+    assert len(attempts) == 2 and not any(folder.exists() for folder in attempts)
