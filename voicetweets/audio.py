@@ -144,7 +144,6 @@ class RejectionReason(StrEnum):
     NOT_AUDIO = "not_audio"
     UNDECODABLE = "undecodable"
     NO_AUDIO_STREAM = "no_audio_stream"
-    MULTIPLE_AUDIO_STREAMS = "multiple_audio_streams"
     UNSUPPORTED_CODEC = "unsupported_codec"
     TOO_SHORT = "too_short"
     TOO_LONG = "too_long"
@@ -493,11 +492,8 @@ def _open_audio(
             raise AudioRejected(
                 RejectionReason.NO_AUDIO_STREAM, "This file has no sound in it (no audio track)."
             )
-        if len(audio_streams) > 1:
-            raise AudioRejected(
-                RejectionReason.MULTIPLE_AUDIO_STREAMS,
-                "This file has several audio tracks; please upload a file with just one.",
-            )
+        # The first audio track is the voice, as players and FFmpeg's own default pick it; a
+        # second one (another language, a commentary) is ignored like cover art.
         stream = audio_streams[0]
         codec_name = stream.codec_context.name if stream.codec_context else ""
         if codec_name not in _ALLOWED_DECODERS and not codec_name.startswith("pcm_"):

@@ -225,12 +225,14 @@ def assert_plays_a_440_hz_tone_for(path: Path, seconds: float) -> None:
     assert abs(np.fft.rfftfreq(middle.size, 1 / 48_000)[spectrum.argmax()] - 440) <= 5
 
 
-def write_two_audio_streams(path: Path, seconds: float = 2.0, rate: int = 16_000) -> Path:
-    """A Matroska file with two PCM audio tracks (e.g. two languages)."""
+def write_two_audio_streams(
+    path: Path, seconds: float = 2.0, rate: int = 16_000, frequencies=(440.0, 1000.0)
+) -> Path:
+    """A Matroska file with two PCM audio tracks (e.g. two languages), a tone each."""
     with av.open(str(path), mode="w", format="matroska") as output:
-        streams = [output.add_stream("pcm_s16le", rate=rate, layout="mono") for _ in range(2)]
-        samples = sine(seconds, rate=rate)
-        for stream in streams:
+        streams = [output.add_stream("pcm_s16le", rate=rate, layout="mono") for _ in frequencies]
+        for stream, frequency in zip(streams, frequencies, strict=True):
+            samples = sine(seconds, frequency=frequency, rate=rate)
             frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")
             frame.sample_rate = rate
             for packet in [*stream.encode(frame), *stream.encode(None)]:

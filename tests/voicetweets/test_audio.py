@@ -374,11 +374,15 @@ def test_the_audio_stream_is_used_and_a_picture_or_video_stream_ignored(tmp_path
     assert_plays_a_440_hz_tone_for(part.path, 6.0)
 
 
-def test_several_audio_tracks_are_rejected(tmp_path):
-    """We will not guess which of two audio tracks is the voice."""
-    source = audiofiles.write_two_audio_streams(tmp_path / "two.mkv")
+def test_the_first_of_several_audio_tracks_is_used(tmp_path):
+    """Two audio tracks: the first (440 Hz) becomes the voice tweet, the second (1 kHz) is
+    ignored like cover art."""
+    source = audiofiles.write_two_audio_streams(tmp_path / "two.mkv", seconds=3.0)
 
-    assert rejection(source).reason == RejectionReason.MULTIPLE_AUDIO_STREAMS
+    result = audio.process_upload(source, output_dir=tmp_path / "out")
+
+    (part,) = result.parts
+    audiofiles.assert_plays_a_440_hz_tone_for(part.path, 3.0)
 
 
 @pytest.mark.parametrize(
