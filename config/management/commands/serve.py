@@ -104,10 +104,15 @@ class Command(BaseCommand):
         stall = float(os.environ.get("SALON_LOOP_WATCHDOG_SECONDS") or 0)
         if stall > 0:
             _watch_the_event_loop(stall)
-        # Server.run() builds its factories from these module globals.
-        daphne.server.WebSocketFactory = ClosingWebSocketFactory
-        daphne.server.HTTPFactory = BoundedHTTPFactory
-        BodyStreamingCommandLineInterface().run(argv)
+        run_daphne(argv)
+
+
+def run_daphne(argv: list[str]) -> None:
+    """Daphne's command line with ``argv``, with Salon's websocket and HTTP classes."""
+    # Server.run() builds its factories from these module globals.
+    daphne.server.WebSocketFactory = ClosingWebSocketFactory
+    daphne.server.HTTPFactory = BoundedHTTPFactory
+    BodyStreamingCommandLineInterface().run(argv)
 
 
 # Connections the kernel queues for the server to accept (Linux caps it at net.core.somaxconn).
