@@ -120,6 +120,19 @@ class BoundedWebRequest(WebRequest):
             b"Connection: close\r\n\r\n" + body
         )
         self.channel.loseConnection()
+        peer = self.client
+        self.server.log_action(
+            "http",
+            "complete",
+            {
+                "path": self._target_path(),
+                "status": 413,
+                "method": getattr(self.channel, "_command", b"-").decode("ascii", "replace"),
+                "client": f"{peer.host}:{peer.port}" if hasattr(peer, "host") else None,
+                "time_taken": 0.0,
+                "size": len(body),
+            },
+        )
 
 
 class BoundedHTTPFactory(HTTPFactory):
