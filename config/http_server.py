@@ -31,6 +31,9 @@ from config.request_bodies import RequestBodyLimits, too_large_body
 
 # Bytes of body per ``http.request`` message (daphne's default is 8 KiB).
 BODY_CHUNK_BYTES = 64 * 1024
+# Declared bodies up to this size stay in memory while they arrive (Twisted's own threshold):
+# forms and JSON, not worth a file each.
+IN_MEMORY_BODY_BYTES = 100_000
 
 
 class BoundedWebRequest(WebRequest):
@@ -58,10 +61,10 @@ class BoundedWebRequest(WebRequest):
             headers.removeHeader(b"expect")
             self._refuse_body()
             return
-        if length is None or length > 100_000:
+        if length is None or length > IN_MEMORY_BODY_BYTES:
             self.content = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the request
         else:
-            super().gotLength(length)
+            self.content = io.BytesIO()
 
     def handleContentChunk(self, data: bytes) -> None:
         if self.body_refused:
@@ -105,8 +108,8 @@ class BoundedWebRequest(WebRequest):
     def _refuse_body(self) -> None:
         """Answer 413 and close, reading no more of the body.
 
-        Before the request line is fully processed, so the answer is written to the transport
-        directly, as Twisted does for its own 400s.
+        Twisted does not consider the request received yet (and never will), so the answer goes
+        to the transport directly, as Twisted's own 400s do.
         """
         self.body_refused = True
         accept = _last(self.requestHeaders.getRawHeaders(b"accept"))
