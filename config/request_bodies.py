@@ -17,11 +17,9 @@ from html import escape
 class RequestBodyLimits:
     """How large a request body may be, by path and by whether the request carries credentials.
 
-    The one place that knows the caps: ``manage.py serve`` applies them in Twisted, before a
-    byte of the body is stored (config.http_server), and RequestBodyLimitMiddleware again at the
-    ASGI level for any other server. ``by_prefix`` maps path prefixes to caps (the longest
-    matching prefix wins, else ``default``); a request with neither a session cookie nor an
-    Authorization header gets at most ``anonymous``, enough for the login and signup forms.
+    ``by_prefix`` maps path prefixes to caps (the longest matching prefix wins, else
+    ``default``); a request with neither a session cookie nor an Authorization header gets at
+    most ``anonymous``, enough for the login and signup forms.
     """
 
     default: int
