@@ -6,6 +6,7 @@ import hashlib
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -41,7 +42,7 @@ def echo_server():
     deadline = time.monotonic() + 30
     while True:
         try:
-            http.client.HTTPConnection("127.0.0.1", port, timeout=2).connect()
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
             break
         except OSError:
             if time.monotonic() > deadline or process.poll() is not None:
