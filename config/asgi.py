@@ -13,16 +13,14 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from config.http import RequestBodyLimitMiddleware  # noqa: E402
+from config.request_bodies import RequestBodyLimitMiddleware, RequestBodyLimits  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 from spaces.auth import SuspendedMemberMiddleware, TokenAuthMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": RequestBodyLimitMiddleware(
-            django_asgi_app,
-            default_limit=settings.SALON_MAX_REQUEST_BYTES,
-            limits=settings.SALON_REQUEST_BODY_LIMITS,
+            django_asgi_app, limits=RequestBodyLimits.from_settings(settings)
         ),
         "websocket": TokenAuthMiddleware(
             # Browsers: same-origin check, then the session cookie.

@@ -1,8 +1,7 @@
-"""HTTP helpers shared by the apps: byte-range file responses and the request body cap."""
+"""HTTP helpers shared by the apps: byte-range file responses."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -48,78 +47,3 @@ def _unsatisfiable(size: int) -> HttpResponse:
     response = HttpResponse(status=416)
     response["Content-Range"] = f"bytes */{size}"
     return response
-
-
-class RequestBodyLimitMiddleware:
-    """ASGI middleware: refuse request bodies over a size cap before Django reads them.
-
-    Django's ASGI handler reads the whole body (to memory, then disk) before any view runs, so a
-    view cannot stop an oversized upload in time. This answers 413 from the Content-Length alone,
-    and cuts off a body that grows past the cap without one (chunked) or beyond what it declared.
-    ``limits`` maps path prefixes to byte caps; the longest matching prefix wins.
-    """
-
-    def __init__(self, app, *, default_limit: int, limits: dict[str, int]):
-        self.app = app
-        self.default_limit = default_limit
-        self.limits = sorted(limits.items(), key=lambda item: len(item[0]), reverse=True)
-
-    def limit_for(self, path: str) -> int:
-        for prefix, limit in self.limits:
-            if path.startswith(prefix):
-                return limit
-        return self.default_limit
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        limit = self.limit_for(scope["path"])
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None:
-            try:
-                declared_length = int(declared)
-            except ValueError:
-                return await _send_json(send, 400, "Content-Length is not a number.")
-            if declared_length > limit:
-                return await _send_json(send, 413, _too_large(limit))
-
-        received = 0
-
-        async def counting_receive():
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLarge
-            return message
-
-        try:
-            return await self.app(scope, counting_receive, send)
-        except BodyTooLarge:
-            # Django had not answered yet: it answers only after reading the whole body.
-            return await _send_json(send, 413, _too_large(limit))
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-def _too_large(limit: int) -> str:
-    return f"Request body too large: the limit here is {limit // (1024 * 1024)} MB."
-
-
-async def _send_json(send, status: int, detail: str) -> None:
-    body = json.dumps({"detail": detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -297,8 +297,13 @@ CONTENT_SECURITY_POLICY = {
 SALON_WEBSOCKET_MAX_MESSAGE_SIZE = env_int("SALON_WEBSOCKET_MAX_MESSAGE_SIZE", 16 * 1024)
 SALON_WEBSOCKET_MAX_FRAME_SIZE = env_int("SALON_WEBSOCKET_MAX_FRAME_SIZE", 16 * 1024)
 # The largest HTTP request body anywhere (avatars, forms); uploads of audio have their own cap in
-# SALON_REQUEST_BODY_LIMITS. Enforced before Django reads the body (config.http).
+# SALON_REQUEST_BODY_LIMITS. Enforced from the Content-Length (or while a chunked body streams),
+# before the body is stored: by `manage.py serve` in daphne, and again at the ASGI level
+# (config.request_bodies).
 SALON_MAX_REQUEST_BYTES = env_int("SALON_MAX_REQUEST_BYTES", 10 * 1024 * 1024)
+# Requests with neither a session cookie nor an Authorization header (login, signup, waitlist,
+# the token endpoint) get at most this, whatever the path.
+SALON_ANONYMOUS_MAX_REQUEST_BYTES = env_int("SALON_ANONYMOUS_MAX_REQUEST_BYTES", 256 * 1024)
 
 # --- Accounts (invitations, profiles, follows, blocks, suspension) ---------------------------
 # Invitations a new member can give; admins grant more from the Django admin.
@@ -344,8 +349,10 @@ SALON_WORKER_START_TASKS = {
 SALON_VOICETWEET_MAX_SECONDS = 140
 # Longest recording accepted with "post as thread" (split into 140 s parts).
 SALON_VOICETWEET_MAX_THREAD_SECONDS = env_int("SALON_VOICETWEET_MAX_THREAD_SECONDS", 15 * 60)
-# 64 MB holds 15 minutes of anything compressed, or 11 minutes of 48 kHz mono WAV.
-SALON_VOICETWEET_MAX_UPLOAD_BYTES = env_int("SALON_VOICETWEET_MAX_UPLOAD_BYTES", 64 * 1024 * 1024)
+# 28 MiB (29.4 MB) holds the longest voice tweet in any format: 140 s of 48 kHz stereo 16-bit
+# WAV is 26.9 MB. A thread of the full 15 minutes needs a compressed file (MP3 or AAC up to
+# 256 kbit/s, Opus, FLAC of speech): as WAV, 28 MiB is 2:32 of stereo or 5:05 of mono at 48 kHz.
+SALON_VOICETWEET_MAX_UPLOAD_BYTES = env_int("SALON_VOICETWEET_MAX_UPLOAD_BYTES", 28 * 1024 * 1024)
 # Processing runs in a child process with these bounds; a child that dies rejects the tweet.
 SALON_VOICETWEET_PROCESS_SECONDS = env_int("SALON_VOICETWEET_PROCESS_SECONDS", 120)
 SALON_VOICETWEET_PROCESS_MEMORY_BYTES = env_int(

@@ -67,7 +67,10 @@ class VoiceTweetCreateSerializer(serializers.Serializer):
     post_as_thread = serializers.BooleanField(
         required=False,
         default=False,
-        help_text="Split a recording over 140 s into a thread instead of rejecting it.",
+        help_text="Split a recording over 140 s (up to 15 minutes) into a thread instead of "
+        "rejecting it. The whole request is capped at SALON_VOICETWEET_MAX_UPLOAD_BYTES (28 MiB by "
+        "default, 413 beyond): a long thread needs a compressed file (MP3/AAC up to 256 kbit/s, "
+        "Opus).",
     )
 
 

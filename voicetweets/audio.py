@@ -84,8 +84,8 @@ MAX_THREAD_SECONDS = 15 * 60.0
 # Recordings that overrun the limit by at most this much (a stop button pressed late, encoder
 # padding) are accepted and cut to the limit instead of being rejected.
 DURATION_GRACE_SECONDS = 0.5
-# Larger than 15 minutes of 48 kHz stereo 16-bit WAV (173 MB); the web layer should refuse
-# bigger request bodies before they reach us.
+# A bound for callers other than the web layer, which refuses request bodies over
+# SALON_VOICETWEET_MAX_UPLOAD_BYTES (28 MiB) before they are read (config.request_bodies).
 MAX_INPUT_BYTES = 256 * 1024 * 1024
 DEFAULT_TIME_LIMIT_SECONDS = 120.0
 

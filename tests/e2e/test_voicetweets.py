@@ -48,3 +48,21 @@ def test_uploaded_voice_tweet_appears_processed_without_reload(
         arg=card.get_by_role("slider", name="Seek").element_handle(),
     )
     page.screenshot(path=artifact_path("feed-desktop.png"), full_page=True)
+
+
+def test_a_file_over_the_upload_cap_gets_the_servers_reason(
+    live_server_process, launch_browser, signed_in_context, tmp_path, settings
+):
+    """The server refuses an upload over the cap from its Content-Length, while the browser is
+    still sending: the composer shows the server's reason, not a connection failure."""
+    server = live_server_process()
+    member = get_user_model().objects.create_user(username="poster")
+    large = tmp_path / "long.wav"
+    large.write_bytes(b"\0" * (settings.SALON_VOICETWEET_MAX_UPLOAD_BYTES + 1))
+    page = signed_in_context(launch_browser(), server=server, user=member).new_page()
+    page.goto("/")
+
+    page.get_by_label("…or upload a file").set_input_files(str(large))
+    page.get_by_role("button", name="Post").click()
+
+    page.get_by_text("Request body too large: the limit here is 28 MB.").wait_for()

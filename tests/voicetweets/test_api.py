@@ -210,6 +210,7 @@ async def test_oversized_upload_is_refused_before_the_body_is_read(settings):
         headers=[
             (b"host", b"127.0.0.1"),
             (b"content-type", b"multipart/form-data; boundary=x"),
+            (b"authorization", b"Token x"),  # a member's cap, not the anonymous one
             (b"content-length", str(settings.SALON_VOICETWEET_MAX_UPLOAD_BYTES + 1).encode()),
         ],
     )
@@ -221,7 +222,7 @@ async def test_oversized_upload_is_refused_before_the_body_is_read(settings):
 
 async def test_chunked_body_over_the_cap_is_cut_off():
     """Without a Content-Length, the body is counted as it arrives and cut off at the cap."""
-    from config.http import RequestBodyLimitMiddleware
+    from config.request_bodies import RequestBodyLimitMiddleware, RequestBodyLimits
 
     reached_view = []
 
@@ -230,7 +231,8 @@ async def test_chunked_body_over_the_cap_is_cut_off():
             pass
         reached_view.append(True)
 
-    middleware = RequestBodyLimitMiddleware(app, default_limit=1000, limits={})
+    limits = RequestBodyLimits.build(default=1000, anonymous=1000, by_prefix={})
+    middleware = RequestBodyLimitMiddleware(app, limits=limits)
     communicator = HttpCommunicator(middleware, "POST", "/x", body=b"x" * 5000)
     response = await communicator.get_response()
 

@@ -6,6 +6,8 @@ from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from config.http_server import BodyStreamingServer, BoundedHTTPFactory
+
 # Close codes RFC 6455 lets an endpoint send besides 1000 and 3000-4999, which autobahn's
 # sendClose refuses from an application: 1008 (policy violation), 1009 (message too big).
 _PROTOCOL_CLOSE_CODES = {1001, 1003, 1007, 1008, 1009, 1011}
@@ -55,6 +57,12 @@ class ClosingWebSocketFactory(WebSocketFactory):
         super().setProtocolOptions(failByDrop=False, **options)
 
 
+class BodyStreamingCommandLineInterface(CommandLineInterface):
+    """Daphne's command line, running the server that streams request bodies from disk."""
+
+    server_class = BodyStreamingServer
+
+
 class Command(BaseCommand):
     help = "Serve Salon (HTTP and websockets) with daphne, with the websocket limits from settings."
 
@@ -96,9 +104,15 @@ class Command(BaseCommand):
         stall = float(os.environ.get("SALON_LOOP_WATCHDOG_SECONDS") or 0)
         if stall > 0:
             _watch_the_event_loop(stall)
-        # Server.run() builds its factory from this module global.
-        daphne.server.WebSocketFactory = ClosingWebSocketFactory
-        CommandLineInterface().run(argv)
+        run_daphne(argv)
+
+
+def run_daphne(argv: list[str]) -> None:
+    """Daphne's command line with ``argv``, with Salon's websocket and HTTP classes."""
+    # Server.run() builds its factories from these module globals.
+    daphne.server.WebSocketFactory = ClosingWebSocketFactory
+    daphne.server.HTTPFactory = BoundedHTTPFactory
+    BodyStreamingCommandLineInterface().run(argv)
 
 
 # Connections the kernel queues for the server to accept (Linux caps it at net.core.somaxconn).
