@@ -31,8 +31,9 @@ def pytest_report_header(config):
 
 @pytest.fixture(autouse=True)
 def _media_root(settings, tmp_path):
-    """Every test writes uploads under its own temporary folder."""
+    """Every test writes uploads under its own temporary folders, public and private."""
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.SALON_PRIVATE_MEDIA_ROOT = tmp_path / "private"
 
 
 def _is_transactional(request) -> bool:

@@ -133,7 +133,9 @@ def _recording_process(model: type[Recording], pk: int, *, finish_ready, finish_
     # A folder of this run's own: a stalled-sweep requeue or a redelivered task may process the
     # same recording at the same time, and must not write over (or delete) the other's files.
     work_dir = (
-        Path(settings.MEDIA_ROOT) / "work" / f"{model._meta.model_name}-{pk}-{secrets.token_hex(4)}"
+        Path(settings.SALON_PRIVATE_MEDIA_ROOT)
+        / "work"
+        / f"{model._meta.model_name}-{pk}-{secrets.token_hex(4)}"
     )
     try:
         parts = processing.process_in_child(
