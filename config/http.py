@@ -52,7 +52,7 @@ def ranged_file_response(request: HttpRequest, path: Path, content_type: str) ->
     return response
 
 
-class _FileRange:
+class _FileChunks:
     """``length`` bytes of an open file from ``start``, a chunk at a time. The response closes
     the file once sent, or when it is dropped unsent."""
 
@@ -65,6 +65,8 @@ class _FileRange:
     def _read(self, remaining: int) -> bytes:
         return self.handle.read(min(FILE_CHUNK_BYTES, remaining))
 
+
+class _FileRange(_FileChunks):
     def __iter__(self):
         self.handle.seek(self.start)
         remaining = self.length
@@ -73,9 +75,9 @@ class _FileRange:
             yield chunk
 
 
-class _AsyncFileRange(_FileRange):
-    """The same for the ASGI handler: each read on a worker thread, so a slow disk never stops
-    the event loop that also carries the live rooms."""
+class _AsyncFileRange(_FileChunks):
+    """For the ASGI handler: each read on a worker thread, so a slow disk never stops the event
+    loop that also carries the live rooms. (No ``__iter__``: Django would take it instead.)"""
 
     async def __aiter__(self):
         await asyncio.to_thread(self.handle.seek, self.start)

@@ -28,7 +28,7 @@ from urllib.parse import quote, urlencode
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core import signing
+from django.core import checks, signing
 from django.core.files.storage import FileSystemStorage, storages
 from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponse
@@ -69,6 +69,26 @@ def private_storage() -> PrivateMediaStorage:
 
 def private_root() -> Path:
     return Path(settings.SALON_PRIVATE_MEDIA_ROOT)
+
+
+def check_media_roots(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """System check: the private root must not be inside a folder the proxy publishes (MEDIA_ROOT,
+    STATIC_ROOT), nor contain one."""
+    private = private_root().resolve()
+    errors = []
+    for name in ("MEDIA_ROOT", "STATIC_ROOT"):
+        public = Path(getattr(settings, name)).resolve()
+        if private.is_relative_to(public) or public.is_relative_to(private):
+            errors.append(
+                checks.Error(
+                    f"SALON_PRIVATE_MEDIA_ROOT ({private}) and {name} ({public}) overlap: the "
+                    f"proxy publishes {name}, so private audio would be public.",
+                    hint="Give private media a folder of its own, outside MEDIA_ROOT and "
+                    "STATIC_ROOT.",
+                    id="salon.E001",
+                )
+            )
+    return errors
 
 
 def private_file_response(
