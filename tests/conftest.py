@@ -110,7 +110,8 @@ def _close_sync_thread_connections():
 def live_server_process(transactional_db, tmp_path):
     """Start real daphne servers (``manage.py serve``) that share the test database and Redis.
 
-    Call it to start one; every server started is stopped after the test.
+    Call it to start one (positional arguments go to ``serve``, keywords to its environment);
+    every server started is stopped after the test.
     """
     from django.db import connection
 
@@ -118,9 +119,12 @@ def live_server_process(transactional_db, tmp_path):
 
     servers: list[ServerProcess] = []
 
-    def start(**extra_env) -> ServerProcess:
+    def start(*serve_args: str, **extra_env) -> ServerProcess:
         server = ServerProcess(
-            database_name=connection.settings_dict["NAME"], log_dir=tmp_path, extra_env=extra_env
+            database_name=connection.settings_dict["NAME"],
+            log_dir=tmp_path,
+            extra_env=extra_env,
+            serve_args=serve_args,
         )
         servers.append(server)
         return server
