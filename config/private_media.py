@@ -31,7 +31,7 @@ from django.contrib.auth import get_user_model
 from django.core import checks, signing
 from django.core.files.storage import FileSystemStorage, storages
 from django.core.signals import setting_changed
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.functional import cached_property
 from django.views.decorators.http import require_GET
@@ -95,6 +95,9 @@ def private_file_response(
     request: HttpRequest, path: Path, *, content_type: str, cache_control: str
 ) -> HttpResponse:
     """Hand out ``path``, a file under the private root, to a member the caller has checked."""
+    if not path.is_file():
+        logger.warning("private file missing: %s", path)
+        raise Http404("No audio here.")
     relative = path.resolve().relative_to(private_root().resolve())
     prefix = settings.SALON_PRIVATE_MEDIA_ACCEL_PREFIX
     if prefix:

@@ -157,7 +157,7 @@ def replay_detail(request: HttpRequest, pk: int):
 def replay_audio(request: HttpRequest, pk: int, *, listener) -> HttpResponse:
     """The replay file, with Range support so the player can seek."""
     replay = _replay_or_404(listener, pk)
-    if replay.state != Replay.State.READY or not replay.audio_path.is_file():
+    if replay.state != Replay.State.READY:
         raise Http404("This replay is not ready.")
     # Revalidated on every use: a deleted replay, or a member who lost access, must not play
     # on from a cache.

@@ -182,3 +182,18 @@ def test_upgrading_moves_private_files_out_of_media_root_and_loses_nothing():
 
     _migrate_files("move_files_back")
     assert _tree(media) == {**old, "avatars/alice.webp": b"avatar"} and _tree(private) == {}
+
+
+@pytest.mark.parametrize("accel_prefix", ["", "/_private/"])
+def test_a_ready_recording_whose_file_is_gone_is_404(settings, accel_prefix):
+    """A file lost on disk is a 404 (logged), never a 500 nor a redirect to nothing."""
+    settings.SALON_PRIVATE_MEDIA_ACCEL_PREFIX = accel_prefix
+    alice = make_member("alice")
+    tweet = ready_tweet(alice)
+    Path(tweet.audio.path).unlink()
+    client = Client()
+    client.force_login(alice)
+
+    response = client.get(f"/voicetweets/{tweet.pk}/audio")
+
+    assert response.status_code == 404 and "X-Accel-Redirect" not in response
