@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core import checks
 
 
 class SalonConfig(AppConfig):
@@ -7,3 +8,8 @@ class SalonConfig(AppConfig):
     name = "config"
     label = "salon"
     verbose_name = "Salon"
+
+    def ready(self):
+        from .private_media import check_media_roots
+
+        checks.register(check_media_roots, checks.Tags.security)

@@ -457,10 +457,21 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "static"
+# Public media (avatars) only: the front proxy serves MEDIA_ROOT as it is under MEDIA_URL.
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("SALON_MEDIA_ROOT", DATA_DIR / "media"))
+# Private media: voice tweets, voice messages, replays, uploads and work in progress. No URL maps
+# onto this folder; views that check who may hear a file serve it (config.private_media).
+SALON_PRIVATE_MEDIA_ROOT = Path(os.environ.get("SALON_PRIVATE_MEDIA_ROOT", DATA_DIR / "private"))
+# The front proxy's internal location for SALON_PRIVATE_MEDIA_ROOT (nginx: docs/deploy.md): views
+# answer with X-Accel-Redirect to it and the proxy sends the bytes. Empty: Django streams them.
+SALON_PRIVATE_MEDIA_ACCEL_PREFIX = os.environ.get("SALON_PRIVATE_MEDIA_ACCEL_PREFIX", "")
+# How long an audio URL the API hands out plays without a session (it is bound to the member it
+# was issued to, whose access is checked again on every request).
+SALON_MEDIA_LINK_MAX_AGE_SECONDS = env_int("SALON_MEDIA_LINK_MAX_AGE_SECONDS", 3600)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "private": {"BACKEND": "config.private_media.PrivateMediaStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 # Without collectstatic (make run), whitenoise serves straight from the finders.

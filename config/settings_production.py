@@ -34,3 +34,7 @@ STORAGES = {
     **STORAGES,  # noqa: F405
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+# Behind nginx (docs/deploy.md) private audio goes out through its internal location; set it empty
+# to have Django stream the files instead, behind a proxy that does not know X-Accel-Redirect.
+SALON_PRIVATE_MEDIA_ACCEL_PREFIX = os.environ.get("SALON_PRIVATE_MEDIA_ACCEL_PREFIX", "/_private/")

@@ -7,12 +7,13 @@ Every live action here is also a websocket command; both call the same service, 
 from __future__ import annotations
 
 from django.http import Http404
-from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
+
+from config.private_media import media_link
 
 from . import errors, selectors, services
 from .models import Replay, Space
@@ -122,7 +123,9 @@ class ReplaySerializer(serializers.Serializer):
     )
     timeline = ReplayTurnSerializer(many=True, help_text="Who talked when, ordered by start.")
     audio_url = serializers.URLField(
-        allow_null=True, help_text="Ogg Opus with Range support (seekable); null until ready."
+        allow_null=True,
+        help_text="Ogg Opus with Range support (seekable); null until ready. Plays for the member "
+        "it was returned to, without a session, for an hour (SALON_MEDIA_LINK_MAX_AGE_SECONDS).",
     )
     delete_after = serializers.DateTimeField(
         allow_null=True,
@@ -376,6 +379,7 @@ class SpaceViewSet(viewsets.ViewSet):
         data = selectors.replay_data(replay)
         data["audio_url"] = None
         if replay.state == Replay.State.READY:
-            url = reverse("spaces:replay_audio", args=[replay.space_id])
-            data["audio_url"] = request.build_absolute_uri(url)
+            data["audio_url"] = media_link(
+                request, url_name="spaces:replay_audio", pk=replay.space_id, member=request.user
+            )
         return Response(ReplaySerializer(data).data)

@@ -284,8 +284,8 @@ class Replay(Leased):
 
     space = models.OneToOneField(Space, on_delete=models.CASCADE, related_name="replay")
     state = models.CharField(max_length=16, choices=State.choices, default=State.RECORDING)
-    # Folder under MEDIA_ROOT with the segments (one per mixer that owned the room while it was
-    # recorded), then the replay file. Its name has a random part: MEDIA_URL must not lead to it.
+    # Folder under SALON_PRIVATE_MEDIA_ROOT with the segments (one per mixer that owned the room
+    # while it was recorded), then the replay file; only the replay's audio view serves it.
     directory = models.CharField(max_length=200, unique=True)
     # Measured from the joined file's packets, once ready.
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
@@ -327,7 +327,7 @@ class Replay(Leased):
 
     @property
     def directory_path(self) -> Path:
-        return Path(settings.MEDIA_ROOT) / self.directory
+        return Path(settings.SALON_PRIVATE_MEDIA_ROOT) / self.directory
 
     @property
     def segments_path(self) -> Path:

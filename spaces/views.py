@@ -8,7 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from config.http import ranged_file_response
+from config.private_media import private_file_response, private_media_view
 
 from . import errors, selectors, services
 from .forms import SpaceForm
@@ -123,9 +123,9 @@ def space_cancel(request: HttpRequest, pk: int):
 # --- Replays ----------------------------------------------------------------------------------
 
 
-def _replay_or_404(request: HttpRequest, pk: int) -> Replay:
+def _replay_or_404(user, pk: int) -> Replay:
     """Non-members of a closed space get 404, as for the space itself: no hint it exists."""
-    replay = selectors.replay_for_member(user=request.user, space_id=pk)
+    replay = selectors.replay_for_member(user=user, space_id=pk)
     if replay is None:
         raise Http404("No replay for this space")
     return replay
@@ -135,7 +135,7 @@ def _replay_or_404(request: HttpRequest, pk: int) -> Replay:
 @require_GET
 def replay_detail(request: HttpRequest, pk: int):
     """The replay: player with seeking, waveform, who talked when, "next speaker"."""
-    replay = _replay_or_404(request, pk)
+    replay = _replay_or_404(request.user, pk)
     is_host = replay.space.host_id == request.user.pk
     return render(
         request,
@@ -153,24 +153,23 @@ def replay_detail(request: HttpRequest, pk: int):
     )
 
 
-@login_required
-@require_GET
-def replay_audio(request: HttpRequest, pk: int) -> HttpResponse:
+@private_media_view("spaces:replay_audio")
+def replay_audio(request: HttpRequest, pk: int, *, listener) -> HttpResponse:
     """The replay file, with Range support so the player can seek."""
-    replay = _replay_or_404(request, pk)
-    if replay.state != Replay.State.READY or not replay.audio_path.is_file():
+    replay = _replay_or_404(listener, pk)
+    if replay.state != Replay.State.READY:
         raise Http404("This replay is not ready.")
-    response = ranged_file_response(request, replay.audio_path, "audio/ogg")
     # Revalidated on every use: a deleted replay, or a member who lost access, must not play
     # on from a cache.
-    response["Cache-Control"] = "private, no-cache"
-    return response
+    return private_file_response(
+        request, replay.audio_path, content_type="audio/ogg", cache_control="private, no-cache"
+    )
 
 
 @login_required
 @require_POST
 def replay_delete(request: HttpRequest, pk: int):
-    replay = _replay_or_404(request, pk)
+    replay = _replay_or_404(request.user, pk)
     try:
         services.replay_delete(replay=replay, by=request.user)
     except errors.SpaceError as error:

@@ -31,8 +31,9 @@ def pytest_report_header(config):
 
 @pytest.fixture(autouse=True)
 def _media_root(settings, tmp_path):
-    """Every test writes uploads under its own temporary folder."""
+    """Every test writes uploads under its own temporary folders, public and private."""
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.SALON_PRIVATE_MEDIA_ROOT = tmp_path / "private"
 
 
 def _is_transactional(request) -> bool:
@@ -109,7 +110,8 @@ def _close_sync_thread_connections():
 def live_server_process(transactional_db, tmp_path):
     """Start real daphne servers (``manage.py serve``) that share the test database and Redis.
 
-    Call it to start one; every server started is stopped after the test.
+    Call it to start one (positional arguments go to ``serve``, keywords to its environment);
+    every server started is stopped after the test.
     """
     from django.db import connection
 
@@ -117,9 +119,12 @@ def live_server_process(transactional_db, tmp_path):
 
     servers: list[ServerProcess] = []
 
-    def start(**extra_env) -> ServerProcess:
+    def start(*serve_args: str, **extra_env) -> ServerProcess:
         server = ServerProcess(
-            database_name=connection.settings_dict["NAME"], log_dir=tmp_path, extra_env=extra_env
+            database_name=connection.settings_dict["NAME"],
+            log_dir=tmp_path,
+            extra_env=extra_env,
+            serve_args=serve_args,
         )
         servers.append(server)
         return server

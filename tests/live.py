@@ -18,7 +18,14 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 class ServerProcess:
     """``manage.py serve`` in a child process, on the test database and the suite's Redis."""
 
-    def __init__(self, *, database_name: str, log_dir: Path, extra_env: dict | None = None):
+    def __init__(
+        self,
+        *,
+        database_name: str,
+        log_dir: Path,
+        extra_env: dict | None = None,
+        serve_args: tuple[str, ...] = (),
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         base_url = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
@@ -34,7 +41,7 @@ class ServerProcess:
         self.log_path = log_dir / f"daphne-{self.port}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--port", str(self.port)],
+            [sys.executable, "manage.py", "serve", "--port", str(self.port), *serve_args],
             cwd=BASE_DIR,
             env=env,
             stdout=self._log,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
-from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
@@ -16,6 +15,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from accounts.selectors import is_blocked_between, user_get_active
+from config.private_media import media_link
 
 from . import selectors, services
 from .models import VoiceMessage, VoiceTweet
@@ -53,11 +53,12 @@ class VoiceTweetSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_audio_url(self, tweet: VoiceTweet) -> str | None:
+        """An audio link (config.private_media): plays for this member, token or session, with
+        Range, for SALON_MEDIA_LINK_MAX_AGE_SECONDS."""
         if tweet.state != VoiceTweet.State.READY:
             return None
-        return self.context["request"].build_absolute_uri(
-            reverse("voicetweets:audio", args=[tweet.pk])
-        )
+        request = self.context["request"]
+        return media_link(request, url_name="voicetweets:audio", pk=tweet.pk, member=request.user)
 
 
 class VoiceTweetCreateSerializer(serializers.Serializer):
@@ -226,8 +227,9 @@ class VoiceMessageSerializer(serializers.ModelSerializer):
     def get_audio_url(self, message: VoiceMessage) -> str | None:
         if message.state != VoiceMessage.State.READY:
             return None
-        return self.context["request"].build_absolute_uri(
-            reverse("voicetweets:message_audio", args=[message.pk])
+        request = self.context["request"]
+        return media_link(
+            request, url_name="voicetweets:message_audio", pk=message.pk, member=request.user
         )
 
 

@@ -5,6 +5,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from config.leases import Leased
+from config.private_media import private_storage
 
 # Content types of the canonical audio files, by suffix (voicetweets.audio decides the format).
 AUDIO_CONTENT_TYPES = {".m4a": "audio/mp4", ".ogg": "audio/ogg", ".opus": "audio/ogg"}
@@ -17,7 +18,8 @@ class Recording(Leased):
     States: processing → ready | rejected. The upload is kept only while processing; a ready
     recording has its canonical audio (see voicetweets.audio for the format) and its waveform.
     While a worker processes it, that worker holds its lease (config.leases).
-    Subclasses add ``upload`` and ``audio`` file fields (each model stores under its own folder).
+    Subclasses add ``upload`` and ``audio`` file fields (each model stores under its own folder of
+    the private root: config.private_media serves them to those who may hear them).
     """
 
     class State(models.TextChoices):
@@ -65,10 +67,10 @@ class VoiceTweet(Recording):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
     )
     # The member's original file; deleted once processing ends either way.
-    upload = models.FileField(upload_to="uploads/voicetweets/", blank=True)
+    upload = models.FileField(upload_to="uploads/voicetweets/", storage=private_storage, blank=True)
     # "Post as thread": a recording over 140 s is split into replies instead of rejected.
     post_as_thread = models.BooleanField(default=False)
-    audio = models.FileField(upload_to="voicetweets/%Y/%m/", blank=True)
+    audio = models.FileField(upload_to="voicetweets/%Y/%m/", storage=private_storage, blank=True)
     # Kept by the like services, so feeds need no COUNT per item.
     like_count = models.PositiveIntegerField(default=0)
     # Hidden by a moderator: gone for everyone but its author (who sees it marked) and admins;
@@ -131,8 +133,10 @@ class VoiceMessage(Recording):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="voice_messages_received"
     )
     # The member's original file; deleted once processing ends either way.
-    upload = models.FileField(upload_to="uploads/voicemessages/", blank=True)
-    audio = models.FileField(upload_to="voicemessages/%Y/%m/", blank=True)
+    upload = models.FileField(
+        upload_to="uploads/voicemessages/", storage=private_storage, blank=True
+    )
+    audio = models.FileField(upload_to="voicemessages/%Y/%m/", storage=private_storage, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # When the recipient opened the conversation after the message was ready; null while unread.
     read_at = models.DateTimeField(null=True, blank=True)

@@ -175,7 +175,7 @@ def _finish_attempt(model: type[Recording], pk: int, token: str, finish) -> None
 
 
 def _work_root() -> Path:
-    return Path(settings.MEDIA_ROOT) / "work"
+    return Path(settings.SALON_PRIVATE_MEDIA_ROOT) / "work"
 
 
 def _work_dir(model: type[Recording], pk: int, token: str) -> Path:

@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.selectors import user_get_active
-from config.http import ranged_file_response
+from config.private_media import private_file_response, private_media_view
 from config.throttling import throttled_post
 
 from . import selectors, services
@@ -35,17 +35,17 @@ def _audio_response(request: HttpRequest, recording: Recording) -> HttpResponse:
     """The canonical audio file, with Range support so players can seek."""
     if recording.state != Recording.State.READY or not recording.audio:
         raise Http404("No audio here.")
-    response = ranged_file_response(
-        request, Path(recording.audio.path), recording.audio_content_type
+    return private_file_response(
+        request,
+        Path(recording.audio.path),
+        content_type=recording.audio_content_type,
+        cache_control="private, max-age=3600",
     )
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
 
 
-@login_required
-@require_GET
-def audio(request: HttpRequest, pk: int) -> HttpResponse:
-    return _audio_response(request, selectors.voicetweet_for_viewer(viewer=request.user, pk=pk))
+@private_media_view("voicetweets:audio")
+def audio(request: HttpRequest, pk: int, *, listener) -> HttpResponse:
+    return _audio_response(request, selectors.voicetweet_for_viewer(viewer=listener, pk=pk))
 
 
 @login_required
@@ -179,11 +179,10 @@ def conversation(request: HttpRequest, username: str) -> HttpResponse:
     return render(request, "voicetweets/conversation.html", context)
 
 
-@login_required
-@require_GET
-def message_audio(request: HttpRequest, pk: int) -> HttpResponse:
+@private_media_view("voicetweets:message_audio")
+def message_audio(request: HttpRequest, pk: int, *, listener) -> HttpResponse:
     """A voice message's audio: for its two members, and for staff once it was reported."""
-    message = selectors.voicemessage_for_listener(viewer=request.user, pk=pk)
+    message = selectors.voicemessage_for_listener(viewer=listener, pk=pk)
     return _audio_response(request, message)
 
 

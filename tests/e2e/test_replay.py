@@ -35,7 +35,7 @@ def test_next_speaker_and_the_timeline_seek_the_replay(
         replay = pool.submit(build).result()
     turns = replay.timeline
     assert [turn["speaker_id"] for turn in turns] == [host.pk, sam.pk, host.pk]
-    server = live_server_process(SALON_MEDIA_ROOT=str(settings.MEDIA_ROOT))
+    server = live_server_process(SALON_PRIVATE_MEDIA_ROOT=str(settings.SALON_PRIVATE_MEDIA_ROOT))
     page = signed_in_context(launch_browser(), server=server, user=make_member("leo")).new_page()
 
     page.goto(f"/spaces/{replay.space_id}/replay/")

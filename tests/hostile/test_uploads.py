@@ -41,8 +41,8 @@ def _api(user) -> APIClient:
 
 
 def _stored_files() -> list[Path]:
-    root = Path(settings.MEDIA_ROOT)
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    roots = [Path(settings.MEDIA_ROOT), Path(settings.SALON_PRIVATE_MEDIA_ROOT)]
+    return sorted(p for root in roots if root.exists() for p in root.rglob("*") if p.is_file())
 
 
 def _ogg_with_random_pages() -> bytes:
@@ -237,5 +237,5 @@ def test_hostile_file_names_are_never_used_on_disk(
     assert tweet.state == VoiceTweet.State.READY, tweet.rejection_reason
     (stored,) = _stored_files()
     assert stored == Path(tweet.audio.path)
-    assert stored.is_relative_to(Path(settings.MEDIA_ROOT) / "voicetweets")
+    assert stored.is_relative_to(Path(settings.SALON_PRIVATE_MEDIA_ROOT) / "voicetweets")
     assert len(stored.name) < 40

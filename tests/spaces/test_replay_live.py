@@ -39,7 +39,7 @@ def wait_until_processed(space, timeout: float = 60.0) -> Replay:
 
 def recording_server(live_server_process):
     # The server writes the recording where this test reads it.
-    return live_server_process(SALON_MEDIA_ROOT=str(settings.MEDIA_ROOT))
+    return live_server_process(SALON_PRIVATE_MEDIA_ROOT=str(settings.SALON_PRIVATE_MEDIA_ROOT))
 
 
 async def speak(client: SpaceClient, wav, silence) -> None:

@@ -58,7 +58,7 @@ def test_a_space_recorded_from_creation_gets_its_replay_at_the_first_segment():
     replay = Replay.objects.get(space=recorded)
     assert recorded.is_recording and replay.state == Replay.State.RECORDING
     assert path.parent == replay.segments_path and path.parent.is_dir()
-    assert replay.directory_path.is_relative_to(settings.MEDIA_ROOT)
+    assert replay.directory_path.is_relative_to(settings.SALON_PRIVATE_MEDIA_ROOT)
     assert services.replay_segment_start(space_id=plain.pk) is None
     assert not Replay.objects.filter(space=plain).exists()
 

@@ -44,7 +44,7 @@ def test_ten_second_recording_becomes_a_ready_tweet(member, django_capture_on_co
         decoded = sum(frame.samples for frame in container.decode(stream))
     assert abs(decoded / 48_000 - 10) < 0.1
     assert not tweet.upload  # the original is gone once processed...
-    uploads = Path(settings.MEDIA_ROOT) / "uploads" / "voicetweets"
+    uploads = Path(settings.SALON_PRIVATE_MEDIA_ROOT) / "uploads" / "voicetweets"
     assert not any(uploads.iterdir())  # ...from the disk too
 
 
@@ -55,7 +55,7 @@ def test_recording_over_140_seconds_is_rejected(member, django_capture_on_commit
     assert tweet.state == VoiceTweet.State.REJECTED
     assert "140" in tweet.rejection_reason
     assert not tweet.upload and not tweet.audio
-    assert not any((Path(settings.MEDIA_ROOT) / "uploads" / "voicetweets").iterdir())
+    assert not any((Path(settings.SALON_PRIVATE_MEDIA_ROOT) / "uploads" / "voicetweets").iterdir())
 
 
 def test_long_recording_posted_as_thread_is_split(member, django_capture_on_commit_callbacks):
