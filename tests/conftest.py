@@ -107,8 +107,9 @@ def _close_sync_thread_connections():
 
 
 @pytest.fixture
-def live_server_process(transactional_db, tmp_path):
-    """Start real daphne servers (``manage.py serve``) that share the test database and Redis.
+def live_server_process(transactional_db, tmp_path, settings):
+    """Start real daphne servers (``manage.py serve``) that share the test database and Redis,
+    and this test's media roots (so the test sees what they store, and nothing lands in var/).
 
     Call it to start one (positional arguments go to ``serve``, keywords to its environment);
     every server started is stopped after the test.
@@ -123,7 +124,11 @@ def live_server_process(transactional_db, tmp_path):
         server = ServerProcess(
             database_name=connection.settings_dict["NAME"],
             log_dir=tmp_path,
-            extra_env=extra_env,
+            extra_env={
+                "SALON_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+                "SALON_PRIVATE_MEDIA_ROOT": str(settings.SALON_PRIVATE_MEDIA_ROOT),
+                **extra_env,
+            },
             serve_args=serve_args,
         )
         servers.append(server)

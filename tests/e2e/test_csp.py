@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 from allauth.account.forms import default_token_generator
 from allauth.account.utils import user_pk_to_url_str
-from django.conf import settings
 from django.db import connection
 
 from accounts.models import Follow
@@ -113,7 +112,7 @@ def test_every_page_and_live_feature_runs_under_the_policy(
     tweet = ready_tweet(host, text="A thought under the policy")
     message = ready_message(listener, host)
     live = make_live_space(host, title="Policy check")
-    server = live_server_process(SALON_MEDIA_ROOT=str(settings.MEDIA_ROOT))
+    server = live_server_process()
 
     host_context = signed_in_context(
         launch_browser(fake_audio=tone_wav(tmp_path / "tone.wav", 440)), server=server, user=host

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from django.conf import settings
 from django.db import connection
 
 from tests.spaces.factories import make_member, make_replay
@@ -35,7 +34,7 @@ def test_next_speaker_and_the_timeline_seek_the_replay(
         replay = pool.submit(build).result()
     turns = replay.timeline
     assert [turn["speaker_id"] for turn in turns] == [host.pk, sam.pk, host.pk]
-    server = live_server_process(SALON_PRIVATE_MEDIA_ROOT=str(settings.SALON_PRIVATE_MEDIA_ROOT))
+    server = live_server_process()
     page = signed_in_context(launch_browser(), server=server, user=make_member("leo")).new_page()
 
     page.goto(f"/spaces/{replay.space_id}/replay/")

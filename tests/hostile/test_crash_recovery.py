@@ -16,7 +16,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from accounts.services import auth_token_issue
@@ -86,7 +85,7 @@ def test_a_voice_tweet_whose_server_was_killed_mid_processing_ends_ready(
     member = get_user_model().objects.create_user(username="crashy", password="x-pass-12345")
     token = auth_token_issue(user=member).key
     source = write_audio(tmp_path / "long.flac", sine(140.0, rate=16_000), rate=16_000)
-    env = {**SHORT_LEASES, "SALON_MEDIA_ROOT": str(settings.MEDIA_ROOT)}
+    env = SHORT_LEASES
     work_root = services._work_root()
 
     first = live_server_process(**env)

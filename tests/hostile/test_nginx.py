@@ -211,8 +211,6 @@ def front(live_server_process, tmp_path, settings):
         DJANGO_ALLOWED_HOSTS="127.0.0.1",
         # The test's health check reaches daphne directly over HTTP, which would be redirected.
         DJANGO_SECURE_SSL_REDIRECT="0",
-        SALON_MEDIA_ROOT=str(settings.MEDIA_ROOT),
-        SALON_PRIVATE_MEDIA_ROOT=str(settings.SALON_PRIVATE_MEDIA_ROOT),
     )
     directory = tmp_path / "nginx"
     directory.mkdir()

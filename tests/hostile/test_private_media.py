@@ -63,10 +63,7 @@ def test_private_audio_is_neither_public_by_path_nor_given_to_strangers(live_ser
     avatar = Path(settings.MEDIA_ROOT) / "avatars" / "hana.webp"
     avatar.parent.mkdir(parents=True, exist_ok=True)
     avatar.write_bytes(b"RIFF-avatar")
-    server = live_server_process(
-        SALON_MEDIA_ROOT=str(settings.MEDIA_ROOT),
-        SALON_PRIVATE_MEDIA_ROOT=str(settings.SALON_PRIVATE_MEDIA_ROOT),
-    )
+    server = live_server_process()
     # What: (its audio view, the file, its name under MEDIA_ROOT in older versions, its author)
     private = {
         "voice message": (

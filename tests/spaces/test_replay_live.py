@@ -7,7 +7,6 @@ import time
 import av
 import numpy as np
 import pytest
-from django.conf import settings
 from django.db import connection
 
 from accounts.services import auth_token_issue
@@ -38,8 +37,8 @@ def wait_until_processed(space, timeout: float = 60.0) -> Replay:
 
 
 def recording_server(live_server_process):
-    # The server writes the recording where this test reads it.
-    return live_server_process(SALON_PRIVATE_MEDIA_ROOT=str(settings.SALON_PRIVATE_MEDIA_ROOT))
+    # The server writes the recording where this test reads it (the fixture shares the roots).
+    return live_server_process()
 
 
 async def speak(client: SpaceClient, wav, silence) -> None:

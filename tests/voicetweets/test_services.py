@@ -225,7 +225,7 @@ def test_stalled_processing_is_retried_then_rejected(member):
 def test_work_folders_of_dead_attempts_and_strays_are_removed_by_the_sweep(member):
     """The sweep keeps the folder of an attempt whose lease is alive and removes the rest:
     an attempt whose lease expired, a recording no longer processing, a stray folder."""
-    work = Path(settings.MEDIA_ROOT) / "work"
+    work = Path(settings.SALON_PRIVATE_MEDIA_ROOT) / "work"
     live = VoiceTweet.objects.create(
         author=member, lease_token="a1", lease_expires_at=timezone.now() + timedelta(seconds=30)
     )
