@@ -7,3 +7,9 @@ class SalonConfig(AppConfig):
     name = "config"
     label = "salon"
     verbose_name = "Salon"
+
+    def ready(self):
+        from config.client_address import trusted_proxy_networks
+
+        # A malformed SALON_TRUSTED_PROXIES stops the process at start, not every request later.
+        trusted_proxy_networks()
