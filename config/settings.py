@@ -336,6 +336,9 @@ SALON_SPACE_MAX_SPEAKERS = env_int("SALON_SPACE_MAX_SPEAKERS", 10)
 # Listeners a space admits beyond its host, co-hosts and speakers.
 SALON_SPACE_CAPACITY = env_int("SALON_SPACE_CAPACITY", 5000)
 SALON_SPACE_MAX_SCHEDULE_DAYS = 14
+# Live plus scheduled spaces one member may host at once: a host with dozens could flood the
+# hallway (and the sweep) for everyone else.
+SALON_SPACE_MAX_OPEN_PER_HOST = env_int("SALON_SPACE_MAX_OPEN_PER_HOST", 3)
 SALON_SPACE_REMINDER_MINUTES = 30
 # Host's last connection dropped: the space ends after this long unless a co-host takes over.
 SALON_SPACE_HOST_GRACE_SECONDS = env_int("SALON_SPACE_HOST_GRACE_SECONDS", 300)
