@@ -41,6 +41,22 @@ def test_a_new_forwarded_for_per_guess_does_not_reset_the_token_budget(alice, mo
     assert statuses == [400, 400, 400, 429]
 
 
+def test_a_new_address_in_the_same_ipv6_network_does_not_reset_the_budget(alice, monkeypatch):
+    """One IPv6 subscriber holds a whole /64: each of its addresses used to be a new budget.
+    They count as one, as allauth's own limits count them (ALLAUTH_RATE_LIMIT_IPV6_PREFIX)."""
+    monkeypatch.setitem(ScopedRateThrottle.THROTTLE_RATES, "auth_token", "3/hour")
+    api = APIClient()
+
+    statuses = [
+        _guess(api, "alice", f"guess-{n}", REMOTE_ADDR=f"2001:db8:7:9::{n + 1:x}").status_code
+        for n in range(4)
+    ]
+    elsewhere = _guess(api, "alice", "guess", REMOTE_ADDR="2001:db8:7:a::1").status_code
+
+    assert statuses == [400, 400, 400, 429]
+    assert elsewhere == 400
+
+
 def test_a_new_forwarded_for_per_post_does_not_reset_the_waitlist_form_budget(monkeypatch):
     """The same bypass through the HTML form that shares the API's waitlist limit."""
     monkeypatch.setitem(ScopedRateThrottle.THROTTLE_RATES, "waitlist_join", "2/hour")
