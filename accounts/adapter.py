@@ -14,6 +14,8 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.shortcuts import redirect, render
 
+from config.client_address import request_client_address
+
 from . import errors, services
 
 INVITATION_SESSION_KEY = "salon_invitation_token"
@@ -29,6 +31,11 @@ def invitation_invalid_response(request: HttpRequest, error: errors.AccountsErro
 
 
 class AccountAdapter(DefaultAccountAdapter):
+    def get_client_ip(self, request: HttpRequest) -> str:
+        # allauth's rate limits key on this; the address is decided where every other limit's
+        # is (allauth alone would read X-Forwarded-For after its own ALLAUTH_TRUSTED_PROXY_COUNT).
+        return request_client_address(request)
+
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         token = request.session.get(INVITATION_SESSION_KEY) if request else None
         if not token:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import authenticate
-from django.db.models import Q
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -11,8 +9,9 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
+
+from config.throttling import ScopedRateThrottle
 
 from . import errors, selectors, services
 from .models import Follow, Invitation, Report, User
@@ -81,7 +80,9 @@ class AuthTokenAPI(AccountsAPIView):
         description=(
             "Exchange a username (or email) and password for an API token. Send it as "
             "`Authorization: Token <token>` on every request; no browser session or CSRF token "
-            "is needed. Suspended members are refused (403). Rate limited per client address."
+            "is needed. Suspended members are refused (403). Rate limited per client address, and "
+            "failed attempts count in the login page's lockout: while an account is locked "
+            "out (too many wrong passwords, here or on the page) the answer is 429."
         ),
         request=TokenRequestSerializer,
         responses={200: TokenSerializer, **ERRORS},
@@ -90,14 +91,11 @@ class AuthTokenAPI(AccountsAPIView):
     def post(self, request):
         data = TokenRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        login, password = data.validated_data["login"], data.validated_data["password"]
-        user = authenticate(request._request, username=login, password=password)
-        if user is None:
-            candidate = User.objects.filter(Q(username__iexact=login) | Q(email__iexact=login))
-            if any(not u.is_active and u.check_password(password) for u in candidate[:2]):
-                raise errors.PermissionDenied("This account is suspended.", code="suspended")
-            raise errors.AccountsError("Wrong username/email or password.", code="credentials")
-        token = services.auth_token_issue(user=user)
+        token = services.auth_token_login(
+            request=request._request,
+            login=data.validated_data["login"],
+            password=data.validated_data["password"],
+        )
         return Response({"token": token.key})
 
     @extend_schema(

@@ -71,3 +71,10 @@ class ActionFailed(AccountsError):
 
     code = "action_failed"
     status = 409
+
+
+class TooManyLoginAttempts(AccountsError):
+    """Too many failed login attempts. Try again later."""
+
+    code = "too_many_login_attempts"
+    status = 429

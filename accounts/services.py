@@ -18,7 +18,7 @@ from django.core.files.base import ContentFile
 from django.core.mail import send_mail
 from django.db import IntegrityError, models, transaction
 from django.db.models import F
-from django.http import Http404
+from django.http import Http404, HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -465,6 +465,32 @@ def user_remove_avatar(*, user: User) -> User:
 
 
 # --- API tokens -------------------------------------------------------------------------------
+
+
+def auth_token_login(*, request: HttpRequest, login: str, password: str) -> Token:
+    """Log in with a username (or email) and password for an API token.
+
+    The password is checked by allauth's own login form, so a wrong one counts in allauth's
+    per-account and per-address failure limits, the very counters of the HTML login: guesses
+    here lock the login page, and a lockout there refuses the token too.
+    """
+    from allauth.account.forms import LoginForm  # its module needs the app registry ready
+
+    form = LoginForm(data={"login": login, "password": password}, request=request)
+    if form.is_valid():
+        return auth_token_issue(user=form.user)
+    refusals = form.errors.as_data().get("__all__", [])
+    if any(error.code == "too_many_login_attempts" for error in refusals):
+        raise errors.TooManyLoginAttempts(
+            "Too many failed login attempts. Try again later.", code="too_many_login_attempts"
+        )
+    # Django's backends treat a suspended member as unknown; the right password says which.
+    candidates = User.objects.filter(
+        models.Q(username__iexact=login) | models.Q(email__iexact=login)
+    )
+    if any(not u.is_active and u.check_password(password) for u in candidates[:2]):
+        raise errors.PermissionDenied("This account is suspended.", code="suspended")
+    raise errors.AccountsError("Wrong username/email or password.", code="credentials")
 
 
 def auth_token_issue(*, user: User) -> Token:

@@ -10,6 +10,9 @@ class SalonConfig(AppConfig):
     verbose_name = "Salon"
 
     def ready(self):
+        from .client_address import trusted_proxy_networks
         from .private_media import check_media_roots
 
         checks.register(check_media_roots, checks.Tags.security)
+        # A malformed SALON_TRUSTED_PROXIES stops the process at start, not every request later.
+        trusted_proxy_networks()

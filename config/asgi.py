@@ -10,11 +10,11 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from config.request_bodies import RequestBodyLimitMiddleware, RequestBodyLimits  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
+from config.websocket_origin import SameOriginValidator  # noqa: E402
 from spaces.auth import SuspendedMemberMiddleware, TokenAuthMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -23,8 +23,9 @@ application = ProtocolTypeRouter(
             django_asgi_app, limits=RequestBodyLimits.from_settings(settings)
         ),
         "websocket": TokenAuthMiddleware(
-            # Browsers: same-origin check, then the session cookie.
-            session_app=AllowedHostsOriginValidator(
+            # Browsers: the origin check of Django's CSRF (scheme, host and port, and
+            # CSRF_TRUSTED_ORIGINS), then the session cookie.
+            session_app=SameOriginValidator(
                 AuthMiddlewareStack(SuspendedMemberMiddleware(URLRouter(websocket_urlpatterns)))
             ),
             # Other clients: an API token, never sent ambiently, so no origin check applies.

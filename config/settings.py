@@ -212,6 +212,10 @@ ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = True
 # allauth's rate limits stay at their defaults (they are on unless set to False); they count
 # in the cache, which is Redis in real mode so every process shares the counters.
+# Reverse proxies (IPs or CIDR networks, comma-separated) whose X-Forwarded-For is believed.
+# Every limit keyed on an address (DRF throttles, allauth's, our forms') asks config.client_address
+# for it; with none configured the header is ignored and the TCP peer is the client.
+SALON_TRUSTED_PROXIES = env_list("SALON_TRUSTED_PROXIES", "")
 
 # --- Email ----------------------------------------------------------------------------------
 if os.environ.get("EMAIL_HOST"):
@@ -236,8 +240,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "config.throttling.AnonRateThrottle",
+        "config.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {"anon": "60/minute", "user": "1200/minute"},
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -391,6 +395,9 @@ SALON_SPACE_MAX_SPEAKERS = env_int("SALON_SPACE_MAX_SPEAKERS", 10)
 # Listeners a space admits beyond its host, co-hosts and speakers.
 SALON_SPACE_CAPACITY = env_int("SALON_SPACE_CAPACITY", 5000)
 SALON_SPACE_MAX_SCHEDULE_DAYS = 14
+# Live plus scheduled spaces one member may host at once: a host with dozens could flood the
+# hallway (and the sweep) for everyone else.
+SALON_SPACE_MAX_OPEN_PER_HOST = env_int("SALON_SPACE_MAX_OPEN_PER_HOST", 3)
 SALON_SPACE_REMINDER_MINUTES = 30
 # Host's last connection dropped: the space ends after this long unless a co-host takes over.
 SALON_SPACE_HOST_GRACE_SECONDS = env_int("SALON_SPACE_HOST_GRACE_SECONDS", 300)

@@ -1,4 +1,8 @@
-"""The API's scoped rate limits, for the HTML forms that do the same things.
+"""DRF's throttles keyed on the client address of ``config.client_address``, and the API's
+scoped rate limits for the HTML forms that do the same things.
+
+Every throttle Salon uses comes from here: DRF's own classes key anonymous requests on
+``X-Forwarded-For`` as the client sent it, so a new header value per request was a new budget.
 
 A form that posts a voice tweet, sends a voice message, files a report, creates an invitation
 or joins the waitlist does what an API endpoint throttled by ``ScopedRateThrottle`` does. Without
@@ -9,10 +13,47 @@ for the scope and the member, or the client's address when anonymous).
 from __future__ import annotations
 
 import functools
+import ipaddress
 from types import SimpleNamespace
 
+from allauth import app_settings as allauth_settings
 from django.shortcuts import render
-from rest_framework.throttling import ScopedRateThrottle
+from rest_framework import throttling
+
+from config.client_address import request_client_address
+
+
+def throttle_ident(request) -> str:
+    """What an anonymous request is counted by: its client address, or for IPv6 the network
+    allauth's limits count by (a /64 by default), since one subscriber holds a whole /64."""
+    address = request_client_address(request)
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        prefix = allauth_settings.RATE_LIMIT_IPV6_PREFIX
+        return str(ipaddress.IPv6Network(f"{parsed}/{prefix}", strict=False).network_address)
+    return address
+
+
+class ClientAddressThrottle:
+    """Counts anonymous requests by ``throttle_ident`` (members are counted by their id)."""
+
+    def get_ident(self, request) -> str:
+        return throttle_ident(request)
+
+
+class AnonRateThrottle(ClientAddressThrottle, throttling.AnonRateThrottle):
+    pass
+
+
+class UserRateThrottle(ClientAddressThrottle, throttling.UserRateThrottle):
+    pass
+
+
+class ScopedRateThrottle(ClientAddressThrottle, throttling.ScopedRateThrottle):
+    pass
 
 
 def throttled_post(scope: str):

@@ -184,7 +184,8 @@ class SpaceViewSet(viewsets.ViewSet):
 
     @extend_schema(request=SpaceCreateSerializer, responses={201: SpaceSerializer})
     def create(self, request):
-        """Start a space now, or schedule it (needs the hosting permission)."""
+        """Start a space now, or schedule it (needs the hosting permission). 409 when you
+        already host SALON_SPACE_MAX_OPEN_PER_HOST (3 by default) live or scheduled spaces."""
         data = self._input(SpaceCreateSerializer)
         space = services.space_create(
             host=request.user,

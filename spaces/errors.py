@@ -91,6 +91,13 @@ class RateLimited(SpaceError):
     http_status = 429
 
 
+class OpenSpaceLimit(SpaceError):
+    """The host already has as many live and scheduled spaces as one member may."""
+
+    code = "open_space_limit"
+    http_status = 409
+
+
 class InvalidInput(SpaceError):
     code = "invalid"
     http_status = 400

@@ -8,7 +8,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
 
-from accounts.selectors import following_ids, is_blocked_between, is_following
+from accounts.models import Block, Follow
+from accounts.selectors import following_ids
 
 from .models import Participant, Replay, Space, SpaceBan, SpaceInvite, SpaceSubscription
 from .protocol import REACTIONS
@@ -25,24 +26,52 @@ def user_moderates_all_spaces(*, user) -> bool:
     return user.is_authenticated and user.has_perm("spaces.moderate_space")
 
 
+def _seen_by_members(user, *, prefix: str = "") -> Q:
+    """The visibility rule as a filter on spaces (``prefix`` reaches them from another model):
+    open to members, followers = people the host follows, closed = invited members; the host
+    sees their own; a block either way hides the space. Moderators see every space besides
+    (``user_moderates_all_spaces``): permissions are not a column, so that is decided apart.
+
+    A filter, not a check per row, so that lists cut to a length after it: one host's many
+    hidden spaces can no longer fill the rows a list was cut to before filtering."""
+    host = f"{prefix}host_id"
+    hosts_blocked = Block.objects.filter(blocker_id=user.pk).values("blocked_id")
+    hosts_blocking = Block.objects.filter(blocked_id=user.pk).values("blocker_id")
+    hosts_following = Follow.objects.filter(followee_id=user.pk).values("follower_id")
+    invited = Q(
+        **{f"{prefix}id__in": SpaceInvite.objects.filter(user_id=user.pk).values("space_id")}
+    )
+    visibility = f"{prefix}visibility"
+    allowed = (
+        Q(**{visibility: Space.Visibility.OPEN})
+        | (
+            Q(**{visibility: Space.Visibility.FOLLOWERS})
+            & (invited | Q(**{f"{host}__in": hosts_following}))
+        )
+        | (Q(**{visibility: Space.Visibility.CLOSED}) & invited)
+    )
+    not_blocked = ~Q(**{f"{host}__in": hosts_blocked}) & ~Q(**{f"{host}__in": hosts_blocking})
+    return Q(**{host: user.pk}) | (not_blocked & allowed)
+
+
+def _visible(queryset, *, user, prefix: str = ""):
+    """``queryset`` narrowed to what the member may see (see ``_seen_by_members``)."""
+    if not user.is_authenticated:
+        return queryset.none()
+    if user_moderates_all_spaces(user=user):
+        return queryset
+    return queryset.filter(_seen_by_members(user, prefix=prefix))
+
+
 def space_is_visible_to(*, space: Space, user) -> bool:
-    """The visibility rule: open to members, followers = people the host follows, closed =
-    invited members; the host sees their own; a block either way hides the space."""
+    """Whether the member may see ``space`` (the rule is ``_seen_by_members``)."""
     if not user.is_authenticated:
         return False
     if user.pk == space.host_id:
         return True
-    blocked = is_blocked_between(user=space.host, other=user)
-    if space.visibility == Space.Visibility.OPEN and not blocked:
+    if Space.objects.filter(pk=space.pk).filter(_seen_by_members(user)).exists():
         return True  # the common case, decided without loading the member's permissions
-    if user_moderates_all_spaces(user=user):
-        return True
-    if blocked:
-        return False
-    invited = SpaceInvite.objects.filter(space=space, user=user).exists()
-    if space.visibility == Space.Visibility.FOLLOWERS:
-        return invited or is_following(follower=space.host, followee=user)
-    return invited
+    return user_moderates_all_spaces(user=user)
 
 
 def space_is_banned(*, space: Space, user) -> bool:
@@ -163,13 +192,12 @@ def _newest_listeners(space_id: int, *, big: bool) -> list[dict]:
 def spaces_visible(*, user, states: tuple[str, ...], limit: int = 100) -> list[Space]:
     """Spaces in ``states`` the member may see, newest first, with ``live_count`` annotated."""
     queryset = (
-        Space.objects.filter(state__in=states)
+        _visible(Space.objects.filter(state__in=states), user=user)
         .select_related("host")
         .annotate(live_count=Count("participants"))
         .order_by("-started_at", "scheduled_start", "-pk")
     )
-    # The visibility rule is per space (follows, invites, blocks); lists are short enough.
-    return [s for s in queryset[: limit * 2] if space_is_visible_to(space=s, user=user)][:limit]
+    return list(queryset[:limit])
 
 
 def hallway(*, user, limit: int = 30) -> list[Space]:
@@ -277,8 +305,5 @@ def replays_visible(*, user, host=None, limit: int = 20) -> list[Replay]:
     queryset = Replay.objects.filter(state=Replay.State.READY).select_related("space__host")
     if host is not None:
         queryset = queryset.filter(space__host=host)
-    queryset = queryset.order_by("-space__ended_at", "-pk")
-    # The visibility rule is per space (follows, invites, blocks); lists are short enough.
-    return [r for r in queryset[: limit * 2] if space_is_visible_to(space=r.space, user=user)][
-        :limit
-    ]
+    queryset = _visible(queryset, user=user, prefix="space__").order_by("-space__ended_at", "-pk")
+    return list(queryset[:limit])

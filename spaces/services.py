@@ -122,6 +122,17 @@ def _check_title(title: str) -> str:
     return title
 
 
+def _check_open_space_limit(host) -> None:
+    """Caller holds the host's row lock, so two creations at once cannot both pass."""
+    limit = settings.SALON_SPACE_MAX_OPEN_PER_HOST
+    open_states = (Space.State.LIVE, Space.State.SCHEDULED)
+    if Space.objects.filter(host_id=host.pk, state__in=open_states).count() >= limit:
+        raise errors.OpenSpaceLimit(
+            f"you already have {limit} live or scheduled spaces, the most one member may have; "
+            "end or cancel one first"
+        )
+
+
 @transaction.atomic
 def space_create(
     *,
@@ -132,7 +143,8 @@ def space_create(
     is_recording: bool = False,
 ) -> Space:
     """Start a live space now, or schedule one up to SALON_SPACE_MAX_SCHEDULE_DAYS ahead;
-    ``is_recording`` records it from the start."""
+    ``is_recording`` records it from the start. A member hosts at most
+    SALON_SPACE_MAX_OPEN_PER_HOST live and scheduled spaces at once."""
     if not user_can_host(user=host):
         raise errors.SpaceForbidden("hosting spaces is not open to you yet")
     title = _check_title(title)
@@ -141,6 +153,15 @@ def space_create(
     if not isinstance(is_recording, bool):
         raise errors.InvalidInput("is_recording must be true or false")
     now = timezone.now()
+    if scheduled_start is not None:
+        if scheduled_start <= now:
+            raise errors.InvalidInput("the start must be in the future")
+        if scheduled_start > now + timedelta(days=settings.SALON_SPACE_MAX_SCHEDULE_DAYS):
+            raise errors.InvalidInput(
+                f"spaces are scheduled at most {settings.SALON_SPACE_MAX_SCHEDULE_DAYS} days ahead"
+            )
+    get_user_model().objects.select_for_update().filter(pk=host.pk).first()
+    _check_open_space_limit(host)
     if scheduled_start is None:
         # The host has not connected yet: the grace period also bounds a space nobody opens.
         return Space.objects.create(
@@ -151,12 +172,6 @@ def space_create(
             started_at=now,
             host_absent_since=now,
             is_recording=is_recording,
-        )
-    if scheduled_start <= now:
-        raise errors.InvalidInput("the start must be in the future")
-    if scheduled_start > now + timedelta(days=settings.SALON_SPACE_MAX_SCHEDULE_DAYS):
-        raise errors.InvalidInput(
-            f"spaces are scheduled at most {settings.SALON_SPACE_MAX_SCHEDULE_DAYS} days ahead"
         )
     return Space.objects.create(
         host=host,

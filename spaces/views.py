@@ -43,14 +43,16 @@ def space_create(request: HttpRequest):
         messages.error(request, "Hosting spaces is not open to you yet.")
         return redirect("spaces:list")
     form = SpaceForm(request.POST or None)
+    status = 200
     if request.method == "POST" and form.is_valid():
         try:
             space = services.space_create(host=request.user, **form.cleaned_data)
         except errors.SpaceError as error:
             form.add_error(None, error.message)
+            status = error.http_status
         else:
             return redirect("spaces:detail", pk=space.pk)
-    return render(request, "spaces/create.html", {"form": form})
+    return render(request, "spaces/create.html", {"form": form}, status=status)
 
 
 @login_required

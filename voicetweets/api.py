@@ -11,11 +11,11 @@ from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from accounts.selectors import is_blocked_between, user_get_active
 from config.private_media import media_link
+from config.throttling import ScopedRateThrottle
 
 from . import selectors, services
 from .models import VoiceMessage, VoiceTweet

@@ -22,8 +22,18 @@ pytestmark = pytest.mark.django_db(transaction=True)
 db = sync_to_async
 
 
-def _socket(space_id: int, *, origin: bytes | None = None, cookie=None, token=None, query=""):
-    headers = [(b"host", b"127.0.0.1")]
+def _socket(
+    space_id: int,
+    *,
+    origin: bytes | None = None,
+    cookie=None,
+    token=None,
+    query="",
+    host: bytes = b"127.0.0.1",
+    scheme: str = "ws",
+    extra_headers: tuple = (),
+):
+    headers = [(b"host", host), *extra_headers]
     if origin is not None:
         headers.append((b"origin", origin))
     if cookie is not None:
@@ -31,7 +41,9 @@ def _socket(space_id: int, *, origin: bytes | None = None, cookie=None, token=No
     if token is not None:
         headers.append((b"authorization", token))
     path = f"/ws/spaces/{space_id}/" + (f"?{query}" if query else "")
-    return WebsocketCommunicator(application, path, headers=headers)
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    communicator.scope["scheme"] = scheme  # the scope is read when the handshake starts
+    return communicator
 
 
 async def _first_output(communicator) -> dict | None:
@@ -76,10 +88,85 @@ foreign_origins = st.one_of(
 async def test_a_session_cookie_from_any_other_origin_is_refused(space_and_member, origin):
     """A member's cookie sent from a page on another origin never opens their space socket."""
     space, _member, cookie = space_and_member
-    if origin.split("://", 1)[-1].split("/")[0].split(":")[0] in {"127.0.0.1", "localhost"}:
-        return  # generated an allowed origin after all
+    if origin == "http://127.0.0.1":
+        return  # generated the allowed origin after all
 
     assert await _first_output(_socket(space.pk, origin=origin.encode(), cookie=cookie)) is None
+
+
+@pytest.mark.parametrize(
+    "origin",
+    # Each got the snapshot with a member's cookie: channels' AllowedHostsOriginValidator
+    # compares host names only, not the scheme and port Django's CSRF check compares.
+    [b"http://127.0.0.1:9999", b"http://localhost:1234", b"https://127.0.0.1"],
+)
+@pytest.mark.parametrize("host", [b"127.0.0.1", b"127.0.0.1:8000"])
+async def test_an_allowed_host_on_another_scheme_or_port_is_another_origin(
+    space_and_member, origin, host
+):
+    """Salon on http://127.0.0.1(:8000) does not trust a page on the same host name served
+    with another scheme or port, on the socket as on the API."""
+    space, _member, cookie = space_and_member
+    assert await _first_output(_socket(space.pk, origin=origin, cookie=cookie, host=host)) is None
+
+
+def _joins(first) -> bool:
+    return first is not None and first["type"] == "websocket.send" and '"snapshot"' in first["text"]
+
+
+async def test_the_own_origin_with_its_port_joins(space_and_member):
+    """The page's own origin, port included, as a browser sends it for make run."""
+    space, _member, cookie = space_and_member
+    socket = _socket(
+        space.pk, origin=b"http://127.0.0.1:8000", cookie=cookie, host=b"127.0.0.1:8000"
+    )
+    assert _joins(await _first_output(socket))
+
+
+async def test_over_tls_the_own_origin_is_https(space_and_member):
+    """A handshake over TLS (wss) comes from the https origin; its http twin is refused."""
+    space, _member, cookie = space_and_member
+    tls = {"cookie": cookie, "host": b"127.0.0.1", "scheme": "wss"}
+    assert _joins(await _first_output(_socket(space.pk, origin=b"https://127.0.0.1", **tls)))
+    assert await _first_output(_socket(space.pk, origin=b"http://127.0.0.1", **tls)) is None
+
+
+async def test_behind_the_tls_proxy_the_forwarded_scheme_decides(space_and_member, settings):
+    """Production: TLS ends at the proxy, which says so in X-Forwarded-Proto
+    (SECURE_PROXY_SSL_HEADER), as for HTTP requests."""
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.ALLOWED_HOSTS = ["salon.example"]
+    space, _member, cookie = space_and_member
+    proxied = {
+        "cookie": cookie,
+        "host": b"salon.example",
+        "extra_headers": ((b"x-forwarded-proto", b"https"),),
+    }
+
+    assert _joins(
+        await _first_output(_socket(space.pk, origin=b"https://salon.example", **proxied))
+    )
+    assert await _first_output(_socket(space.pk, origin=b"http://salon.example", **proxied)) is None
+
+
+@pytest.mark.parametrize(
+    ("origin", "joins"),
+    [
+        (b"https://app.example", True),
+        (b"https://eu.salon.example", True),
+        (b"http://app.example", False),
+        (b"https://app.example:8443", False),
+        (b"http://eu.salon.example", False),
+    ],
+)
+async def test_csrf_trusted_origins_are_trusted_as_on_the_api(
+    space_and_member, settings, origin, joins
+):
+    """CSRF_TRUSTED_ORIGINS, exact and wildcard entries, with the scheme and port they name."""
+    settings.CSRF_TRUSTED_ORIGINS = ["https://app.example", "https://*.salon.example"]
+    space, _member, cookie = space_and_member
+    first = await _first_output(_socket(space.pk, origin=origin, cookie=cookie))
+    assert _joins(first) is joins
 
 
 async def test_a_session_cookie_without_origin_is_refused(space_and_member):

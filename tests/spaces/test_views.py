@@ -58,7 +58,7 @@ def test_create_form_live_and_scheduled(client):
     response = client.post(
         "/spaces/new/", {"title": "Far", "visibility": "open", "scheduled_start": too_late}
     )
-    assert response.status_code == 200 and "14 days" in response.content.decode()
+    assert response.status_code == 400 and "14 days" in response.content.decode()
     client.force_login(make_member("mo"))
     assert client.get("/spaces/new/").status_code == 302
 

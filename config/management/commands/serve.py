@@ -4,7 +4,7 @@ import daphne.server
 from daphne.cli import CommandLineInterface
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from config.http_server import BodyStreamingServer, BoundedHTTPFactory
 
@@ -72,7 +72,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--proxy-headers",
             action="store_true",
-            help="Trust X-Forwarded-For/-Proto from a reverse proxy in front of Salon.",
+            help=(
+                "Salon runs behind a reverse proxy: refuse to start unless SALON_TRUSTED_PROXIES "
+                "names it (X-Forwarded-For is read from those addresses only)."
+            ),
         )
 
     def handle(self, *args, host: str, port: int, proxy_headers: bool, **options):
@@ -92,8 +95,15 @@ class Command(BaseCommand):
             "--ping-timeout", "30",
             "--application-close-timeout", "5",
         ]  # fmt: skip
-        if proxy_headers:
-            argv.append("--proxy-headers")
+        # Never daphne's own --proxy-headers: it takes X-Forwarded-For from any peer as the
+        # client, and every limit keyed on an address could then be dodged with a new header
+        # value per request. config.client_address reads it from trusted proxies only, and
+        # Django reads X-Forwarded-Proto through SECURE_PROXY_SSL_HEADER.
+        if proxy_headers and not settings.SALON_TRUSTED_PROXIES:
+            raise CommandError(
+                "--proxy-headers: set SALON_TRUSTED_PROXIES to the proxy's address (IPs or CIDR "
+                "networks, comma-separated), or every client counts as the proxy"
+            )
         argv.append("config.asgi:application")
         if settings.CELERY_TASK_ALWAYS_EAGER:
             # No celery beat process in the embedded default: schedules run in this process.
