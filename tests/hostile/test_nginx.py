@@ -209,6 +209,7 @@ def front(live_server_process, tmp_path, settings):
         DJANGO_SETTINGS_MODULE="config.settings_production",
         DJANGO_SECRET_KEY=SECRET_KEY,
         DJANGO_ALLOWED_HOSTS="127.0.0.1",
+        SALON_TRUSTED_PROXIES="127.0.0.1",
         # The test's health check reaches daphne directly over HTTP, which would be redirected.
         DJANGO_SECURE_SSL_REDIRECT="0",
     )
