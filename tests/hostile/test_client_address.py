@@ -181,18 +181,11 @@ def test_serve_never_hands_forwarded_headers_to_daphne(settings, monkeypatch):
     """daphne's --proxy-headers takes X-Forwarded-For from any peer as the client; serve keeps
     its flag but leaves the address to config.client_address, and refuses the flag without a
     trusted proxy to read it from."""
-    import daphne.server
-
     from config import background
     from config.management.commands import serve
 
     argv_seen: list[list[str]] = []
-
-    class RecordingCLI:
-        def run(self, argv):
-            argv_seen.append(argv)
-
-    monkeypatch.setattr(serve, "CommandLineInterface", RecordingCLI)
+    monkeypatch.setattr(serve, "run_daphne", argv_seen.append)
     monkeypatch.setattr(serve, "_tune_the_garbage_collector", lambda: None)
 
     class IdleBeat:
@@ -200,7 +193,6 @@ def test_serve_never_hands_forwarded_headers_to_daphne(settings, monkeypatch):
             pass
 
     monkeypatch.setattr(background, "EmbeddedBeat", IdleBeat)
-    monkeypatch.setattr(daphne.server, "WebSocketFactory", daphne.server.WebSocketFactory)
 
     settings.SALON_TRUSTED_PROXIES = []
     with pytest.raises(CommandError, match="SALON_TRUSTED_PROXIES"):
