@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import io
 import itertools
 import json
 
@@ -15,6 +16,29 @@ from tests.spaces.test_media import tone_frames
 # Close codes docs/protocol.md lists: a hostile socket may end with one of these, never another.
 # Not 1011 (the server failed): no input may make it fail.
 DOCUMENTED_CLOSE_CODES = {1000, 1008, 1009, 4000, 4001, 4002, 4401, 4403, 4404, 4409, 4410}
+
+
+def multipart(
+    fields: dict[str, str],
+    files: dict[str, tuple[str, bytes]],
+    *,
+    boundary: str = "hostile-boundary",
+    file_content_type: str = "audio/wav",
+) -> tuple[bytes, str]:
+    """A multipart/form-data body and its Content-Type: ``fields`` as text parts, then
+    ``files`` (field name -> (file name, bytes))."""
+    body = io.BytesIO()
+    for key, value in fields.items():
+        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n'
+        body.write(f"{head}{value}\r\n".encode())
+    for key, (filename, data) in files.items():
+        body.write(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"; '
+            f'filename="{filename}"\r\nContent-Type: {file_content_type}\r\n\r\n'.encode()
+        )
+        body.write(data + b"\r\n")
+    body.write(f"--{boundary}--\r\n".encode())
+    return body.getvalue(), f"multipart/form-data; boundary={boundary}"
 
 
 @functools.cache

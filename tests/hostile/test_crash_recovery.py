@@ -19,6 +19,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from accounts.services import auth_token_issue
+from tests.hostile.helpers import multipart
 from tests.voicetweets.audiofiles import sine, write_audio
 from voicetweets import services
 from voicetweets.models import VoiceTweet
@@ -53,14 +54,11 @@ def _processes_mentioning(text: str) -> list[int]:
 
 
 def _post_voice_tweet(server, token: str, data: bytes) -> int:
-    boundary = "crash-boundary"
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; filename="long.flac"'
-            f"\r\nContent-Type: audio/flac\r\n\r\n"
-        ).encode()
-        + data
-        + f"\r\n--{boundary}--\r\n".encode()
+    body, content_type = multipart(
+        {},
+        {"audio": ("long.flac", data)},
+        boundary="crash-boundary",
+        file_content_type="audio/flac",
     )
     request = urllib.request.Request(  # noqa: S310 - our own test server
         f"{server.url}/api/v1/voicetweets/",
@@ -68,7 +66,7 @@ def _post_voice_tweet(server, token: str, data: bytes) -> int:
         method="POST",
         headers={
             "Authorization": f"Token {token}",
-            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Content-Type": content_type,
         },
     )
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310

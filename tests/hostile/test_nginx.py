@@ -28,7 +28,7 @@ from django.conf import settings
 from websockets.asyncio.client import connect
 
 from accounts.services import auth_token_issue
-from tests.live import BASE_DIR
+from tests.live import BASE_DIR, stop_process
 from tests.services import free_port
 from tests.spaces.factories import make_live_space, make_member, session_cookie
 from tests.voicetweets.factories import ready_message
@@ -162,13 +162,7 @@ class Nginx:
         return "\n".join(p.read_text(errors="replace") for p in logs if p.exists())
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.log.close()
 
 

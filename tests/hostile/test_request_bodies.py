@@ -8,7 +8,6 @@ of the same rule: tests/config/test_request_bodies.py, tests/voicetweets/test_ap
 from __future__ import annotations
 
 import http.client
-import io
 import json
 import select
 import socket
@@ -22,6 +21,7 @@ import pytest
 from django.conf import settings
 
 from accounts.services import auth_token_issue
+from tests.hostile.helpers import multipart
 from tests.spaces.factories import make_member, session_cookie
 from voicetweets.models import VoiceTweet
 
@@ -194,17 +194,7 @@ def _wav(size: int) -> bytes:
 
 
 def _multipart(fields: dict[str, str], audio: bytes) -> tuple[bytes, str]:
-    boundary = "salon-upload-boundary"
-    body = io.BytesIO()
-    for key, value in fields.items():
-        body.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n'.encode())
-        body.write(f"{value}\r\n".encode())
-    body.write(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; filename="long.wav"\r\n'
-        "Content-Type: audio/wav\r\n\r\n".encode()
-    )
-    body.write(audio + f"\r\n--{boundary}--\r\n".encode())
-    return body.getvalue(), f"multipart/form-data; boundary={boundary}"
+    return multipart(fields, {"audio": ("long.wav", audio)}, boundary="salon-upload-boundary")
 
 
 def _largest_upload(fields: dict[str, str], cap: int) -> tuple[bytes, str]:

@@ -11,7 +11,6 @@ files, random bytes behind valid magic, playlists, lying Matroska durations and 
 
 from __future__ import annotations
 
-import io
 import struct
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
+from tests.hostile.helpers import multipart
 from tests.voicetweets.audiofiles import (
     SECOND_STREAM_FILES,
     assert_plays_a_440_hz_tone_for,
@@ -162,22 +162,6 @@ def test_a_crafted_voice_message_is_rejected_and_never_reaches_the_recipient(
     assert _api(bob).get("/api/v1/conversations/").json() == []
 
 
-def _multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
-    boundary = "hostile-boundary"
-    body = io.BytesIO()
-    for key, value in fields.items():
-        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n'
-        body.write(f"{head}{value}\r\n".encode())
-    for key, (filename, data) in files.items():
-        body.write(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"; '
-            f'filename="{filename}"\r\nContent-Type: audio/wav\r\n\r\n'.encode()
-        )
-        body.write(data + b"\r\n")
-    body.write(f"--{boundary}--\r\n".encode())
-    return body.getvalue(), f"multipart/form-data; boundary={boundary}"
-
-
 @pytest.mark.parametrize(
     ("build", "status"),
     [
@@ -185,15 +169,15 @@ def _multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> t
         (lambda: (b'{"audio": "AAAA"}', "application/json"), 415),
         (lambda: (b"audio=not-a-file", "text/plain"), 415),
         # The audio field as a plain string instead of a file.
-        (lambda: _multipart({"audio": "RIFF" * 100}, {}), 400),
+        (lambda: multipart({"audio": "RIFF" * 100}, {}), 400),
         # Text far over 280 characters, with a real file.
-        (lambda: _multipart({"text": "x" * 100_000}, {"audio": ("v.wav", sine_wav(2))}), 400),
+        (lambda: multipart({"text": "x" * 100_000}, {"audio": ("v.wav", sine_wav(2))}), 400),
         # More fields than Django parses (DATA_UPLOAD_MAX_NUMBER_FIELDS).
-        (lambda: _multipart({f"f{n}": "x" for n in range(2000)}, {}), 400),
+        (lambda: multipart({f"f{n}": "x" for n in range(2000)}, {}), 400),
         # A part whose file name is not audio.
-        (lambda: _multipart({}, {"audio": ("v.exe", sine_wav(2))}), 400),
+        (lambda: multipart({}, {"audio": ("v.exe", sine_wav(2))}), 400),
         # A multipart body that ends in the middle.
-        (lambda: (_multipart({}, {"audio": ("v.wav", sine_wav(2))})[0][:500], _CT), 400),
+        (lambda: (multipart({}, {"audio": ("v.wav", sine_wav(2))})[0][:500], _CT), 400),
     ],
     ids=["json", "text-plain", "string-field", "long-text", "many-fields", "exe", "cut-short"],
 )
@@ -223,7 +207,7 @@ def test_hostile_file_names_are_never_used_on_disk(
 ):
     """Whatever the file is called, it is stored (and processed) under a name of our own,
     inside the media folder; only the canonical audio stays."""
-    body, content_type = _multipart({}, {"audio": (filename, sine_wav(2))})
+    body, content_type = multipart({}, {"audio": (filename, sine_wav(2))})
     with django_capture_on_commit_callbacks(execute=True):
         response = _api(alice).generic(
             "POST", "/api/v1/voicetweets/", data=body, content_type=content_type
