@@ -416,12 +416,12 @@ def test_a_first_talk_spurt_of_a_tone_loses_no_frame(phase):
 
 
 def test_delay_is_given_back_in_a_pause_and_no_tone_frame_is_skipped():
-    """Frame 10 arrives 25 ms late: playout moves a frame later and keeps that frame of delay
-    through two seconds of tone (skipping a tone frame would be heard). The speaker then
-    pauses (silence, still sent) and the frame is given back there, one silent slot: every
-    frame sent is decoded, and after the pause the tone is heard at the tick it arrives
-    before, 15 ms after arrival."""
-    tone_frames = 100
+    """Frame 10 arrives 25 ms late: playout moves a frame later, and from about 2.2 s on the
+    buffer owes that frame. The tone goes on to 2.6 s and keeps it (skipping a tone frame
+    would be heard). The speaker then pauses (silence, still sent) and the frame is given
+    back there, in a silent slot after a silent frame: every frame sent is decoded, and after
+    the pause the tone is heard at the tick it arrives before, 15 ms after arrival."""
+    tone_frames = 130
     signal = np.concatenate(
         [sine(440, tone_frames), np.zeros(20 * FRAME_SAMPLES, np.int16), sine(440, 50)]
     )
@@ -430,9 +430,10 @@ def test_delay_is_given_back_in_a_pause_and_no_tone_frame_is_skipped():
     )
     stats = mixer.stats()
     assert (stats.decodes, stats.trimmed, stats.dropped) == (len(results) - 10, 1, 0)
+    assert sum(result.concealed for result in results[:tone_frames]) == 1  # frame 10's tick
     [given_back] = [i for i, result in enumerate(results) if result.decodes == 2]
     assert tone_frames < given_back < tone_frames + 20  # in the pause
+    assert results[given_back - 1].levels["a"] < -45  # after a quiet frame, not after the tone
     assert results[given_back].levels["a"] < -45  # and what plays in that slot is silence too
     resumed = next(i for i in range(tone_frames + 20, len(results)) if results[i].talking)
     assert resumed == arrived_before_tick[tone_frames + 20]
-    assert sum(result.concealed for result in results[:tone_frames]) == 1  # frame 10's tick
