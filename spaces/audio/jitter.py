@@ -4,9 +4,14 @@ Policy (docs/audio.md has the prose version):
 
 * Sequence numbers are uint32 and wrap; they are unwrapped to a growing integer relative to the
   highest one seen, so ordering works across the wrap.
-* A talk spurt starts playing once ``target`` frames are buffered (priming). While playing,
+* A talk spurt starts playing once ``target`` frames are buffered (priming) and, when ``pop``
+  is given the tick's time, its first frame has waited at least ``slack_guard``: a frame that
+  landed just before a tick waits for the next one, the delay the slack rule would keep anyway.
+  A new stream starts at a target of 1, like a later spurt of a steady one: a frame of delay
+  nobody has measured a need for would have to be given back later (below). While playing,
   each ``pop`` returns the next frame, or ``CONCEAL`` when it is missing:
-  - later frames are buffered → the frame is lost: conceal it and move on;
+  - later frames are buffered → the frame is lost: conceal it and move on (or, if a frame of
+    delay is owed, skip its slot: that gives the delay back where nothing is left to hear);
   - nothing is buffered → the stream is late: conceal *without* moving on, so when the
     frames arrive playout resumes where it stopped (this is how the delay grows to absorb a
     jitter spike). After ``max_conceal`` such frames the speaker is idle (stopped talking,
@@ -14,18 +19,24 @@ Policy (docs/audio.md has the prose version):
 * ``target`` adapts: it follows the spread of arrival delays over the last frames (grows at
   once), and shrinks by one frame at most every ``shrink_interval`` frames. When the buffer
   holds at least ``trim_surplus`` frames more than the target for ``trim_after`` pops in a
-  row, one frame is skipped to bring latency back down.
+  row, it owes one frame of delay.
 * Slack: when ``pop`` is given the tick's time, the buffer also measures how long each played
   frame waited. If every frame of a ``slack_window`` (1 s) waited more than a whole frame plus
   ``slack_guard``, the next frame was always there a tick early: the delay is one frame longer
   than the arrivals need (the target counts frames, it cannot see the phase between the
-  sender's clock and the tick), so one frame is skipped, and a backlog one frame per
+  sender's clock and the tick), so it owes one frame of delay, and for a backlog one more per
   ``slack_spacing`` ticks. A skip the stream proves wrong (within the next window it starves
   for a single tick: the skipped margin was needed) doubles the evidence needed, up to 8
   windows; a skip that holds for a window halves it again. A longer stall proves nothing: it
   would have starved the buffer with or without the skip.
+* Owed delay is never given back by discarding a frame that carries speech. The caller, who
+  decodes and hears the frames, calls ``give_back`` after a frame that was inaudible
+  (silence, DTX); the next frame then plays in its slot. A lost frame's slot is skipped too.
+  Both rules measure the delay net of what is owed, so an unpaid frame is not owed twice. A
+  starved tick or the end of a talk spurt cancels the debt: that delay is gone.
 * Frames older than the playout point are late, frames already buffered or just played are
   duplicates, frames beyond ``capacity`` evict the oldest (overflow): all dropped and counted.
+  Slots given back are counted as ``trimmed``, not as dropped: no speech was discarded.
 * A forward jump larger than ``max_conceal`` (a client that resumes after mute with a new
   sequence) re-primes from the new frames instead of concealing across the gap; a backward
   jump larger than ``restart_after`` (a client that restarted its counter) resets the buffer.
@@ -53,7 +64,9 @@ class Playout(Enum):
 
 @dataclass(frozen=True, slots=True)
 class JitterSettings:
-    initial_target: int = 2
+    # 1: a new stream starts like a later spurt of a steady one (see priming above). 2 would
+    # start every first spurt a frame late, and the slack rule would owe that frame back.
+    initial_target: int = 1
     min_target: int = 1
     max_target: int = 10  # 200 ms: beyond that, conversation suffers more than from glitches
     capacity: int = 25  # 500 ms of frames; more means the speaker floods us
@@ -82,9 +95,9 @@ class JitterStats:
     late: int = 0
     duplicate: int = 0
     overflow: int = 0
-    trimmed: int = 0
+    trimmed: int = 0  # slots of inaudible or lost frames skipped to give delay back
     resyncs: int = 0
-    # late + duplicate + overflow + trimmed, kept as one field so the mixer can diff it cheaply.
+    # late + duplicate + overflow, kept as one field so the mixer can diff it cheaply.
     dropped: int = 0
 
 
@@ -136,9 +149,9 @@ class _Slack:
     """
 
     needed: int  # frames of evidence before a skip; doubles after a skip proved wrong
-    shortest: float = math.inf
+    shortest: float = math.inf  # net of the delay owed when each frame played
     count: int = 0
-    since_trim: int | None = None  # frames played since the last slack trim
+    since_trim: int | None = None  # frames played since the last slack frame was given back
 
     def reset(self) -> None:
         self.shortest = math.inf
@@ -163,6 +176,10 @@ class JitterBuffer:
         self._recently_played: deque[int] = deque(maxlen=self.settings.capacity)
         self._delays = _DelayTracker(self.settings.delay_window)
         self._slack = _Slack(self.settings.slack_window)
+        # Frames of delay owed, by the slack rule and by the frame-count trim (kept apart: only
+        # a slack give-back is put to the test of the next window).
+        self._slack_owed = 0
+        self._trim_owed = 0
 
     @property
     def depth(self) -> int:
@@ -171,6 +188,11 @@ class JitterBuffer:
     @property
     def playing(self) -> bool:
         return self._playing
+
+    @property
+    def frames_to_give_back(self) -> int:
+        """Frames of delay the arrivals do not need, owed until an inaudible frame plays."""
+        return self._slack_owed + self._trim_owed
 
     def push(self, sequence: int, payload: bytes, arrival_time: float) -> bool:
         """Buffer one frame; returns False when it was dropped (late or duplicate)."""
@@ -207,16 +229,12 @@ class JitterBuffer:
         ``now`` is the tick's time on the clock of the arrival times; without it the buffer
         cannot see how long frames waited, and only the frame-count rules apply.
         """
-        if not self._playing and not self._start_playing():
+        if not self._playing and not self._start_playing(now):
             return Playout.NOTHING
         frames = self._frames
         entry = frames.pop(self._next, None)
         if entry is not None:
-            payload, arrival_time = entry
-            self._play(self._next)
-            if now is not None:
-                self._measure_slack(now - arrival_time)
-            return payload
+            return self._play(entry, now)
         if frames:
             earliest = min(frames)
             if earliest - self._next > self.settings.max_conceal:
@@ -225,36 +243,62 @@ class JitterBuffer:
                 self._go_idle()
                 return self.pop(now)
             self._next += 1
+            if self.frames_to_give_back:
+                # A lost frame's slot: skipping it gives the delay back and discards nothing.
+                self._paid()
+                return self.pop(now)
             self.stats.concealed += 1
             return Playout.CONCEAL
         self._starved += 1
         self._slack.reset()  # playout just moved a frame later: the waits measured no longer hold
+        self._slack_owed = self._trim_owed = 0  # and the delay owed is gone
         if self._starved > self.settings.max_conceal:
             self._go_idle()
             return Playout.NOTHING
         self.stats.concealed += 1
         return Playout.CONCEAL
 
+    def give_back(self, now: float | None = None) -> bytes | None:
+        """The frame ``pop`` just returned was inaudible: if delay is owed, the next frame plays
+        in the same tick, in its slot, and is returned (decode both, hear this one). None when
+        nothing is owed or the next frame is not here yet (then keep the inaudible one)."""
+        if not self.frames_to_give_back or not self._playing:
+            return None
+        entry = self._frames.pop(self._next, None)
+        if entry is None:
+            return None
+        self._paid()
+        return self._play(entry, now)
+
     def clear(self) -> None:
         """Drop everything buffered and wait for a new talk spurt (speaker muted or demoted)."""
         self._frames.clear()
         self._go_idle()
 
-    def _start_playing(self) -> bool:
-        if not self._frames:
+    def _start_playing(self, now: float | None) -> bool:
+        frames = self._frames
+        if not frames:
             self._priming_pops = 0
             return False
         self._priming_pops += 1
+        first = min(frames)
         # A lone frame must not wait forever for company: start after max_target ticks anyway.
-        if len(self._frames) < self.target and self._priming_pops < self.settings.max_target:
-            return False
+        if self._priming_pops < self.settings.max_target:
+            if len(frames) < self.target:
+                return False
+            if now is not None and now - frames[first][1] < self.settings.slack_guard:
+                # It landed just before the tick: the next frames, a little later, would miss
+                # their ticks. Start a tick later, where the slack rule would settle anyway.
+                return False
         self._playing = True
-        self._next = min(self._frames)
+        self._next = first
         self._starved = 0
         self._surplus_pops = 0
         return True
 
-    def _play(self, extended: int) -> None:
+    def _play(self, entry: tuple[bytes, float], now: float | None) -> bytes:
+        payload, arrival_time = entry
+        extended = self._next
         self.stats.played += 1
         self._recently_played.append(extended)
         self._next = extended + 1
@@ -262,17 +306,22 @@ class JitterBuffer:
             self._slack_starved(self._starved)
             self._starved = 0
         settings = self.settings
-        if len(self._frames) >= self.target + settings.trim_surplus - 1:
+        held = len(self._frames) - self.frames_to_give_back
+        if held >= self.target + settings.trim_surplus - 1:
             self._surplus_pops += 1
             if self._surplus_pops >= settings.trim_after and self._next in self._frames:
-                # Skip one frame: latency went up during a jitter spike and stayed there.
-                self._skip_next()
+                # Latency went up during a jitter spike and stayed there: owe a frame back.
+                self._trim_owed += 1
                 self._surplus_pops = 0
                 self._slack.shortest -= FRAME_SECONDS  # each frame would have waited less
         else:
             self._surplus_pops = 0
+        if now is not None:
+            self._measure_slack(now - arrival_time - self.frames_to_give_back * FRAME_SECONDS)
+        return payload
 
     def _measure_slack(self, wait: float) -> None:
+        """``wait``: how long the frame just played waited, less the delay still owed."""
         slack = self._slack
         settings = self.settings
         if slack.since_trim is not None:
@@ -286,20 +335,21 @@ class JitterBuffer:
         if slack.count < slack.needed:
             return
         if slack.shortest >= FRAME_SECONDS + settings.slack_guard and self._next in self._frames:
-            # Every frame of the window was buffered a tick before it played: skip one.
-            self._skip_next()
-            slack.since_trim = 0
+            # Every frame of the window was buffered a tick before it played: owe one back.
+            self._slack_owed += 1
             slack.shortest -= FRAME_SECONDS
             slack.count = slack.needed - settings.slack_spacing
         else:
             slack.reset()
 
-    def _skip_next(self) -> None:
-        """Drop the (buffered) frame due next: a trim, to give back a frame of delay."""
-        del self._frames[self._next]
-        self._next += 1
+    def _paid(self) -> None:
+        """One owed frame of delay was given back (a slot skipped; ``_next`` already past it)."""
         self.stats.trimmed += 1
-        self.stats.dropped += 1
+        if self._slack_owed:
+            self._slack_owed -= 1
+            self._slack.since_trim = 0  # the next window puts this one to the test
+        else:
+            self._trim_owed -= 1
 
     def _slack_starved(self, ticks: int) -> None:
         """Playout resumes after ``ticks`` starved ticks. One tick soon after a slack skip
@@ -318,6 +368,7 @@ class JitterBuffer:
         self._delays.clear()
         self._slack.reset()
         self._slack.since_trim = None
+        self._slack_owed = self._trim_owed = 0  # the pause between spurts gave it back
 
     def _restart(self) -> None:
         self._frames.clear()

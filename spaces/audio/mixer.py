@@ -15,6 +15,8 @@ Mixing rules:
   are ``1 + len(talking)`` whatever the number of participants.
 * The sum is done in int32 and saturated to int16 (Janus AudioBridge casts without
   saturating, which wraps loud peaks into full-scale clicks of the opposite sign).
+* A jitter buffer's owed delay is given back only where nobody hears it: on a frame below
+  the talk threshold that follows another one, the next frame plays in its slot.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ class MixerStats:
     dropped_late: int = 0
     dropped_duplicate: int = 0
     dropped_overflow: int = 0
-    trimmed: int = 0
+    trimmed: int = 0  # quiet or lost frames' slots skipped to give delay back (not dropped)
     dropped_not_publishing: int = 0
     dropped_unknown_speaker: int = 0
     observer_errors: int = 0
@@ -109,7 +111,6 @@ class MixerStats:
             self.dropped_late
             + self.dropped_duplicate
             + self.dropped_overflow
-            + self.trimmed
             + self.dropped_not_publishing
             + self.dropped_unknown_speaker
         )
@@ -127,6 +128,9 @@ class _Speaker:
     mix_minus_encoder: OpusEncoder | None = None
     window_peak_dbfs: float = SILENCE_DBFS
     window_talked: bool = False
+    # The last tick's frame was below the talk threshold: skipping a quiet frame after it
+    # splices two quiet frames, inaudible, where skipping after speech could click.
+    quiet: bool = True
 
     @property
     def publishing(self) -> bool:
@@ -167,6 +171,7 @@ class RoomMixer:
         self._speakers: dict[SpeakerId, _Speaker] = {}
         self._shared_encoder = OpusEncoder(self.opus)
         self._tick = 0
+        self._decodes = self._concealed = 0  # this tick's, counted by _decode
         self._stats = MixerStats()
         self._retired = _RetiredJitterStats()
         # Reused every tick: no per-tick numpy allocation.
@@ -240,30 +245,29 @@ class RoomMixer:
         total = self._sum
         total.fill(0)
         level_scratch = self._level_scratch
-        decodes = concealed = 0
+        threshold = self.talk_threshold_dbfs
+        self._decodes = self._concealed = 0
         levels: dict[SpeakerId, float] = {}
         talking: list[tuple[_Speaker, np.ndarray]] = []
 
         for speaker in self._speakers.values():
             if not speaker.publishing:
                 continue
-            item = speaker.jitter.pop(now)
+            jitter = speaker.jitter
+            item = jitter.pop(now)
             if item is Playout.NOTHING:
                 level = SILENCE_DBFS
                 pcm = None
             else:
-                if item is Playout.CONCEAL:
-                    pcm = speaker.decoder.conceal()
-                    concealed += 1
-                else:
-                    try:
-                        pcm = speaker.decoder.decode(item)
-                        decodes += 1
-                    except CodecError:
-                        self._stats.invalid_packets += 1
-                        pcm = speaker.decoder.conceal()
-                        concealed += 1
+                pcm = self._decode(speaker, item)
                 level = frame_level_dbfs(pcm, level_scratch)
+                if level < threshold and speaker.quiet and jitter.frames_to_give_back:
+                    following = jitter.give_back(now)
+                    if following is not None:
+                        speaker.talk.update(level)  # its 20 ms still count for the hangover
+                        pcm = self._decode(speaker, following)
+                        level = frame_level_dbfs(pcm, level_scratch)
+            speaker.quiet = level < threshold
             levels[speaker.speaker_id] = level
             is_talking = speaker.talk.update(level)
             if level > speaker.window_peak_dbfs:
@@ -288,6 +292,7 @@ class RoomMixer:
                 encoder = speaker.mix_minus_encoder = OpusEncoder(self.opus)
             mix_minus[speaker.speaker_id] = encoder.encode(scratch)
         encodes = 1 + len(mix_minus)
+        decodes, concealed = self._decodes, self._concealed
 
         tick = self._tick
         timestamp = (tick * FRAME_SAMPLES) % UINT32_MODULO
@@ -319,6 +324,20 @@ class RoomMixer:
             dropped=dropped,
             levels_event=levels_event,
         )
+
+    def _decode(self, speaker: _Speaker, item: bytes | Playout) -> np.ndarray:
+        """PCM for a payload or a concealment; counts this tick's decodes and concealments."""
+        if item is Playout.CONCEAL:
+            self._concealed += 1
+            return speaker.decoder.conceal()
+        try:
+            pcm = speaker.decoder.decode(item)
+        except CodecError:
+            self._stats.invalid_packets += 1
+            self._concealed += 1
+            return speaker.decoder.conceal()
+        self._decodes += 1
+        return pcm
 
     def _drain_inbox(self) -> int:
         """Apply queued frames and commands in order; returns how many frames were dropped."""

@@ -67,6 +67,14 @@ class SpaceSocket:
         assert validate_event(event) == [], event
         return event
 
+    async def receive_audio(self, timeout: float = 10) -> bytes:
+        """The next audio frame; JSON events in between are checked and skipped."""
+        while True:
+            count = len(self.audio)
+            await self._receive_one(timeout)
+            if len(self.audio) > count:
+                return self.audio[-1]
+
     async def receive_type(self, kind: str, timeout: float = 10, **match) -> dict:
         """Skip frames until one of ``kind`` (with the ``match`` fields) arrives."""
         while True:

@@ -9,7 +9,7 @@ import pytest
 from spaces import media
 from spaces.audio import wire
 from spaces.audio.clock import FakeClock
-from spaces.audio.codec import FRAME_SAMPLES, OpusDecoder
+from spaces.audio.codec import FRAME_SAMPLES, FRAME_SECONDS, OpusDecoder
 from spaces.audio.runner import MixerRunner
 from spaces.bus import LocalBus, RedisBus
 from spaces.fanout import Fanout
@@ -19,11 +19,15 @@ from .audio import signals
 RATE = 48_000
 
 
+def tone_pcm(frequency: float, count: int, amplitude: float = 0.3) -> np.ndarray:
+    """``count`` frames of a sine at ``amplitude`` of full scale."""
+    t = np.arange(count * FRAME_SAMPLES) / RATE
+    return (amplitude * 32767 * np.sin(2 * np.pi * frequency * t)).astype(np.int16)
+
+
 def tone_frames(frequency: float, count: int, amplitude: float = 0.3) -> list[bytes]:
     """``count`` speaker frames (wire format) of a sine at ``amplitude`` of full scale."""
-    t = np.arange(count * FRAME_SAMPLES) / RATE
-    pcm = (amplitude * 32767 * np.sin(2 * np.pi * frequency * t)).astype(np.int16)
-    packets = signals.encode(pcm)
+    packets = signals.encode(tone_pcm(frequency, count, amplitude))
     return [
         wire.pack(wire.FrameKind.SPEAKER_AUDIO, seq, seq * FRAME_SAMPLES, packet)
         for seq, packet in enumerate(packets)
@@ -105,6 +109,43 @@ async def test_listener_hears_the_speaker_and_speaker_gets_mix_minus():
     assert energy_near(speaker.messages[-30:], 440) < 0.05
     assert dominant_frequency(speaker.messages[-30:]) == pytest.approx(660, abs=15)
     assert all(wire.unpack(m).kind == wire.FrameKind.ROOM_MIX for m in listener.messages)
+    await plane.stop()
+
+
+def tone_correlation(heard: np.ndarray, tone: np.ndarray) -> float:
+    """Correlation of what a listener heard with the tone sent, at the best alignment near
+    where it starts (within a period of 440 Hz): a frame skipped or inserted anywhere shifts
+    the rest by 20 ms, 8.8 periods, and the correlation falls far below 0.99."""
+    onset = int(np.flatnonzero(np.abs(heard) > 0.1 * np.abs(tone).max())[0])
+    sent = tone[2 * FRAME_SAMPLES : len(tone) - 2 * FRAME_SAMPLES].astype(np.float64)
+    return max(
+        np.corrcoef(heard[lag : lag + len(sent)].astype(np.float64), sent)[0, 1]
+        for lag in range(max(0, onset - 110 + 2 * FRAME_SAMPLES), onset + 110 + 2 * FRAME_SAMPLES)
+    )
+
+
+@pytest.mark.parametrize("phase", [0.008, 0.015, 0.019])
+async def test_a_first_talk_spurt_reaches_a_listener_whole(phase):
+    """Issue #16: a new room's first talk spurt lost a frame about a second in. A speaker
+    paced like a real-time client (each frame ``phase`` before a tick) streams 3 s of 440 Hz
+    into a new room: the listener's room-mix frames carry every one of them, in one run."""
+    plane, runner, clock = await local_plane()
+    listener = Socket()
+    await plane.attach(1, "s", Socket(), user_id=10, publishing=True)
+    await plane.attach(1, "l", listener, user_id=20, publishing=False)
+    await until(lambda: plane.rooms[1].owner)
+    count = 150
+    runner.run_ticks(1)  # the room's clock starts
+    start = runner.tick_clock.start
+    for tick, frame in enumerate(tone_frames(440, count), start=1):
+        clock.time = start + tick * FRAME_SECONDS - phase
+        plane.speaker_frame(1, 10, frame)
+        runner.run_ticks(1)
+        await asyncio.sleep(0)
+    runner.run_ticks(20)
+    await until(lambda: len(listener.messages) >= count)
+
+    assert tone_correlation(decode_mix(listener.messages), tone_pcm(440, count)) > 0.99
     await plane.stop()
 
 
