@@ -31,6 +31,7 @@ let microphoneRefused = false;
 // A newer tab or device of ours joined: it speaks for us, this page only listens (until the
 // next snapshot: a reconnect makes this page the newest again).
 let superseded = false;
+let joins = 0; // snapshots received: 1 + the reconnects that came through
 
 function connect() {
   retryTimer = null;
@@ -100,6 +101,7 @@ function onEvent(event) {
   if (event.type === "snapshot") {
     retryDelay = RETRY_FIRST;
     superseded = false;
+    joins += 1;
     root.dataset.connection = "connected";
     showStatus(root, "You are in the space.");
   }
@@ -167,11 +169,11 @@ async function startAudio() {
   // Test and diagnostics hook, read by tests/e2e/test_space_audio.py: what this page plays,
   // measured by an AnalyserNode (dominantFrequency() in Hz or null when silent; bandLevel(hz) in
   // dBFS within ±10 Hz), counters (frames received, lost, sent), whether a newer tab of ours
-  // took the stream (superseded) and the worklet buffer's state.
+  // took the stream (superseded), how often the page joined (joins) and the worklet buffer.
   window.salonAudio = {
     dominantFrequency: () => audio.dominantFrequency(),
     bandLevel: (hz) => audio.bandLevel(hz),
-    stats: () => ({ ...audio.stats, state: audio.context.state, microphone: audio.hasMicrophone, sending: audio.sending, superseded }),
+    stats: () => ({ ...audio.stats, state: audio.context.state, microphone: audio.hasMicrophone, sending: audio.sending, superseded, joins }),
     bufferStats: () => audio.bufferStats(),
   };
   syncAudio();

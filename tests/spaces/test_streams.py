@@ -180,6 +180,27 @@ async def test_the_host_reconnects_and_is_heard_again(stage, sockets):
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_the_host_mutes_unmutes_and_is_heard_from_a_restarted_sequence(stage):
+    """Unmuting is a new stream: a client that numbers from 0 again after the unmute (as a
+    fresh encoder would) is heard from its first frames, not refused as late."""
+    _space, host, host_socket, listener_socket = stage
+    await stream(host_socket, tone_frames(440, 75))
+    await collect_audio(listener_socket, 40)
+    await host_socket.send({"type": "mute.set", "muted": True})
+    await host_socket.receive_type("mute.changed", user_id=host.pk, is_muted=True)
+    await host_socket.send({"type": "mute.set", "muted": False})
+    await host_socket.receive_type("mute.changed", user_id=host.pk, is_muted=False)
+    await listener_socket.drain(timeout=0.5)
+    before = len(listener_socket.audio)
+
+    await stream(host_socket, speaker_frames((660, 50)))
+    await collect_audio(listener_socket, before + 45)
+    await listener_socket.drain(timeout=0.5)
+
+    assert heard_frames(listener_socket.audio[before:], 660) >= 45
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_the_newest_tab_speaks_and_the_older_one_is_told(stage, sockets):
     """A second tab of the host joins: the first gets stream.superseded and its frames are
     refused; the listener hears the new tab's 660 Hz and never the old tab's 880 Hz."""
