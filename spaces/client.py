@@ -652,7 +652,8 @@ class SpaceClient:
             you = self.snapshot["you"]
             if speaking and self.on_stage and self.is_muted and not you.get("muted_by_moderator"):
                 # The outage outlasted the participant (the sweep removed it): speak again.
-                await self.send_command("mute.set", muted=False)
+                with contextlib.suppress(ClientError):  # dropped again: the loop goes on
+                    await self.send_command("mute.set", muted=False)
 
     async def _reopen(self) -> bool:
         """Open a new socket after a random, growing delay until one joins; False when the
