@@ -208,3 +208,33 @@ def test_a_host_whose_network_drops_reconnects_and_is_heard_again(
         assert host_page.evaluate("window.salonAudio.stats()")["sending"] is True
     finally:
         proxy.stop()
+
+
+def test_the_hosts_newest_tab_speaks_and_the_older_one_only_listens(
+    stage, launch_browser, signed_in_context, tones
+):
+    """The host opens the space again in another browser (a 660 Hz microphone): that page
+    speaks for them; the first one is told, stops sending and lets go of its microphone."""
+    listener_page = stage["listener_page"]
+    wait_until_heard(listener_page, 440)
+    newer = open_space(
+        signed_in_context(
+            launch_browser(fake_audio=tones[660]), server=stage["server"], user=stage["host"]
+        ),
+        stage["space"],
+    )
+    older = stage["host_page"]
+    older.wait_for_function(
+        "() => window.salonAudio.stats().superseded && !window.salonAudio.stats().microphone"
+    )
+    older.get_by_text("this page only listens").wait_for()
+    listener_page.wait_for_function(
+        """() => window.salonAudio.bandLevel(660) > -60
+                 && window.salonAudio.bandLevel(440) < -80""",
+        timeout=HEAR_TIMEOUT,
+        polling=200,
+    )
+    assert newer.evaluate("window.salonAudio.stats()")["sending"] is True
+    sent = older.evaluate("window.salonAudio.stats()")["sent"]
+    listener_page.wait_for_timeout(500)
+    assert older.evaluate("window.salonAudio.stats()")["sent"] == sent
