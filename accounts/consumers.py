@@ -20,6 +20,9 @@ class MemberSocketMixin:
     async def user_left_space(self, event: dict) -> None:
         """The member left a space from another socket; only that space's sockets care."""
 
+    async def user_space_connected(self, event: dict) -> None:
+        """The member opened another socket to a space; only that space's sockets care."""
+
     async def user_notify(self, event: dict) -> None:
         """A notification for the member: /ws/notifications/ shows it, other sockets let it be.
 

@@ -27,8 +27,14 @@ Design points:
   sender falls behind (the loop was blocked), it sends at most ``max_catch_up`` frames back to
   back, then re-anchors the schedule instead of bursting the backlog at the server (whose
   per-socket frame rate limit closes a flooding speaker with 1008).
-* **Closing.** Every way the server ends the socket surfaces as :class:`ClientClosed` with the
-  close code and reason (4000 left, 4001 removed, 4403 forbidden, 4410 ended, ...).
+* **Closing.** Every way the server ends the socket for good surfaces as :class:`ClientClosed`
+  with the close code and reason (4000 left, 4001 removed, 4403 forbidden, 4410 ended, ...).
+* **Reconnecting.** A socket that ends without anyone meaning it to (a network drop, a server
+  restart: ``RECONNECT_CLOSE_CODES``, docs/protocol.md "Reconnecting") is opened again after a
+  random back-off, as the browser does; the member rejoins (the snapshot says in which role),
+  resumes speaking if it was unmuted on stage, and audio frames due meanwhile are dropped, as
+  a microphone's would be. The server starts a new stream epoch for the new socket, so the
+  first frame after the reconnect is mixed at once.
 
 No Django import: the module runs in processes that have no settings (the load bench).
 """
@@ -40,6 +46,7 @@ import contextlib
 import itertools
 import json
 import logging
+import secrets
 import time
 import urllib.error
 import urllib.parse
@@ -77,6 +84,12 @@ STAGE_ROLES = ("host", "cohost", "speaker")
 VOICE_ACTIVITY_DBFS = -45.0
 # Close codes that end a socket without anything having gone wrong for the client.
 NORMAL_CLOSE_CODES = (1000, 4000)
+# Close codes after which the client reconnects (docs/protocol.md, "Reconnecting"): the
+# network or the server failed, or the server lost track of the member. Every other close
+# was meant (left, removed, banned, forbidden, ended, flooding) and ends the session.
+RECONNECT_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013, 1014, 4408})
+RECONNECT_FIRST = 0.5  # seconds; doubles per failed attempt
+RECONNECT_MAX = 15.0
 _UINT32 = wire.UINT32_MODULO
 _HALF_UINT32 = _UINT32 // 2
 
@@ -432,6 +445,7 @@ class StreamStats:
     bytes: int = 0  # their size on the wire
     voiced: int = 0  # frames flagged as voice activity
     stalls: int = 0  # times the sender fell too far behind and re-anchored its schedule
+    offline: int = 0  # frames that fell due while the client was reconnecting (not sent)
     max_lateness: float = 0.0  # the latest a frame left after its deadline (seconds)
 
 
@@ -464,12 +478,12 @@ class AudioStreamer:
         seconds: float | None = None,
     ) -> StreamStats:
         """Send ``frames`` (960 int16 samples each) through ``send``, one per 20 ms."""
-        if self._encoder is None:
-            self._encoder = OpusEncoder(self.settings)
         if seconds is not None:
             frames = itertools.islice(frames, round(seconds / FRAME_SECONDS))
         pacer = Pacer(self.clock, max_catch_up=self.max_catch_up)
         for pcm in frames:
+            if self._encoder is None:  # the first frame, or the first of a new connection
+                self._encoder = OpusEncoder(self.settings)
             # Encode before waiting, so the frame leaves right on its deadline.
             voiced = frame_level_dbfs(pcm) >= VOICE_ACTIVITY_DBFS
             message = wire.pack(
@@ -480,14 +494,22 @@ class AudioStreamer:
                 voice_activity=voiced,
             )
             await pacer.wait()
-            await send(message)
+            sent = await send(message)
             self.sequence += 1
+            if sent is False:
+                self.stats.offline += 1
+                continue
             self.stats.frames += 1
             self.stats.bytes += len(message)
             self.stats.voiced += voiced
         self.stats.stalls += pacer.stalls
         self.stats.max_lateness = max(self.stats.max_lateness, pacer.max_lateness)
         return self.stats
+
+    def new_connection(self) -> None:
+        """The socket was replaced: the server decodes the next frames as a new stream, with
+        a fresh decoder, so they come from a fresh encoder too."""
+        self._encoder = None
 
 
 # --- the client ----------------------------------------------------------------------------------
@@ -501,6 +523,8 @@ class SpaceClient:
     ``events`` is an ``asyncio.Queue`` of every JSON event after the snapshot (bounded: the
     oldest are dropped, and counted, when nobody reads them). :meth:`next_event` reads it.
     ``keep_audio=False`` counts mix frames without decoding them (no recording).
+    ``reconnect``: open the socket again after a drop (see the module docstring);
+    ``on_connection_change`` is called with a line for humans when it drops and comes back.
     """
 
     def __init__(
@@ -512,6 +536,8 @@ class SpaceClient:
         clock: PacingClock | None = None,
         opus_settings: OpusSettings | None = None,
         max_events: int = 1000,
+        reconnect: bool = True,
+        on_connection_change: Callable[[str], None] | None = None,
     ) -> None:
         self.base_url = base_url
         self.token = token
@@ -527,8 +553,17 @@ class SpaceClient:
         self.role: str | None = None
         self.is_muted = True
         self.closed: ClientClosed | None = None
+        self.reconnect = reconnect
+        self.reconnects = 0
+        self.on_connection_change = on_connection_change or (lambda line: None)
+        # After stream.superseded: a newer connection of this member speaks for it, this one
+        # only listens (docs/protocol.md, "One member, two connections").
+        self.superseded = False
+        self._closing = False
+        self._connected = asyncio.Event()
         self._socket: ClientConnection | None = None
         self._reader: asyncio.Task | None = None
+        self._snapshots = 0
         self._publishing = asyncio.Event()
         self._on_stage = asyncio.Event()
         self._closed_event = asyncio.Event()
@@ -557,34 +592,100 @@ class SpaceClient:
         if self._socket is not None:
             raise ClientError("already connected; use one client per socket")
         self.space_id = space_id
-        url = space_socket_url(self.base_url, space_id)
         try:
-            self._socket = await websocket_connect(
+            self._socket = await self._open(timeout)
+        except ClientClosed as closed:
+            self._mark_closed(closed)
+            raise
+        self._connected.set()
+        self._reader = asyncio.create_task(self._run(), name=f"space-{space_id}-reader")
+        return self.snapshot
+
+    async def _open(self, timeout: float) -> ClientConnection:
+        """A new socket to the space, once its snapshot has been routed."""
+        url = space_socket_url(self.base_url, self.space_id)
+        try:
+            socket = await websocket_connect(
                 url,
                 additional_headers={"Authorization": f"Token {self.token}"},
                 open_timeout=timeout,
                 # Frames are ~100 bytes: compression would cost CPU on both ends for nothing.
                 compression=None,
                 max_size=1 << 20,
+                # A dead network shows as pings left unanswered: reconnect within ~10 s.
+                ping_interval=5.0,
+                ping_timeout=5.0,
             )
         except (OSError, InvalidHandshake, TimeoutError) as error:
             raise ClientError(f"cannot open {url}: {error}") from error
+        snapshots = self._snapshots
         try:
             async with asyncio.timeout(timeout):
-                while self.snapshot is None:
-                    self._route(await self._socket.recv())
+                while self._snapshots == snapshots:
+                    self._route(await socket.recv())
         except ConnectionClosed:
-            raise self._close_error() from None
+            raise ClientClosed(socket.close_code, socket.close_reason or "") from None
         except TimeoutError:
-            await self._socket.close()
+            await socket.close()
             raise ClientError(f"no snapshot from {url} within {timeout} s") from None
-        self._reader = asyncio.create_task(
-            self._read(self._socket), name=f"space-{space_id}-reader"
-        )
-        return self.snapshot
+        return socket
+
+    async def _run(self) -> None:
+        """Read the socket; when it drops, open another (if reconnecting) and read that."""
+        while True:
+            socket = self._socket
+            await self._read(socket)
+            self._connected.clear()
+            code = socket.close_code if socket.close_code is not None else 1006
+            if self._closing or not self.reconnect or code not in RECONNECT_CLOSE_CODES:
+                self._mark_closed()
+                return
+            speaking = self.publishing
+            self._publishing.clear()
+            reason = f": {socket.close_reason}" if socket.close_reason else ""
+            self.on_connection_change(f"connection lost ({code}{reason}); reconnecting")
+            if not await self._reopen():
+                return
+            self.streamer.new_connection()
+            self._connected.set()
+            self.on_connection_change(f"reconnected as {self.role}")
+            you = self.snapshot["you"]
+            if speaking and self.on_stage and self.is_muted and not you.get("muted_by_moderator"):
+                # The outage outlasted the participant (the sweep removed it): speak again.
+                with contextlib.suppress(ClientError):  # dropped again: the loop goes on
+                    await self.send_command("mute.set", muted=False)
+
+    async def _reopen(self) -> bool:
+        """Open a new socket after a random, growing delay until one joins; False when the
+        server refused the member for good (the client is then closed) or close() was called."""
+        delay = RECONNECT_FIRST
+        while not self._closing:
+            # Random: every member of a restarted server would otherwise come back at once.
+            await asyncio.sleep(delay * (0.5 + secrets.randbelow(501) / 1000))
+            delay = min(delay * 2, RECONNECT_MAX)
+            try:
+                self._socket = await self._open(timeout=10.0)
+            except ClientClosed as closed:
+                if closed.code in RECONNECT_CLOSE_CODES:
+                    continue
+                self._mark_closed(closed)
+                return False
+            except ClientError as error:
+                self.on_connection_change(f"reconnecting: {error}")
+                continue
+            self.reconnects += 1
+            return True
+        self._mark_closed()
+        return False
 
     async def close(self) -> None:
         """Close the socket (1000) and play out what is still buffered."""
+        self._closing = True
+        if self._reader is not None and not self._connected.is_set():
+            self._reader.cancel()  # between sockets: stop waiting to reconnect
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._mark_closed()
         if self._socket is not None:
             await self._socket.close()
         if self._reader is not None:
@@ -604,24 +705,25 @@ class SpaceClient:
             async for message in socket:
                 self._route(message)
         except ConnectionClosed:
-            pass  # the close code is read below, however the socket ended
+            pass  # the close code is read by the caller, however the socket ended
         except Exception:  # a bug in routing must not leave waiters hanging: close instead
             logger.exception("space %s: receive loop failed", self.space_id)
+            self._closing = True
             await socket.close(1011, "client error")
-        finally:
-            self._mark_closed()
 
     def _close_error(self) -> ClientClosed:
         self._mark_closed()
         return self.closed  # type: ignore[return-value] - set by _mark_closed
 
-    def _mark_closed(self) -> None:
+    def _mark_closed(self, closed: ClientClosed | None = None) -> None:
         if self.closed is not None:
             return
-        socket = self._socket
-        code = socket.close_code if socket is not None else None
-        reason = (socket.close_reason or "") if socket is not None else ""
-        self.closed = ClientClosed(code, reason)
+        if closed is None:
+            socket = self._socket
+            code = socket.close_code if socket is not None else None
+            reason = (socket.close_reason or "") if socket is not None else ""
+            closed = ClientClosed(code, reason)
+        self.closed = closed
         self.receiver.flush()
         self._publishing.clear()
         self._closed_event.set()
@@ -642,12 +744,18 @@ class SpaceClient:
         event = json.loads(message)
         if not isinstance(event, dict):
             return
-        if event.get("type") == "snapshot" and self.snapshot is None:
+        if event.get("type") == "snapshot":  # the first join, or a rejoin after a reconnect
             self.snapshot = event
+            self._snapshots += 1
+            self.superseded = False
             you = event["you"]
             self.user_id = you["user_id"]
             self._set_state(you["role"], you["is_muted"])
             return
+        if event.get("type") == "stream.superseded":
+            # A newer connection of this member speaks for it now; this one only listens.
+            self.superseded = True
+            self._publishing.clear()
         self.events_received += 1
         self._track_own_state(event)
         self._put_event(event)
@@ -666,7 +774,7 @@ class SpaceClient:
         on_stage = role in STAGE_ROLES
         for flag, value in (
             (self._on_stage, on_stage),
-            (self._publishing, on_stage and not is_muted),
+            (self._publishing, on_stage and not is_muted and not self.superseded),
         ):
             if value:
                 flag.set()
@@ -779,14 +887,26 @@ class SpaceClient:
             "events_dropped": self.events_dropped,
         }
 
-    async def _send(self, message: str | bytes) -> None:
+    async def _send(self, message: str | bytes) -> bool:
+        """Send now; False for an audio frame dropped because the client is reconnecting
+        (a command waits for the new socket instead, up to 10 s)."""
         if self._socket is None:
             raise ClientError("not connected")
         if self.closed is not None:
             raise self.closed
+        if not self._connected.is_set():
+            if isinstance(message, bytes):
+                return False
+            await self._wait_flag(self._connected, 10.0)
+        socket = self._socket
         try:
-            await self._socket.send(message)
+            await socket.send(message)
+            return True
         except ConnectionClosed:
+            if self.reconnect and socket.close_code in RECONNECT_CLOSE_CODES | {None}:
+                if isinstance(message, bytes):
+                    return False  # the reader reconnects; the stream goes on meanwhile
+                raise ClientError("the connection dropped; reconnecting, try again") from None
             # The reader routes what arrived before the close, then records the close code.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):

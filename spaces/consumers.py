@@ -74,6 +74,9 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     role: str = Participant.Role.LISTENER
     is_muted: bool = True
     publishing = False
+    # Another connection of the same member joined this space after this one: the member
+    # speaks from there (the newest connection wins), this one only listens (docs/protocol.md).
+    superseded = False
     frames_forwarded = 0
     frames_dropped = 0
     frames_invalid = 0
@@ -137,6 +140,7 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
             await self.close(code=error.close_code, reason=error.message)
             return
         self.joined = True
+        self.connected_at = time.time()
         await self.send_json(snapshot)
         self.frame_limit = FrameRateLimit(
             settings.SALON_AUDIO_MAX_FRAMES_PER_SECOND, settings.SALON_AUDIO_FRAME_BURST
@@ -155,6 +159,17 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
         )
         # This process refreshes its participants in one query per room (spaces/presence.py).
         self.media.heartbeats.add(self.space_id, self.channel_name, self.user.pk, self._gone)
+        # The member's older connections to this space (another tab, a socket a network drop
+        # left half open) give their stream up to this one.
+        await self.channel_layer.group_send(
+            self.member_group,
+            {
+                "type": "user.space_connected",
+                "space_id": self.space_id,
+                "channel": self.channel_name,
+                "connected_at": self.connected_at,
+            },
+        )
 
     @db_call
     def _join(self) -> dict:
@@ -165,6 +180,8 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
 
     def _may_publish(self) -> bool:
         # The same rule as Participant.may_publish, on the state this socket was last told.
+        if self.superseded:
+            return False
         return Participant(role=self.role, is_muted=self.is_muted).may_publish
 
     async def _refresh_publishing(self) -> None:
@@ -179,7 +196,7 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
         # The sweep removed this participant (e.g. the database was out of reach for too
         # long): the client should reconnect to rejoin.
         if self.joined:
-            await self._close_now(errors.CLOSE_LEFT, "no longer in the space; reconnect")
+            await self._close_now(errors.CLOSE_PRESENCE_LOST, "no longer in the space; reconnect")
 
     async def _leave_groups(self) -> None:
         if getattr(self, "group", None):
@@ -273,10 +290,15 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
             # Listeners, muted and removed speakers: the server decides, the frame goes nowhere.
             self.frames_dropped += 1
             self.media.frames_dropped += 1
-            await self._audio_error("not_publishing", "you are not on stage or you are muted")
+            if self.superseded:
+                await self._audio_error(
+                    "not_publishing", "you speak from a newer connection; this one only listens"
+                )
+            else:
+                await self._audio_error("not_publishing", "you are not on stage or you are muted")
             return
         self.frames_forwarded += 1
-        self.media.speaker_frame(self.space_id, self.user.pk, data)
+        self.media.speaker_frame(self.space_id, self.channel_name, data)
 
     async def _close_for_abuse(self, code: int, reason: str) -> None:
         # Unlike _close_now the member is still a participant: disconnect() counts them out.
@@ -386,6 +408,22 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
         # A plain listener left from another tab (their departure is not a room-wide event).
         if event["space_id"] == self.space_id and self.joined:
             await self._close_now(errors.CLOSE_LEFT, "you left the space")
+
+    async def user_space_connected(self, event: dict) -> None:
+        """The member opened a socket to a space. If it is this space and newer than this
+        socket, that one speaks for the member from now on: this one's stream ends, its frames
+        are dropped, and its client is told (``stream.superseded``). Ties (two sockets joining
+        within one clock tick) go to the higher channel name, the same on every process."""
+        if event["space_id"] != self.space_id or not self.joined or self.superseded:
+            return
+        theirs = (event["connected_at"], event["channel"])
+        if theirs <= (self.connected_at, self.channel_name):
+            return  # this socket is the newer one (or it is this socket's own message)
+        self.superseded = True
+        if self.publishing and self.media is not None:
+            self.publishing = False
+            await self.media.end_stream(self.space_id, self.channel_name)
+        await self.send_json({"type": "stream.superseded"})
 
     async def space_participant_removed(self, message: dict) -> None:
         event = message["event"]

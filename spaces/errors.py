@@ -7,6 +7,8 @@ CLOSE_LEFT = 4000
 CLOSE_REMOVED = 4001
 CLOSE_BANNED = 4002
 CLOSE_NOT_FOUND = 4404
+# The server stopped counting this socket as present (its participant was swept): reconnect.
+CLOSE_PRESENCE_LOST = 4408
 CLOSE_CAPACITY = 4409
 CLOSE_ENDED = 4410
 
@@ -17,6 +19,7 @@ __all__ = [
     "CLOSE_FORBIDDEN",
     "CLOSE_LEFT",
     "CLOSE_NOT_FOUND",
+    "CLOSE_PRESENCE_LOST",
     "CLOSE_REMOVED",
     "CLOSE_UNAUTHENTICATED",
 ]

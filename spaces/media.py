@@ -17,11 +17,20 @@ Speaking indicators ride the same path: about 5 times a second the owner publish
 event (docs/protocol.md), and only when it differs from the last one, so a quiet room sends
 nothing. Sent through the channel layer it would cost one message per listener.
 
+Stream epochs: each time a socket starts publishing (it joins while its member may speak, or
+the member is unmuted or brought on stage) the plane gives it a new stream epoch, a random
+uint32, announced to the mixer with the ``P`` message and carried by each of its frames. The
+mixer plays a new epoch as a new stream from its first frame and drops frames of an epoch it
+has left behind (docs/audio.md). A socket that gives its member's stream up to a newer
+connection of the same member ends its epoch with an ``E`` message (docs/protocol.md).
+
 Bundle layout (``out`` channel), big-endian: ``B`` version (1), ``I`` sequence, ``I`` timestamp,
 ``H`` shared length, shared Opus packet, ``H`` count, then per talking speaker ``I`` user id,
 ``H`` length, mix-minus packet. A levels message is ``B`` 2 then the event's JSON. ``in``
-channel: ``b"F"`` + ``I`` user id + a speaker's wire frame, ``b"P"`` + ``I`` user id + ``B``
-publishing (0/1), or ``b"R"`` + ``I`` 0 + ``B`` recording (0/1).
+channel: ``b"F"`` + ``I`` user id + ``I`` epoch + a speaker's wire frame; ``b"P"`` + ``I`` user
+id + ``B`` publishing (0/1) + ``I`` epoch of the new stream (0 when not publishing);
+``b"E"`` + ``I`` user id + ``I`` epoch (that stream ended); or ``b"R"`` + ``I`` 0 + ``B``
+recording (0/1).
 
 Recording: while a space is recorded, its owner attaches a :class:`MixRecorder` to the room's
 mixer, writing a segment file the ``segment_start`` service names. Every process with members
@@ -36,6 +45,7 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 import socket
 import struct
 import time
@@ -72,6 +82,7 @@ _BUNDLE_HEAD = struct.Struct(">BIIH")
 _COUNT = struct.Struct(">H")
 _MINUS_HEAD = struct.Struct(">IH")
 _IN_HEAD = struct.Struct(">cI")
+_EPOCH = struct.Struct(">I")
 
 
 def pack_bundle(result: TickResult) -> bytes:
@@ -119,6 +130,8 @@ class _Room:
     idle_since: float | None = None
     # Publishers this process has seen, so a new owner can be told who may speak.
     local_publishers: set[int] = field(default_factory=set)
+    # Socket key -> (user id, epoch) of the stream that socket publishes (or last published).
+    streams: dict[str, tuple[int, int]] = field(default_factory=dict)
     # Ticks since someone last talked (mixer thread only); starts silent: nothing to send.
     silent_ticks: int = SILENT_TAIL_TICKS
     # The last levels event sent and when (event loop only): unchanged ones are not sent
@@ -214,8 +227,11 @@ class MediaPlane:
 
     # --- consumers (event loop) ---------------------------------------------------------------
 
-    async def attach(self, space_id: int, key: str, send, *, user_id: int, publishing: bool):
-        """A socket joins the room's audio: it hears the mix from now on."""
+    async def attach(
+        self, space_id: int, key: str, send, *, user_id: int, publishing: bool
+    ) -> int | None:
+        """A socket joins the room's audio: it hears the mix from now on. Returns the epoch
+        of its stream if it publishes."""
         room = self.rooms.get(space_id)
         if room is None:
             room = self.rooms[space_id] = _Room(space_id)
@@ -227,32 +243,62 @@ class MediaPlane:
         room.idle_since = None
         self.fanout.add(space_id, key, send, speaker_id=user_id if publishing else None)
         if publishing:
-            await self.set_publishing(space_id, key, user_id=user_id, publishing=True)
+            return await self.set_publishing(space_id, key, user_id=user_id, publishing=True)
+        return None
 
     async def detach(self, space_id: int, key: str) -> None:
         room = self.rooms.get(space_id)
         self.fanout.remove(space_id, key)
         if room is None:
             return
+        room.streams.pop(key, None)
         room.local_members -= 1
         if room.local_members <= 0:
             room.idle_since = time.monotonic()
 
-    def speaker_frame(self, space_id: int, user_id: int, frame: bytes) -> None:
-        """A frame from a member the consumer has checked may publish (wire format, kind 1)."""
+    def speaker_frame(self, space_id: int, key: str, frame: bytes) -> None:
+        """A frame from socket ``key``, which the consumer has checked may publish (wire
+        format, kind 1). It goes to the mixer stamped with the socket's stream epoch."""
+        room = self.rooms.get(space_id)
+        stream = room.streams.get(key) if room is not None else None
+        if stream is None:
+            return  # the socket stopped publishing meanwhile (e.g. it is closing)
         self.frames_in += 1
-        self.bus.publish_nowait(f"in:{space_id}", _IN_HEAD.pack(b"F", user_id) + frame)
+        user_id, epoch = stream
+        self.bus.publish_nowait(
+            f"in:{space_id}", _IN_HEAD.pack(b"F", user_id) + _EPOCH.pack(epoch) + frame
+        )
 
     async def set_publishing(
         self, space_id: int, key: str, *, user_id: int, publishing: bool
-    ) -> None:
-        """The member behind socket ``key`` may (no longer) publish: tell the room's mixer."""
+    ) -> int | None:
+        """The member behind socket ``key`` may (no longer) publish: tell the room's mixer.
+        Publishing starts a new stream from this socket: returns its epoch."""
         room = self.rooms.get(space_id)
+        epoch = None
         if room is not None:
             (room.local_publishers.add if publishing else room.local_publishers.discard)(user_id)
+            # Not publishing, the socket keeps its last epoch: should a frame still come, the
+            # mixer refuses it as from a speaker who may not publish.
+            previous = room.streams.get(key)
+            if publishing:
+                epoch = new_stream_epoch(previous[1] if previous else None)
+                room.streams[key] = (user_id, epoch)
         self.fanout.set_speaker(space_id, key, user_id if publishing else None)
         message = _IN_HEAD.pack(b"P", user_id) + bytes([1 if publishing else 0])
-        await self.bus.publish(f"in:{space_id}", message)
+        await self.bus.publish(f"in:{space_id}", message + _EPOCH.pack(epoch or 0))
+        return epoch
+
+    async def end_stream(self, space_id: int, key: str) -> None:
+        """Socket ``key`` gives its member's stream up (a newer connection of the member took
+        it over): its frames stop here, and the mixer forgets its epoch. Unlike a mute, the
+        member still may publish, from the other connection."""
+        room = self.rooms.get(space_id)
+        stream = room.streams.pop(key, None) if room is not None else None
+        if stream is None:
+            return
+        user_id, epoch = stream
+        await self.bus.publish(f"in:{space_id}", _IN_HEAD.pack(b"E", user_id) + _EPOCH.pack(epoch))
 
     async def set_recording(self, space_id: int, recording: bool) -> None:
         """The space's recording was switched on or off: tell the room's owner (once per
@@ -420,16 +466,20 @@ class MediaPlane:
             kind, user_id = _IN_HEAD.unpack_from(data)
             body = data[_IN_HEAD.size :]
             if kind == b"F":
+                (epoch,) = _EPOCH.unpack_from(body)
                 try:
-                    frame = wire.unpack(body)
+                    frame = wire.unpack(body[_EPOCH.size :])
                 except wire.WireError:
                     return  # consumers validate; a bad frame here is a bug, not an attack
-                mixer.push(user_id, frame.sequence, frame.payload, clock.now())
+                mixer.push(user_id, frame.sequence, frame.payload, clock.now(), epoch)
             elif kind == b"P":
                 if body[0]:
                     mixer.add_speaker(user_id, allowed=True)
+                    mixer.start_stream(user_id, _EPOCH.unpack_from(body, 1)[0])
                 else:
                     mixer.set_allowed(user_id, False)
+            elif kind == b"E":
+                mixer.end_stream(user_id, _EPOCH.unpack_from(body)[0])
             elif kind == b"R":
                 room.recording_wanted = bool(body[0])
                 if room.recorder is not None:
@@ -472,6 +522,15 @@ class MediaPlane:
         bundle = pack_bundle(result)
         self.loop.call_soon_threadsafe(self.bus.publish_nowait, f"out:{space_id}", bundle)
         self.ticks_published += 1
+
+
+def new_stream_epoch(previous: int | None = None) -> int:
+    """A stream epoch: random, so processes need not agree on a counter, and never the
+    socket's previous one (the mixer would take the new stream for the old)."""
+    while True:
+        epoch = secrets.randbits(32)
+        if epoch != previous:
+            return epoch
 
 
 def make_bus(redis_url: str | None) -> LocalBus | RedisBus:

@@ -40,6 +40,8 @@ EVENTS: dict[str, set[str]] = {
     # who joined (participant objects) and left (user ids) since the last one.
     "audience.changed": {"participant_count", "listener_count", "joined", "left"},
     "error": {"code", "message", "request_id"},
+    # A newer connection of the same member joined: it speaks for them, this one only listens.
+    "stream.superseded": set(),
 }
 
 # Client → server. Every message has "type" and may carry "request_id", echoed in errors.

@@ -3,9 +3,11 @@ several processes behind Redis)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -83,3 +85,57 @@ def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+class CuttableProxy:
+    """A TCP proxy in front of a server, on its own thread, whose connections a test can cut
+    as a network drop would: no close frame, the sockets just end. New connections go through
+    again at once (the network came back)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.loop = asyncio.new_event_loop()
+        self._writers: list = []
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def start(self) -> str:
+        self._thread.start()
+        started = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._accept, "127.0.0.1", 0), self.loop
+        )
+        self._server = started.result(timeout=10)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self.url
+
+    async def _accept(self, reader, writer) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(
+            "127.0.0.1", self.target_port
+        )
+        self._writers += [writer, upstream_writer]
+        await asyncio.gather(
+            self._pump(reader, upstream_writer),
+            self._pump(upstream_reader, writer),
+            return_exceptions=True,
+        )
+
+    @staticmethod
+    async def _pump(reader, writer) -> None:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    def cut(self) -> None:
+        """Drop every connection through the proxy now (thread-safe)."""
+        async def cut_all():
+            for writer in self._writers:
+                writer.transport.abort()
+            self._writers.clear()
+
+        asyncio.run_coroutine_threadsafe(cut_all(), self.loop).result(timeout=10)
+
+    def stop(self) -> None:
+        self.cut()
+        self._server.close()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)

@@ -40,6 +40,11 @@ Policy (docs/audio.md has the prose version):
 * A forward jump larger than ``max_conceal`` (a client that resumes after mute with a new
   sequence) re-primes from the new frames instead of concealing across the gap; a backward
   jump larger than ``restart_after`` (a client that restarted its counter) resets the buffer.
+* Stream identity: the sequence alone cannot tell a new stream that starts at a number the
+  last one already used (a reconnect from 0 after 5 s of talk) from late frames. The
+  transport knows (each connection and each unmute is a new stream *epoch*, RFC 3550's new
+  SSRC) and calls ``new_stream``: the buffer forgets the old numbering and what the old
+  stream taught it about its network, so the new one is heard from its first frame.
 """
 
 from __future__ import annotations
@@ -274,6 +279,15 @@ class JitterBuffer:
         """Drop everything buffered and wait for a new talk spurt (speaker muted or demoted)."""
         self._frames.clear()
         self._go_idle()
+
+    def new_stream(self) -> None:
+        """The speaker's frames now belong to a new stream (a new connection, an unmute): its
+        numbering has nothing to do with the last one's, and its network may be another."""
+        self._restart()
+        self.target = self.settings.initial_target
+        self._since_target_change = 0
+        self._surplus_pops = 0
+        self._slack = _Slack(self.settings.slack_window)
 
     def _start_playing(self, now: float | None) -> bool:
         frames = self._frames

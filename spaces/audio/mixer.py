@@ -17,6 +17,10 @@ Mixing rules:
   saturating, which wraps loud peaks into full-scale clicks of the opposite sign).
 * A jitter buffer's owed delay is given back only where nobody hears it: on a frame below
   the talk threshold that follows another one, the next frame plays in its slot.
+* Stream epochs (RFC 3550's SSRC): a frame may carry the epoch of the stream it belongs to,
+  which the transport assigns per connection and per unmute. A new epoch is a new stream,
+  heard from its first frame (fresh jitter buffer numbering, fresh decoder); frames of an
+  epoch the speaker already left behind are dropped, never played as "old frames".
 """
 
 from __future__ import annotations
@@ -52,6 +56,10 @@ _ADD = 1
 _REMOVE = 2
 _SET_ALLOWED = 3
 _SET_MUTED = 4
+_START_STREAM = 5
+_END_STREAM = 6
+# Epochs a speaker left behind that are remembered, to drop their frames still in flight.
+RETIRED_EPOCHS = 8
 
 
 def _saturate(samples: np.ndarray, out: np.ndarray) -> None:
@@ -103,6 +111,9 @@ class MixerStats:
     trimmed: int = 0  # quiet or lost frames' slots skipped to give delay back (not dropped)
     dropped_not_publishing: int = 0
     dropped_unknown_speaker: int = 0
+    # Frames of a stream epoch the speaker left behind (an older connection, before an unmute).
+    dropped_old_stream: int = 0
+    streams_started: int = 0
     observer_errors: int = 0
 
     @property
@@ -113,6 +124,7 @@ class MixerStats:
             + self.dropped_overflow
             + self.dropped_not_publishing
             + self.dropped_unknown_speaker
+            + self.dropped_old_stream
         )
 
 
@@ -131,6 +143,9 @@ class _Speaker:
     # The last tick's frame was below the talk threshold: skipping a quiet frame after it
     # splices two quiet frames, inaudible, where skipping after speech could click.
     quiet: bool = True
+    # The stream being played (None: none announced yet) and the ones it replaced.
+    epoch: int | None = None
+    retired_epochs: deque[int] = field(default_factory=lambda: deque(maxlen=RETIRED_EPOCHS))
 
     @property
     def publishing(self) -> bool:
@@ -182,10 +197,20 @@ class RoomMixer:
     # -- Any thread -------------------------------------------------------------------------
 
     def push(
-        self, speaker_id: SpeakerId, sequence: int, payload: bytes, arrival_time: float
+        self,
+        speaker_id: SpeakerId,
+        sequence: int,
+        payload: bytes,
+        arrival_time: float,
+        epoch: int | None = None,
     ) -> None:
-        """Queue one Opus frame from a speaker (``arrival_time`` on the mixer clock, seconds)."""
-        self._inbox.append((_FRAME, speaker_id, sequence, payload, arrival_time))
+        """Queue one Opus frame from a speaker (``arrival_time`` on the mixer clock, seconds).
+
+        ``epoch``: the stream the frame belongs to (see ``start_stream``). A frame of an epoch
+        never seen starts that stream; one of an epoch the speaker left behind is dropped.
+        None: no stream identity, only the jitter buffer's own sequence rules apply.
+        """
+        self._inbox.append((_FRAME, speaker_id, sequence, payload, arrival_time, epoch))
 
     def add_speaker(self, speaker_id: SpeakerId, *, allowed: bool = True) -> None:
         self._inbox.append((_ADD, speaker_id, allowed))
@@ -199,6 +224,16 @@ class RoomMixer:
 
     def set_muted(self, speaker_id: SpeakerId, muted: bool) -> None:
         self._inbox.append((_SET_MUTED, speaker_id, muted))
+
+    def start_stream(self, speaker_id: SpeakerId, epoch: int) -> None:
+        """From now on the speaker's frames are those of stream ``epoch`` (a new connection or
+        an unmute): it is heard from its first frame, and frames of earlier epochs are dropped."""
+        self._inbox.append((_START_STREAM, speaker_id, epoch))
+
+    def end_stream(self, speaker_id: SpeakerId, epoch: int) -> None:
+        """Stream ``epoch`` is over (its connection gave the speaker's stream up). If it is
+        the one being played, the speaker's next frames of any other epoch start a stream."""
+        self._inbox.append((_END_STREAM, speaker_id, epoch))
 
     # -- Mixer thread -----------------------------------------------------------------------
 
@@ -232,6 +267,8 @@ class RoomMixer:
             trimmed=totals.trimmed,
             dropped_not_publishing=stats.dropped_not_publishing,
             dropped_unknown_speaker=stats.dropped_unknown_speaker,
+            dropped_old_stream=stats.dropped_old_stream,
+            streams_started=stats.streams_started,
             observer_errors=stats.observer_errors,
         )
 
@@ -348,13 +385,18 @@ class RoomMixer:
         while inbox:
             message = inbox.popleft()
             if message[0] == _FRAME:
-                _, speaker_id, sequence, payload, arrival_time = message
+                _, speaker_id, sequence, payload, arrival_time, epoch = message
                 speaker = speakers.get(speaker_id)
                 if speaker is None:
                     stats.dropped_unknown_speaker += 1
                     dropped += 1
                 elif not speaker.publishing:
                     stats.dropped_not_publishing += 1
+                    dropped += 1
+                elif (
+                    epoch != speaker.epoch and epoch is not None and not self._adopt(speaker, epoch)
+                ):
+                    stats.dropped_old_stream += 1
                     dropped += 1
                 else:
                     jitter_stats = speaker.jitter.stats
@@ -390,6 +432,31 @@ class RoomMixer:
             self._set_publishing(speaker, allowed=message[2])
         elif tag == _SET_MUTED:
             self._set_publishing(speaker, muted=message[2])
+        elif tag == _START_STREAM:
+            if message[2] != speaker.epoch:
+                self._start_stream(speaker, message[2])
+        elif tag == _END_STREAM and message[2] == speaker.epoch:
+            speaker.retired_epochs.append(speaker.epoch)
+            speaker.epoch = None
+            speaker.jitter.clear()
+
+    def _adopt(self, speaker: _Speaker, epoch: int) -> bool:
+        """A frame of another epoch than the one playing: start its stream, unless the speaker
+        left it behind. With no stream playing (none announced to this mixer, e.g. it took the
+        room over, or the last one ended) any epoch starts one."""
+        if speaker.epoch is not None and epoch in speaker.retired_epochs:
+            return False
+        self._start_stream(speaker, epoch)
+        return True
+
+    def _start_stream(self, speaker: _Speaker, epoch: int) -> None:
+        if speaker.epoch is not None:
+            speaker.retired_epochs.append(speaker.epoch)
+        speaker.epoch = epoch
+        # The new stream comes from a new encoder: nothing of the old one may shape it.
+        speaker.jitter.new_stream()
+        speaker.decoder.reset()
+        self._stats.streams_started += 1
 
     @staticmethod
     def _set_publishing(

@@ -16,13 +16,25 @@ const CLOSE_REASONS = {
   4409: "This space is full.",
   4410: "This space has ended.",
 };
+// Closes that nobody meant (docs/protocol.md, "Reconnecting"): the network dropped (1006), the
+// server went away or failed (1001, 1011–1014), or it lost track of us (4408). Every other code
+// was meant — left, removed, banned, forbidden, ended, flooding — and the page stays closed.
+const RECONNECT_CODES = new Set([1001, 1006, 1011, 1012, 1013, 1014, 4408]);
+const RETRY_FIRST = 500;
+const RETRY_MAX = 15000;
 let socket = null;
-let retryDelay = 1000;
+let retryDelay = RETRY_FIRST;
+let retryTimer = null;
 let closedForGood = false;
 let audio = null;
 let microphoneRefused = false;
+// A newer tab or device of ours joined: it speaks for us, this page only listens (until the
+// next snapshot: a reconnect makes this page the newest again).
+let superseded = false;
+let joins = 0; // snapshots received: 1 + the reconnects that came through
 
 function connect() {
+  retryTimer = null;
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   socket = new WebSocket(`${scheme}://${location.host}${root.dataset.wsPath}`);
   socket.binaryType = "arraybuffer";
@@ -39,8 +51,8 @@ function connect() {
   socket.addEventListener("close", (event) => {
     // Whatever happens next, nothing more leaves this page until a snapshot says we may speak.
     audio?.setSending(false);
-    if (event.code >= 4000) {
-      closedForGood = event.code !== 4000 || closedForGood;
+    if (!RECONNECT_CODES.has(event.code) || closedForGood) {
+      closedForGood = true;
       audio?.closeMicrophone();
       root.dataset.connection = "closed";
       showStatus(root, event.reason || CLOSE_REASONS[event.code] || "Disconnected.");
@@ -48,13 +60,20 @@ function connect() {
       root.querySelector('[data-role="host-controls"]').hidden = true;
       return;
     }
-    if (closedForGood) return;
     root.dataset.connection = "reconnecting";
     showStatus(root, "Connection lost, reconnecting…");
-    setTimeout(connect, retryDelay);
-    retryDelay = Math.min(retryDelay * 2, 15000);
+    // Random: every listener of a restarted server would otherwise come back at the same moment.
+    retryTimer = setTimeout(connect, retryDelay * (0.5 + Math.random() / 2));
+    retryDelay = Math.min(retryDelay * 2, RETRY_MAX);
   });
 }
+
+// Back on the network: no need to wait out the back-off.
+window.addEventListener("online", () => {
+  if (retryTimer === null) return;
+  clearTimeout(retryTimer);
+  connect();
+});
 
 function onEvent(event) {
   if (event.type === "error") {
@@ -67,13 +86,22 @@ function onEvent(event) {
     floatReaction(root, event.emoji, p ? p.name : "", event.user_id);
     return;
   }
+  if (event.type === "stream.superseded") {
+    superseded = true;
+    audio?.setSending(false);
+    audio?.closeMicrophone();
+    showStatus(root, "You are in this space from another tab or device: it speaks for you, this page only listens. Reload it to speak from here.");
+    return;
+  }
   if (event.type === "levels") {
     room.apply(event);
     showLevels(root, room);
     return;
   }
   if (event.type === "snapshot") {
-    retryDelay = 1000;
+    retryDelay = RETRY_FIRST;
+    superseded = false;
+    joins += 1;
     root.dataset.connection = "connected";
     showStatus(root, "You are in the space.");
   }
@@ -89,7 +117,7 @@ function onEvent(event) {
 async function syncAudio() {
   if (!audio) return;
   const me = room.me;
-  const onStage = !!me && me.role !== "listener" && room.space?.state === "live";
+  const onStage = !!me && me.role !== "listener" && room.space?.state === "live" && !superseded;
   if (!onStage) {
     audio.setSending(false);
     audio.closeMicrophone();
@@ -140,11 +168,12 @@ async function startAudio() {
   }
   // Test and diagnostics hook, read by tests/e2e/test_space_audio.py: what this page plays,
   // measured by an AnalyserNode (dominantFrequency() in Hz or null when silent; bandLevel(hz) in
-  // dBFS within ±10 Hz), counters (frames received, lost, sent) and the worklet buffer's state.
+  // dBFS within ±10 Hz), counters (frames received, lost, sent), whether a newer tab of ours
+  // took the stream (superseded), how often the page joined (joins) and the worklet buffer.
   window.salonAudio = {
     dominantFrequency: () => audio.dominantFrequency(),
     bandLevel: (hz) => audio.bandLevel(hz),
-    stats: () => ({ ...audio.stats, state: audio.context.state, microphone: audio.hasMicrophone, sending: audio.sending }),
+    stats: () => ({ ...audio.stats, state: audio.context.state, microphone: audio.hasMicrophone, sending: audio.sending, superseded, joins }),
     bufferStats: () => audio.bufferStats(),
   };
   syncAudio();

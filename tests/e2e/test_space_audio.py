@@ -163,3 +163,78 @@ def test_moved_to_listeners_releases_the_microphone(two_on_stage):
     listener_page.wait_for_function(
         "() => window.salonAudio.bandLevel(660) < -80", timeout=HEAR_TIMEOUT, polling=200
     )
+
+
+def test_a_host_whose_network_drops_reconnects_and_is_heard_again(
+    live_server_process, launch_browser, signed_in_context, tones
+):
+    """The host's page reaches the server through a proxy that cuts its connection mid-talk:
+    the page reconnects by itself, sends again without a click, and the listener hears it."""
+    from types import SimpleNamespace
+
+    from tests.live import CuttableProxy
+
+    server = live_server_process()
+    host = make_member("hana", host=True)
+    space = make_live_space(host, title="Tone check")
+    listener = make_member("leo")
+    proxy = CuttableProxy(server.port)
+    through_proxy = SimpleNamespace(url=proxy.start())
+    try:
+        host_page = open_space(
+            signed_in_context(launch_browser(fake_audio=tones[440]), server=through_proxy,
+                              user=host),
+            space,
+        )  # fmt: skip
+        listener_page = open_space(
+            signed_in_context(launch_browser(), server=server, user=listener), space
+        )
+        host_page.get_by_role("button", name="Unmute your microphone").click()
+        wait_until_heard(listener_page, 440)
+
+        proxy.cut()
+        host_page.wait_for_function(
+            "() => window.salonAudio.stats().joins === 2", timeout=HEAR_TIMEOUT
+        )
+        # The old stream's tail is over by now (the room stops sending 10 ticks after the
+        # last voice): mix frames from here on carry the new connection's stream.
+        received = listener_page.evaluate("window.salonAudio.stats().received")
+        listener_page.wait_for_function(
+            "(before) => window.salonAudio.stats().received > before + 50",
+            arg=received,
+            timeout=HEAR_TIMEOUT,
+        )
+        wait_until_heard(listener_page, 440)
+        assert host_page.evaluate("window.salonAudio.stats()")["sending"] is True
+    finally:
+        proxy.stop()
+
+
+def test_the_hosts_newest_tab_speaks_and_the_older_one_only_listens(
+    stage, launch_browser, signed_in_context, tones
+):
+    """The host opens the space again in another browser (a 660 Hz microphone): that page
+    speaks for them; the first one is told, stops sending and lets go of its microphone."""
+    listener_page = stage["listener_page"]
+    wait_until_heard(listener_page, 440)
+    newer = open_space(
+        signed_in_context(
+            launch_browser(fake_audio=tones[660]), server=stage["server"], user=stage["host"]
+        ),
+        stage["space"],
+    )
+    older = stage["host_page"]
+    older.wait_for_function(
+        "() => window.salonAudio.stats().superseded && !window.salonAudio.stats().microphone"
+    )
+    older.get_by_text("this page only listens").wait_for()
+    listener_page.wait_for_function(
+        """() => window.salonAudio.bandLevel(660) > -60
+                 && window.salonAudio.bandLevel(440) < -80""",
+        timeout=HEAR_TIMEOUT,
+        polling=200,
+    )
+    assert newer.evaluate("window.salonAudio.stats()")["sending"] is True
+    sent = older.evaluate("window.salonAudio.stats()")["sent"]
+    listener_page.wait_for_timeout(500)
+    assert older.evaluate("window.salonAudio.stats()")["sent"] == sent

@@ -1,5 +1,6 @@
 """The space client without a Salon server: receiver, pacing, file framing, socket handling."""
 
+import asyncio
 import json
 import random
 import threading
@@ -502,3 +503,114 @@ def test_command_prints_events_records_the_room_and_reports_the_close(tmp_path, 
     with wave.open(str(tmp_path / "heard.wav"), "rb") as heard:
         pcm = np.frombuffer(heard.readframes(heard.getnframes()), dtype="<i2")
     assert abs(dominant_frequency(pcm[10 * FRAME_SAMPLES :]) - 440) < 5
+
+
+# --- reconnecting ------------------------------------------------------------------------------
+
+SPEAKER = {**SNAPSHOT, "you": {"user_id": 7, "role": "speaker", "is_muted": False,
+                               "muted_by_moderator": False}}  # fmt: skip
+
+
+async def until(condition, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_dropped_speaker_reconnects_and_goes_on_streaming(fake_server, tmp_path):
+    """The network drops (no close frame) while a file streams: the client opens a new socket,
+    rejoins, and the rest of the file arrives on it, numbered on; frames due while it was
+    away are counted, not sent in a burst. The server's 4410 then ends it for good."""
+    connections: list[list] = []
+
+    async def room(connection):
+        frames = []
+        connections.append(frames)
+        await connection.send(json.dumps(SPEAKER))
+        async for message in connection:
+            frames.append(unpack(message))
+            if len(connections) == 1 and len(frames) == 20:
+                connection.transport.abort()  # the network is gone: no close handshake
+                return
+            if len(connections) == 2 and len(frames) == 20:
+                await connection.close(4410, "the space has ended")
+                return
+
+    changes = []
+    client = SpaceClient(await fake_server(room), token="k", on_connection_change=changes.append)
+    await client.connect(3)
+    tone = write_tone(tmp_path / "tone.wav", seconds=2.0)
+    with pytest.raises(ClientClosed) as closed:
+        await client.stream_wav(tone)
+        await client.wait_closed(timeout=10)
+
+    first, second = connections
+    assert closed.value.code == 4410 and client.reconnects == 1
+    assert [f.kind for f in first + second] == [FrameKind.SPEAKER_AUDIO] * 40
+    assert [f.sequence for f in first] == list(range(20))
+    # Numbered on after the frames that fell due while it was away.
+    assert second[0].sequence == 20 + client.streamer.stats.offline
+    assert [f.sequence for f in second] == list(range(second[0].sequence, second[0].sequence + 20))
+    assert (
+        changes[0].startswith("connection lost (1006)") and changes[1] == "reconnected as speaker"
+    )
+
+
+@pytest.mark.parametrize("code", [4000, 4001, 4002, 4403, 4410, 1008])
+async def test_a_deliberate_close_is_not_retried(fake_server, code):
+    """Left, removed, banned, forbidden, ended, flooding: the client stays closed."""
+    opened = []
+
+    async def room(connection):
+        opened.append(connection)
+        await connection.send(json.dumps(SNAPSHOT))
+        await connection.close(code, "meant")
+
+    client = SpaceClient(await fake_server(room), token="k")
+    await client.connect(3)
+    closed = await client.wait_closed(timeout=10)
+    await asyncio.sleep(1.0)  # longer than the first back-off: no second socket came
+
+    assert closed.code == code and len(opened) == 1 and client.reconnects == 0
+
+
+async def test_presence_lost_rejoins_and_unmutes_again(fake_server):
+    """4408 (the server lost track of the member) is retried; the member came back muted on
+    stage (the host after a sweep), and it was speaking: it unmutes itself."""
+    commands = []
+
+    async def room(connection):
+        if not commands:
+            commands.append(None)
+            await connection.send(json.dumps(SPEAKER))
+            await connection.close(4408, "no longer in the space; reconnect")
+            return
+        muted = {**SPEAKER, "you": {**SPEAKER["you"], "is_muted": True}}
+        await connection.send(json.dumps(muted))
+        commands.append(json.loads(await connection.recv()))
+        await connection.close(4410, "the space has ended")
+
+    client = SpaceClient(await fake_server(room), token="k")
+    await client.connect(3)
+    await client.wait_closed(timeout=10)
+
+    assert client.reconnects == 1
+    assert commands[1:] == [{"type": "mute.set", "muted": False}]
+
+
+async def test_close_while_reconnecting_stops_at_once(fake_server):
+    """The server is gone for good; close() does not wait for the next attempt."""
+
+    async def room(connection):
+        await connection.send(json.dumps(SNAPSHOT))
+        connection.transport.abort()
+
+    changes = []
+    client = SpaceClient(await fake_server(room), token="k", on_connection_change=changes.append)
+    await client.connect(3)
+    await until(lambda: changes)
+    async with asyncio.timeout(2):
+        await client.close()
+
+    assert client.closed is not None

@@ -13,9 +13,9 @@ import pytest
 from accounts.services import auth_token_issue
 from spaces.audio import SAMPLE_RATE
 from spaces.client import SpaceClient
-from tests.live import BASE_DIR
+from tests.live import BASE_DIR, CuttableProxy
 
-from .audio.signals import dominant_frequency, rms, write_tone
+from .audio.signals import dominant_frequency, magnitude_at, rms, write_tone
 from .factories import make_live_space, make_member
 
 pytestmark = pytest.mark.slow
@@ -115,3 +115,96 @@ def test_listener_bench_sees_every_tick_and_each_burst_as_a_marker(live_server_p
     # too busy to send a burst in one go may split it in two; that is not what is tested.)
     for n in range(5):
         assert any(0 < m["first"] - (started + n) < 1 for m in markers), n
+
+
+def frames_of(pcm: np.ndarray, frequency: float) -> int:
+    """How many 20 ms frames of ``pcm`` are ``frequency`` (the mix, frame by frame)."""
+    count = 0
+    for start in range(0, len(pcm) - 959, 960):
+        chunk = pcm[start : start + 960]
+        if rms(chunk) > 1000 and magnitude_at(chunk, frequency, within=40) > 0.5:
+            count += 1
+    return count
+
+
+def test_space_client_reconnects_after_a_drop_and_is_heard(live_server_process, tmp_path):
+    """The host's network drops while it streams: the client reconnects by itself, goes on
+    streaming, and every frame it sends on the new socket reaches the listener's mix, less at
+    most 10 (200 ms) at the new stream's start."""
+    host = make_member("hana", host=True)
+    listener = make_member("leo")
+    space = make_live_space(host)
+    host_token = auth_token_issue(user=host).key
+    listener_token = auth_token_issue(user=listener).key
+    tone = write_tone(tmp_path / "tone.wav", seconds=4, frequency=660)
+    server = live_server_process()
+
+    async def scenario():
+        proxy = CuttableProxy(server.port)
+        proxy_url = proxy.start()
+        sent_before_reconnect = []
+        speaker = SpaceClient(proxy_url, token=host_token, keep_audio=False)
+        speaker.on_connection_change = lambda line: (
+            line.startswith("reconnected") and sent_before_reconnect.append(speaker.stats())
+        )
+        audience = SpaceClient(server.url, token=listener_token)
+        await speaker.connect(space.pk)
+        await audience.connect(space.pk)
+        await speaker.send_command("mute.set", muted=False)
+        await speaker.wait_publishing(timeout=10)
+        streaming = asyncio.ensure_future(speaker.stream_wav(tone))
+        while speaker.streamer.stats.frames < 60:
+            await asyncio.sleep(0.02)
+        proxy.cut()
+        sent = await streaming
+        await asyncio.sleep(0.5)  # the mix reaches the listener a few ticks after the last frame
+        await audience.close()
+        await speaker.close()
+        proxy.stop()
+        return sent, sent_before_reconnect, speaker, audience
+
+    sent, before, speaker, audience = asyncio.run(scenario())
+
+    assert speaker.reconnects == 1 and speaker.closed.normal
+    sent_after = sent.frames - before[0]["sent"]["frames"]
+    assert sent.offline > 0 and sent_after >= 60  # the drop cost frames; the rest went out
+    heard = frames_of(audience.recorded_pcm(), 660)
+    # Every frame before the drop and every one after it, less at most 10 at the new start.
+    assert heard >= before[0]["sent"]["frames"] - 10 + sent_after - 10
+
+
+def test_space_client_speaks_twice_in_a_row_and_is_heard_both_times(live_server_process, tmp_path):
+    """manage.py space_client --speak twice: the second run numbers its frames from 0 again
+    and used to go unheard (frames "late" by the first run's length); now both are heard."""
+    from django.core.management import call_command
+
+    host = make_member("hana", host=True)
+    listener = make_member("leo")
+    space = make_live_space(host)
+    host_token = auth_token_issue(user=host).key
+    listener_token = auth_token_issue(user=listener).key
+    first = write_tone(tmp_path / "first.wav", seconds=3, frequency=440)
+    second = write_tone(tmp_path / "second.wav", seconds=2.24, frequency=660)  # 112 frames
+    server = live_server_process()
+
+    def speak(path):
+        with open(tmp_path / f"{path.stem}.out", "w") as out:
+            call_command(
+                "space_client", "--url", server.url, "--token", host_token, "--space",
+                str(space.pk), "--speak", str(path), "--stats-every", "0", stdout=out,
+            )  # fmt: skip
+
+    async def scenario():
+        audience = SpaceClient(server.url, token=listener_token)
+        await audience.connect(space.pk)
+        await asyncio.to_thread(speak, first)
+        await asyncio.to_thread(speak, second)
+        await asyncio.sleep(0.5)
+        await audience.close()
+        return audience
+
+    audience = asyncio.run(scenario())
+    pcm = audience.recorded_pcm()
+
+    assert frames_of(pcm, 440) >= 150 - 10
+    assert frames_of(pcm, 660) >= 112 - 10

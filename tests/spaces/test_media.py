@@ -79,9 +79,9 @@ async def local_plane():
     return plane, runner, clock
 
 
-async def feed_and_tick(plane, runner, clock, space_id, user_id, frames):
+async def feed_and_tick(plane, runner, clock, space_id, key, frames):
     for frame in frames:
-        plane.speaker_frame(space_id, user_id, frame)
+        plane.speaker_frame(space_id, key, frame)
         runner.run_ticks(1)
         await asyncio.sleep(0)  # let the loop deliver this tick
 
@@ -97,8 +97,8 @@ async def test_listener_hears_the_speaker_and_speaker_gets_mix_minus():
 
     a, b = tone_frames(440, 60), tone_frames(660, 60)
     for frame_a, frame_b in zip(a, b, strict=True):
-        plane.speaker_frame(1, 10, frame_a)
-        plane.speaker_frame(1, 30, frame_b)
+        plane.speaker_frame(1, "s", frame_a)
+        plane.speaker_frame(1, "o", frame_b)
         runner.run_ticks(1)
         await asyncio.sleep(0)
     # The first ticks fill the jitter buffers (silence is not sent); then every tick arrives.
@@ -139,7 +139,7 @@ async def test_a_first_talk_spurt_reaches_a_listener_whole(phase):
     start = runner.tick_clock.start
     for tick, frame in enumerate(tone_frames(440, count), start=1):
         clock.time = start + tick * FRAME_SECONDS - phase
-        plane.speaker_frame(1, 10, frame)
+        plane.speaker_frame(1, "s", frame)
         runner.run_ticks(1)
         await asyncio.sleep(0)
     runner.run_ticks(20)
@@ -157,7 +157,7 @@ async def test_demotion_stops_the_speaker_at_the_next_tick():
     await plane.attach(1, "l", listener, user_id=20, publishing=False)
     await until(lambda: plane.rooms[1].owner)
     frames = tone_frames(440, 80)
-    await feed_and_tick(plane, runner, clock, 1, 10, frames[:50])
+    await feed_and_tick(plane, runner, clock, 1, "s", frames[:50])
     await until(lambda: len(listener.messages) >= 45)
 
     results = []
@@ -165,7 +165,7 @@ async def test_demotion_stops_the_speaker_at_the_next_tick():
     runner.on_result = lambda room, result: (results.append(result), deliver(room, result))
     await plane.set_publishing(1, "s", user_id=10, publishing=False)
     before = len(listener.messages)
-    await feed_and_tick(plane, runner, clock, 1, 10, frames[50:])
+    await feed_and_tick(plane, runner, clock, 1, "s", frames[50:])
     await until(lambda: len(results) == 30)
     await asyncio.sleep(0)
 
@@ -224,7 +224,7 @@ async def test_two_processes_share_one_mixer_through_redis(settings):
     await asyncio.sleep(0.2)
 
     for frame in tone_frames(440, 60):
-        plane_a.speaker_frame(7, 10, frame)
+        plane_a.speaker_frame(7, "s", frame)
         await asyncio.sleep(0.005)  # let Redis carry the frame before the tick takes it
         owner_runner.run_ticks(1)
     await until(lambda: len(listener.messages) >= 50)
@@ -309,10 +309,10 @@ async def test_levels_are_sent_on_change_and_refreshed_while_someone_talks(monke
     await asyncio.sleep(0)
     quiet = [t for t in listener.texts if '"talking":true' in t]
 
-    await feed_and_tick(plane, runner, _clock, 1, 10, tone_frames(440, 50))
+    await feed_and_tick(plane, runner, _clock, 1, "s", tone_frames(440, 50))
     talking = len(listener.texts)
     monkeypatch.setattr(media, "LEVELS_REFRESH_SECONDS", 0.0)
-    await feed_and_tick(plane, runner, _clock, 1, 10, tone_frames(440, 100)[50:])
+    await feed_and_tick(plane, runner, _clock, 1, "s", tone_frames(440, 100)[50:])
 
     assert quiet == []
     assert talking >= 1 and '"talking":true' in listener.texts[-1]
@@ -376,11 +376,11 @@ async def test_the_owner_records_the_mix_and_recording_off_cuts_the_gap(tmp_path
     await until(lambda: plane.rooms[1].recorder is not None)
     frames = speaker_frames((440, 100), (880, 100), (440, 50))
 
-    await feed_and_tick(plane, runner, None, 1, 10, frames[:100])
+    await feed_and_tick(plane, runner, None, 1, "s", frames[:100])
     await plane.set_recording(1, False)
-    await feed_and_tick(plane, runner, None, 1, 10, frames[100:200])
+    await feed_and_tick(plane, runner, None, 1, "s", frames[100:200])
     await plane.set_recording(1, True)
-    await feed_and_tick(plane, runner, None, 1, 10, frames[200:])
+    await feed_and_tick(plane, runner, None, 1, "s", frames[200:])
     await plane.end_room(1)
     await until(lambda: segments.closed == [1])
 
@@ -410,9 +410,9 @@ async def test_recording_switched_on_later_opens_a_segment_then(tmp_path):
     assert len(segments.started) == 1 and segments.closed == [2]
 
 
-async def feed_over_redis(plane, runner, space_id, user_id, frames):
+async def feed_over_redis(plane, runner, space_id, key, frames):
     for frame in frames:
-        plane.speaker_frame(space_id, user_id, frame)
+        plane.speaker_frame(space_id, key, frame)
         await asyncio.sleep(0.005)  # let Redis carry the frame before the tick takes it
         runner.run_ticks(1)
 
@@ -429,7 +429,7 @@ async def test_a_new_owner_records_a_new_segment_when_the_lease_moves(settings, 
     await until(lambda: first.rooms[9].recorder is not None)
     await second.attach(9, "l", Socket(), user_id=20, publishing=False)
     frames = speaker_frames((440, 100), (660, 100))
-    await feed_over_redis(first, first_runner, 9, 10, frames[:100])
+    await feed_over_redis(first, first_runner, 9, "s", frames[:100])
     assert first.rooms[9].recorder.flush()  # what a killed process leaves on disk
 
     first.rooms[9].lease_task.cancel()  # the owner dies without closing or releasing anything
@@ -437,7 +437,7 @@ async def test_a_new_owner_records_a_new_segment_when_the_lease_moves(settings, 
     await until(lambda: second.rooms[9].recorder is not None, timeout=media.LEASE_TTL_MS / 1000 + 5)
     # The speaker reconnects, to the second process.
     await second.attach(9, "s2", Socket(), user_id=10, publishing=True)
-    await feed_over_redis(second, second_runner, 9, 10, frames[100:])
+    await feed_over_redis(second, second_runner, 9, "s2", frames[100:])
     await second.stop()
 
     joined = join_segments(segments.started, tmp_path / "replay.ogg")

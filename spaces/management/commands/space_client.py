@@ -9,7 +9,9 @@ Examples::
 
 The password comes from ``--password``, else ``$SALON_CLIENT_PASSWORD``, else a prompt;
 ``--token`` skips the login. Every event is printed as it arrives (``levels`` only with
-``--levels``), stats every ``--stats-every`` seconds and at the end.
+``--levels``), stats every ``--stats-every`` seconds and at the end. A dropped connection is
+opened again by itself (``--no-reconnect`` to stop instead): the member rejoins and, if it was
+speaking, goes on streaming (docs/protocol.md, "Reconnecting").
 """
 
 from __future__ import annotations
@@ -59,6 +61,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--levels", action="store_true", help="print the 5 Hz level events")
         parser.add_argument(
+            "--no-reconnect",
+            dest="reconnect",
+            action="store_false",
+            help="end when the connection drops (by default the client reconnects)",
+        )
+        parser.add_argument(
             "--stats-every", type=float, default=10.0, help="seconds between stats; 0: only at end"
         )
 
@@ -83,10 +91,13 @@ class Command(BaseCommand):
 
     async def run(self, **options) -> ClientClosed | None:
         url = options["url"]
+        client_options = {"reconnect": options["reconnect"], "on_connection_change": self.say}
         if options["token"]:
-            client = SpaceClient(url, token=options["token"])
+            client = SpaceClient(url, token=options["token"], **client_options)
         else:
-            client = await SpaceClient.login(url, options["username"], options["password"])
+            client = await SpaceClient.login(
+                url, options["username"], options["password"], **client_options
+            )
             self.say(f"logged in as {options['username']}")
         snapshot = await client.connect(options["space"])
         space = snapshot["space"]
