@@ -127,6 +127,7 @@ class CuttableProxy:
 
     def cut(self) -> None:
         """Drop every connection through the proxy now (thread-safe)."""
+
         async def cut_all():
             for writer in self._writers:
                 writer.transport.abort()
