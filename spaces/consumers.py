@@ -159,17 +159,8 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
         )
         # This process refreshes its participants in one query per room (spaces/presence.py).
         self.media.heartbeats.add(self.space_id, self.channel_name, self.user.pk, self._gone)
-        # The member's older connections to this space (another tab, a socket a network drop
-        # left half open) give their stream up to this one.
-        await self.channel_layer.group_send(
-            self.member_group,
-            {
-                "type": "user.space_connected",
-                "space_id": self.space_id,
-                "channel": self.channel_name,
-                "connected_at": self.connected_at,
-            },
-        )
+        if self.publishing:
+            await self._announce_stream()
 
     @db_call
     def _join(self) -> dict:
@@ -191,6 +182,26 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
             await self.media.set_publishing(
                 self.space_id, self.channel_name, user_id=self.user.pk, publishing=publishing
             )
+            if publishing:
+                await self._announce_stream()
+
+    async def _announce_stream(self) -> None:
+        """This socket starts speaking for the member: the member's older connections to this
+        space (another tab, a socket a network drop left half open) give their stream up to it.
+
+        Only sockets that may publish announce: listeners, most sockets of a big room, never
+        speak, so a join wave costs no message more. Two tabs promoted or unmuted together both
+        announce, and the older one gives way.
+        """
+        await self.channel_layer.group_send(
+            self.member_group,
+            {
+                "type": "user.space_connected",
+                "space_id": self.space_id,
+                "channel": self.channel_name,
+                "connected_at": self.connected_at,
+            },
+        )
 
     async def _gone(self) -> None:
         # The sweep removed this participant (e.g. the database was out of reach for too
