@@ -29,13 +29,14 @@ run: install
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
 
-## test-deps: Debian packages the suite needs (PostgreSQL, Redis, Chromium, nginx), installed when root
+## test-deps: Debian packages the suite needs (PostgreSQL, Redis, Chromium, nginx, espeak-ng), installed when root
 test-deps:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	[ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "Installing Debian packages:$$missing"; \
@@ -63,9 +64,11 @@ worker: install
 beat: install
 	$(BIN)/celery -A config beat --loglevel INFO
 
-## bench: engine and pipeline benchmarks (prints figures and ratios; ffmpeg for the transcode baseline)
+## bench: engine and pipeline benchmarks (prints figures and ratios; ffmpeg for the transcode baseline,
+## espeak-ng for the real-voice column of the audio modes)
 bench: install-dev
 	@command -v ffmpeg >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq ffmpeg; } || echo "ffmpeg missing: the transcode baseline is skipped"
+	@command -v espeak-ng >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq espeak-ng; } || echo "espeak-ng missing: the real-voice column is skipped"
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script $(BENCH_ARGS) || exit 1; done
 
 ## fault-run: 2,000 listeners on two daphne processes for 60 s while the Celery worker, one daphne

@@ -4,6 +4,11 @@ Machines are noisy, so every speed figure is a ratio against a baseline measured
 run, interleaved round by round with the thing measured. Sections:
 
 0. Opus encoder settings: encode cost per 20 ms frame and packet size.
+0b. Audio modes end to end: uplink encode -> RoomMixer (decode, mix, re-encode) -> listener
+   decode, best-lag correlation with the source, for speech (synthetic, and espeak-ng's
+   voice when installed) and music (a chord with harmonics up to 16 kHz); with the cost of
+   each mix encode (µs) and the bandwidth per listener (kB/s). Baseline: the old default
+   (voip 32 kb/s on both hops), in the same run.
 1. One mixer tick (10 speakers, 3 talking) against the bare PyAV codec work it implies
    (10 decodes + 4 encodes, same settings). Target: ratio <= 1.3.
 2. Encodes per tick against listener count (must not grow with listeners).
@@ -16,8 +21,11 @@ run, interleaved round by round with the thing measured. Sections:
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -26,11 +34,13 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.audio.resampler import AudioResampler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # Imported after the path fix, so the benchmark runs without installing the project.
 from spaces.audio import (
+    AUDIO_MODES,
     FRAME_SAMPLES,
     FRAME_SECONDS,
     SAMPLE_RATE,
@@ -69,6 +79,54 @@ def room_tone(frames: int, seed: int) -> np.ndarray:
     """A quiet open mic: around -64 dBFS of noise, below the talk threshold."""
     rng = np.random.default_rng(seed)
     return rng.normal(0, 20, frames * FRAME_SAMPLES).astype(np.int16)
+
+
+def chord(frames: int, seed: int = 0) -> np.ndarray:
+    """Music-like: a C major triad, each note with harmonics up to 16 kHz, slowly swelling."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(frames * FRAME_SAMPLES) / SAMPLE_RATE
+    signal = np.zeros_like(t)
+    for fundamental in (261.63, 329.63, 392.0):
+        for k in range(1, int(16_000 // fundamental) + 1):
+            signal += np.sin(2 * np.pi * k * fundamental * t + rng.uniform(0, 2 * np.pi)) / k**0.7
+    swell = 0.6 + 0.4 * np.sin(2 * np.pi * 0.5 * t)
+    return (12_000 * swell * signal / np.abs(signal).max()).astype(np.int16)
+
+
+SPOKEN_TEXT = (
+    "The quick brown fox jumps over the lazy dog. Salon mixes every speaker into one "
+    "stream, and listeners hear the whole room with very little delay."
+)
+
+
+def espeak_speech() -> np.ndarray | None:
+    """A real (synthesized) voice at 48 kHz, whole frames; None without espeak-ng."""
+    if shutil.which("espeak-ng") is None:
+        return None
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "speech.wav"
+        subprocess.run(["espeak-ng", "-w", str(path), SPOKEN_TEXT], check=True)
+        resampler = AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        with av.open(str(path)) as container:
+            chunks = [
+                out.to_ndarray().reshape(-1)
+                for frame in container.decode(audio=0)
+                for out in resampler.resample(frame)
+            ]
+            chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    signal = np.concatenate(chunks).astype(np.int16)
+    return signal[: len(signal) // FRAME_SAMPLES * FRAME_SAMPLES]
+
+
+def best_lag_correlation(source: np.ndarray, output: np.ndarray, max_lag: int) -> float:
+    """Correlation of ``output`` with ``source`` at the lag (0..max_lag samples) that fits best."""
+    a = source.astype(np.float64)
+    b = output.astype(np.float64)
+    size = 1 << int(np.ceil(np.log2(2 * len(a))))
+    cross = np.fft.irfft(np.conj(np.fft.rfft(a, size)) * np.fft.rfft(b, size), size)[:max_lag]
+    lag = int(np.argmax(cross))
+    a, b = a[: len(a) - lag], b[lag : len(a)]
+    return float(np.dot(a, b) / np.sqrt(np.dot(a, a) * np.dot(b, b) + 1e-9))
 
 
 def frames_of(signal: np.ndarray) -> list[np.ndarray]:
@@ -146,6 +204,104 @@ def bench_settings(frames: int, quick: bool) -> None:
         f"   chosen: application={CHOSEN.application}, bitrate={CHOSEN.bitrate}, "
         f"complexity={CHOSEN.complexity}, fec={'on' if CHOSEN.fec else 'off'} "
         f"(packet_loss={CHOSEN.packet_loss_percent} %)\n"
+    )
+
+
+# -- Section 0b: audio modes end to end ------------------------------------------------------
+
+# Opus bandwidth by TOC config number (RFC 6716 §3.1).
+_BANDWIDTHS = ["NB"] * 4 + ["MB"] * 4 + ["WB"] * 4 + ["SWB", "SWB", "FB", "FB"]
+_BANDWIDTHS += ["NB"] * 4 + ["WB"] * 4 + ["SWB"] * 4 + ["FB"] * 4
+
+
+def end_to_end(signal: np.ndarray, uplink: OpusSettings, mix: OpusSettings) -> np.ndarray:
+    """What a listener plays of one speaker sending ``signal``: through a real RoomMixer."""
+    encoder = OpusEncoder(uplink)
+    mixer = RoomMixer(opus=mix)
+    mixer.add_speaker("speaker")
+    listener = OpusDecoder()
+    frames = frames_of(signal)
+    silence = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+    out = []
+    for sequence, frame in enumerate(frames + [silence] * 10):  # flush the jitter buffer
+        mixer.push("speaker", sequence, encoder.encode(frame), sequence * FRAME_SECONDS)
+        out.append(listener.decode(mixer.tick(sequence * FRAME_SECONDS).shared_packet).copy())
+    return np.concatenate(out)
+
+
+def bench_modes(frames: int, quick: bool) -> None:
+    print("0b. Audio modes end to end (uplink -> RoomMixer -> listener; one speaker)")
+    speech = espeak_speech()
+    signals = {"speech-like": speech_like(frames, pitch=140, seed=7)}
+    if speech is not None:
+        signals["espeak"] = speech if not quick else speech[: frames * FRAME_SAMPLES]
+    else:
+        print("   (espeak-ng not installed: no real-voice column; make bench installs it)")
+    signals["chord"] = chord(frames)
+
+    def both(application: str, bitrate: int, complexity: int = 5) -> tuple[OpusSettings, ...]:
+        settings = OpusSettings(application=application, bitrate=bitrate, complexity=complexity)  # type: ignore[arg-type]
+        return settings, settings
+
+    rows: list[tuple[str, OpusSettings, OpusSettings]] = [
+        ("old default", *both("voip", 32_000)),
+        ("", *both("voip", 48_000)),
+        ("", OpusSettings(application="voip"), OpusSettings(application="audio")),
+        ("speech", AUDIO_MODES["speech"], AUDIO_MODES["speech"]),
+        ("", *both("audio", 48_000)),
+        ("", *both("audio", 64_000)),
+        ("music", AUDIO_MODES["music"], AUDIO_MODES["music"]),
+        ("", *both("audio", 128_000)),
+        ("", *both("audio", 96_000, complexity=10)),
+    ]
+    correlations = {
+        (index, name): best_lag_correlation(signal, end_to_end(signal, uplink, mix), 24_000)
+        for index, (_, uplink, mix) in enumerate(rows)
+        for name, signal in signals.items()
+    }
+    # Cost of the mix encoder (the one the server runs 1 + talking times per tick), on the
+    # signal its mode is for, frame by frame interleaved across rows.
+    encoders = [OpusEncoder(mix) for _, _, mix in rows]
+    costs: dict[int, list[float]] = {index: [] for index in range(len(rows))}
+    sizes: dict[int, list[int]] = {index: [] for index in range(len(rows))}
+    tocs: dict[int, list[int]] = {index: [] for index in range(len(rows))}
+    for frame_speech, frame_music in zip(
+        frames_of(signals["speech-like"]), frames_of(signals["chord"]), strict=True
+    ):
+        for index, encoder in enumerate(encoders):
+            frame = frame_music if rows[index][2].bitrate >= 64_000 else frame_speech
+            start = time.perf_counter_ns()
+            packet = encoder.encode(frame)
+            costs[index].append((time.perf_counter_ns() - start) / 1000)
+            sizes[index].append(len(packet))
+            tocs[index].append(packet[0] >> 3)
+    names = list(signals)
+    header = " ".join(f"{name:>11}" for name in names)
+    print(f"   {'mode':<11} {'uplink':<10} {'mix':<13} {header} {'µs/enc':>7} {'kB/s':>5} band")
+    baseline = statistics.median(costs[0])
+    for index, (label, uplink, mix) in enumerate(rows):
+        cells = " ".join(f"{correlations[index, name]:>11.3f}" for name in names)
+        band = max(set(tocs[index]), key=tocs[index].count)
+        print(
+            f"   {label:<11} {uplink.application:<5} {uplink.bitrate // 1000:>3}  "
+            f"{mix.application:<5} {mix.bitrate // 1000:>3} c{mix.complexity:<2} {cells} "
+            f"{statistics.median(costs[index]):>7.0f} "
+            f"{statistics.mean(sizes[index]) * 50 / 1000:>5.1f} {_BANDWIDTHS[band]}"
+        )
+    speech_chosen = 3
+    print(
+        "   speech mode vs old default: correlation "
+        + ", ".join(
+            f"{name} {correlations[0, name]:.3f} -> {correlations[speech_chosen, name]:.3f}"
+            for name in names
+            if name != "chord"
+        )
+        + f"; mix encode cost x{statistics.median(costs[speech_chosen]) / baseline:.2f}, "
+        f"bandwidth x{statistics.mean(sizes[speech_chosen]) / statistics.mean(sizes[0]):.2f}"
+    )
+    print(
+        "   (µs/enc and kB/s: on speech-like input for speech bitrates, on the chord for "
+        ">= 64 kb/s; band: the bandwidth libopus chose most often)\n"
     )
 
 
@@ -401,6 +557,7 @@ def main() -> None:
     print(f"Salon audio engine benchmark — PyAV {av.__version__}, numpy {np.__version__}")
     print(f"chosen Opus settings: {CHOSEN}\n")
     bench_settings(frames=50 if quick else 250, quick=quick)
+    bench_modes(frames=50 if quick else 250, quick=quick)
     streams = speaker_packets(frames=100 if quick else 500, settings=CHOSEN)
     bench_tick_ratio(
         rounds=5 if quick else 30, ticks_per_round=20 if quick else 100, streams=streams

@@ -7,13 +7,16 @@ speakers who are talking, and ~5 Hz level events.
 
 from .clock import Clock, FakeClock, MonotonicClock, TickClock, TickTiming
 from .codec import (
+    AUDIO_MODES,
     FRAME_SAMPLES,
     FRAME_SECONDS,
     SAMPLE_RATE,
+    AudioMode,
     CodecError,
     OpusDecoder,
     OpusEncoder,
     OpusSettings,
+    opus_settings_for,
 )
 from .jitter import JitterBuffer, JitterSettings, JitterStats, Playout
 from .levels import LevelsEvent, SpeakerLevel, TalkDetector, frame_level_dbfs
@@ -22,10 +25,12 @@ from .runner import MixerRunner
 from .wire import AudioFrame, FrameKind, WireError, pack, unpack
 
 __all__ = [
+    "AUDIO_MODES",
     "FRAME_SAMPLES",
     "FRAME_SECONDS",
     "SAMPLE_RATE",
     "AudioFrame",
+    "AudioMode",
     "Clock",
     "CodecError",
     "FakeClock",
@@ -50,6 +55,7 @@ __all__ = [
     "TickTiming",
     "WireError",
     "frame_level_dbfs",
+    "opus_settings_for",
     "pack",
     "unpack",
 ]

@@ -43,23 +43,34 @@ class CodecError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class OpusSettings:
-    """Encoder settings. Defaults are chosen for live speech (see ``bench/bench_mixer.py``).
+    """Encoder settings. The defaults are the "speech" audio mode's (``bench/bench_mixer.py``,
+    section 0, measures every choice below end to end: uplink encode, server decode, mix
+    re-encode, listener decode).
 
-    * ``application="voip"``: tuned for speech intelligibility (SILK/hybrid with the speech
-      high-pass and voice-optimised analysis); "audio" favours music, "lowdelay" forces CELT
-      and loses SILK's efficiency at voice bitrates.
-    * ``bitrate=32_000``: the point where fullband hybrid Opus speech is transparent enough
-      for a podcast-like room; one mix stream per listener at 4 kB/s.
+    * ``application="audio"``, not "voip": every hop of a "voip" encoder runs libopus's
+      speech high-pass (a cutoff that follows the pitch, up to ~100 Hz), whose phase shift
+      and loss of the fundamental compound over our two encodes (uplink, then mix). With
+      "voip" on both hops, clean speech (espeak-ng) came out at a correlation of 0.88 with
+      its source whatever the bitrate (32-48 kb/s); "audio" on both hops, at the same
+      32 kb/s, at 0.99, and its encode costs no more. Browsers clean the microphone up
+      (echo cancellation, noise suppression) before it reaches the encoder, so the
+      high-pass buys little; "lowdelay" forces CELT and loses SILK's efficiency on voice.
+    * ``bitrate=32_000``: speech is already at 0.99 end to end; 40 or 48 kb/s add < 0.01
+      for 25-50 % more bandwidth per listener (4 kB/s at 32 kb/s).
     * ``complexity=5``: the encoder is the mixer's biggest cost (1 + talking speakers per
-      tick per room). In voip mode at 32 kb/s, 10 costs about 25 % more per frame than 5 for
-      a small gain on speech, and 0 saves about 40 % but noticeably degrades SILK's analysis
-      (see the bench table); 5 is the usual middle ground for servers mixing many streams.
+      tick per room). 10 costs about 25 % more per frame for a small gain on speech, and 0
+      saves about 40 % but noticeably degrades SILK's analysis (see the bench table); 5 is
+      the usual middle ground for servers mixing many streams.
     * ``fec=False, packet_loss_percent=0``: our websocket transport is TCP, so frames arrive
       late rather than lost, and the server's decoder cannot use FEC anyway (module
       docstring). In-band FEC would spend bits for nothing; enable it for lossy transports.
+
+    The "music" mode (:data:`AUDIO_MODES`) keeps "audio" and raises the bitrate to 96 kb/s:
+    a chord with harmonics up to 16 kHz comes out at 0.99 (0.98 at 64 kb/s, 0.996 at
+    128 kb/s for a third more bandwidth); libopus codes it fullband (20 kHz).
     """
 
-    application: Application = "voip"
+    application: Application = "audio"
     bitrate: int = 32_000
     complexity: int = 5
     fec: bool = False
@@ -77,6 +88,24 @@ class OpusSettings:
         if self.fec and self.packet_loss_percent == 0:
             # libopus only spends bits on FEC when told to expect loss.
             raise ValueError("in-band FEC needs a non-zero expected packet_loss_percent")
+
+
+AudioMode = Literal["speech", "music"]
+
+# A space's audio mode -> the encoder settings of its uplinks (space_client; the browser's
+# copy is ENCODER_CONFIGS in static/js/spaces/audio.js) and of its mix. One table, both sides.
+AUDIO_MODES: dict[str, OpusSettings] = {
+    "speech": OpusSettings(),
+    "music": OpusSettings(application="audio", bitrate=96_000),
+}
+
+
+def opus_settings_for(mode: str) -> OpusSettings:
+    """The encoder settings of audio mode ``mode``; ``ValueError`` for an unknown mode."""
+    try:
+        return AUDIO_MODES[mode]
+    except KeyError:
+        raise ValueError(f"unknown audio mode {mode!r}") from None
 
 
 class OpusEncoder:

@@ -21,6 +21,9 @@ Mixing rules:
   which the transport assigns per connection and per unmute. A new epoch is a new stream,
   heard from its first frame (fresh jitter buffer numbering, fresh decoder); frames of an
   epoch the speaker already left behind are dropped, never played as "old frames".
+* Encoder settings (the space's audio mode) can change while the room plays: from the next
+  tick the shared mix and every mix-minus come from fresh encoders with the new settings.
+  Opus packets describe themselves (TOC byte), so listeners' decoders simply follow.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ _SET_ALLOWED = 3
 _SET_MUTED = 4
 _START_STREAM = 5
 _END_STREAM = 6
+_SET_OPUS = 7
 # Epochs a speaker left behind that are remembered, to drop their frames still in flight.
 RETIRED_EPOCHS = 8
 
@@ -115,6 +119,7 @@ class MixerStats:
     dropped_old_stream: int = 0
     streams_started: int = 0
     observer_errors: int = 0
+    settings_changes: int = 0  # set_opus calls that changed the encoder settings
 
     @property
     def dropped(self) -> int:
@@ -230,6 +235,11 @@ class RoomMixer:
         an unmute): it is heard from its first frame, and frames of earlier epochs are dropped."""
         self._inbox.append((_START_STREAM, speaker_id, epoch))
 
+    def set_opus(self, settings: OpusSettings) -> None:
+        """Encode the mix with ``settings`` from the next tick on (the space's audio mode
+        changed). Speakers' decoders are untouched: each packet says how it was coded."""
+        self._inbox.append((_SET_OPUS, None, settings))
+
     def end_stream(self, speaker_id: SpeakerId, epoch: int) -> None:
         """Stream ``epoch`` is over (its connection gave the speaker's stream up). If it is
         the one being played, the speaker's next frames of any other epoch start a stream."""
@@ -270,6 +280,7 @@ class RoomMixer:
             dropped_old_stream=stats.dropped_old_stream,
             streams_started=stats.streams_started,
             observer_errors=stats.observer_errors,
+            settings_changes=stats.settings_changes,
         )
 
     def tick(self, now: float | None = None) -> TickResult:
@@ -410,6 +421,10 @@ class RoomMixer:
     def _apply_command(self, message: tuple) -> None:
         tag, speaker_id = message[0], message[1]
         speakers = self._speakers
+        if tag == _SET_OPUS:
+            if message[2] != self.opus:
+                self._set_opus(message[2])
+            return
         if tag == _ADD:
             if speaker_id not in speakers:
                 speakers[speaker_id] = _Speaker(
@@ -439,6 +454,15 @@ class RoomMixer:
             speaker.retired_epochs.append(speaker.epoch)
             speaker.epoch = None
             speaker.jitter.clear()
+
+    def _set_opus(self, settings: OpusSettings) -> None:
+        # An Opus encoder's bitrate and application are fixed once PyAV opens it: new ones.
+        # Mix-minus encoders are made again the next time their speaker talks.
+        self.opus = settings
+        self._shared_encoder = OpusEncoder(settings)
+        for speaker in self._speakers.values():
+            speaker.mix_minus_encoder = None
+        self._stats.settings_changes += 1
 
     def _adopt(self, speaker: _Speaker, epoch: int) -> bool:
         """A frame of another epoch than the one playing: start its stream, unless the speaker

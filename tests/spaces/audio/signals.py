@@ -77,3 +77,64 @@ def write_tone(path, *, seconds: float, frequency: float = 440.0, amplitude: int
         out.setframerate(SAMPLE_RATE)
         out.writeframes(samples.tobytes())
     return path
+
+
+def speech_like(frames: int, *, pitch: float = 140.0, seed: int = 7) -> np.ndarray:
+    """A voiced, syllable-rate modulated harmonic signal with breath noise (strong
+    fundamental: what a speech high-pass harms most)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(frames * FRAME_SAMPLES) / SAMPLE_RATE
+    vibrato = pitch * (1 + 0.03 * np.sin(2 * np.pi * 5 * t))
+    phase = 2 * np.pi * np.cumsum(vibrato) / SAMPLE_RATE
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 8))
+    syllables = 0.55 + 0.45 * np.sin(2 * np.pi * 4 * t + seed)
+    signal = 6000 * voiced * syllables + rng.normal(0, 300, len(t))
+    return np.clip(signal, -32768, 32767).astype(np.int16)
+
+
+def chord(frames: int, *, seed: int = 0) -> np.ndarray:
+    """Music-like: a C major triad, each note with harmonics up to 16 kHz, slowly swelling."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(frames * FRAME_SAMPLES) / SAMPLE_RATE
+    signal = np.zeros_like(t)
+    for fundamental in (261.63, 329.63, 392.0):
+        for k in range(1, int(16_000 // fundamental) + 1):
+            signal += np.sin(2 * np.pi * k * fundamental * t + rng.uniform(0, 2 * np.pi)) / k**0.7
+    swell = 0.6 + 0.4 * np.sin(2 * np.pi * 0.5 * t)
+    return (12_000 * swell * signal / np.abs(signal).max()).astype(np.int16)
+
+
+def espeak_speech(text: str) -> np.ndarray:
+    """espeak-ng's voice saying ``text``, at 48 kHz, whole frames (``make test-deps``
+    installs espeak-ng)."""
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    import av
+    from av.audio.resampler import AudioResampler
+
+    if shutil.which("espeak-ng") is None:
+        raise RuntimeError("espeak-ng is not installed: run `make test-deps`")
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "speech.wav"
+        subprocess.run(["espeak-ng", "-w", str(path), text], check=True)
+        resampler = AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        with av.open(str(path)) as container:
+            frames = [f for frame in container.decode(audio=0) for f in resampler.resample(frame)]
+        frames += resampler.resample(None)
+    signal = np.concatenate([frame.to_ndarray().reshape(-1) for frame in frames])
+    return signal[: len(signal) // FRAME_SAMPLES * FRAME_SAMPLES].astype(np.int16)
+
+
+def best_lag_correlation(source: np.ndarray, output: np.ndarray, *, max_lag: int) -> float:
+    """Correlation of ``output`` with ``source`` at the delay (0..max_lag samples) that fits
+    best: 1.0 is a perfect, only delayed, copy."""
+    a = source.astype(np.float64)
+    b = output.astype(np.float64)
+    size = 1 << int(np.ceil(np.log2(2 * len(a))))
+    cross = np.fft.irfft(np.conj(np.fft.rfft(a, size)) * np.fft.rfft(b, size), size)[:max_lag]
+    lag = int(np.argmax(cross))
+    a, b = a[: len(a) - lag], b[lag : len(a)]
+    return float(np.dot(a, b) / np.sqrt(np.dot(a, a) * np.dot(b, b) + 1e-9))

@@ -2,16 +2,30 @@ import numpy as np
 import pytest
 
 from spaces.audio import (
+    AUDIO_MODES,
     FRAME_SAMPLES,
     FRAME_SECONDS,
     FakeClock,
     MixerRunner,
     OpusDecoder,
     OpusEncoder,
+    OpusSettings,
     RoomMixer,
 )
 
-from .signals import decode, encode, magnitude_at, noise, rms, sine, split_frames
+from .signals import (
+    best_lag_correlation,
+    chord,
+    decode,
+    encode,
+    espeak_speech,
+    magnitude_at,
+    noise,
+    rms,
+    sine,
+    speech_like,
+    split_frames,
+)
 
 # Samples libopus adds between encoder input and decoder output; the mix passes through
 # two codecs (speaker → mixer, mixer → listener).
@@ -437,3 +451,77 @@ def test_delay_is_given_back_in_a_pause_and_no_tone_frame_is_skipped():
     assert results[given_back].levels["a"] < -45  # and what plays in that slot is silence too
     resumed = next(i for i in range(tone_frames + 20, len(results)) if results[i].talking)
     assert resumed == arrived_before_tick[tone_frames + 20]
+
+
+def end_to_end(signal: np.ndarray, mode: str, mixer: RoomMixer | None = None) -> np.ndarray:
+    """What a listener plays of one speaker sending ``signal`` with ``mode``'s uplink settings
+    (the default mixer encodes with the speech mode's settings)."""
+    mixer = mixer or RoomMixer()
+    mixer.add_speaker("a")
+    packets = encode(np.concatenate([signal, np.zeros(10 * FRAME_SAMPLES, np.int16)]),
+                     AUDIO_MODES[mode])  # fmt: skip
+    shared = []
+    for sequence, packet in enumerate(packets):
+        mixer.push("a", sequence, packet, sequence * FRAME_SECONDS)
+        shared.append(mixer.tick(sequence * FRAME_SECONDS).shared_packet)
+    return decode(shared)
+
+
+SPOKEN = "The quick brown fox jumps over the lazy dog. Listeners hear the whole room."
+
+
+@pytest.mark.parametrize("source", ["speech-like", "espeak-ng"])
+def test_default_speech_path_keeps_clean_speech_above_090(source):
+    """Uplink, mix re-encode and listener decode with the defaults: speech at >= 0.90 (the old
+    voip/voip path lost the fundamental to two speech high-passes: 0.61 and 0.88)."""
+    signal = speech_like(250) if source == "speech-like" else espeak_speech(SPOKEN)
+    heard = end_to_end(signal, "speech")
+    assert best_lag_correlation(signal, heard, max_lag=24_000) >= 0.90
+    # The same path with the old voip settings on both hops fails the bar: the test can fail.
+    old = OpusSettings(application="voip")
+    mixer = RoomMixer(opus=old)
+    mixer.add_speaker("a")
+    packets = encode(signal, old)
+    shared = []
+    for sequence, packet in enumerate(packets):
+        mixer.push("a", sequence, packet, sequence * FRAME_SECONDS)
+        shared.append(mixer.tick(sequence * FRAME_SECONDS).shared_packet)
+    assert best_lag_correlation(signal, decode(shared), max_lag=24_000) < 0.90
+
+
+def test_music_mode_keeps_a_chord_above_095():
+    """A chord with harmonics up to 16 kHz through music mode's uplink and mix: >= 0.95,
+    fullband; the speech mode's 32 kb/s loses more of it."""
+    signal = chord(150)
+    music = end_to_end(signal, "music", RoomMixer(opus=AUDIO_MODES["music"]))
+    speech = end_to_end(signal, "speech")
+    assert best_lag_correlation(signal, music, max_lag=24_000) >= 0.95
+    assert best_lag_correlation(signal, speech, max_lag=24_000) < 0.95
+    high = np.abs(np.fft.rfft(music[50 * FRAME_SAMPLES :].astype(np.float64)))
+    frequencies = np.fft.rfftfreq(len(music) - 50 * FRAME_SAMPLES, 1 / 48_000)
+    near_16k = high[(frequencies > 15_500) & (frequencies < 16_000)].max()
+    assert near_16k > 0.01 * high.max()  # the top harmonics are still there
+
+
+def test_set_opus_switches_every_mix_encoder_at_the_next_tick():
+    """Switching to the music settings mid-room: the next tick's shared and mix-minus packets
+    come from music-rate encoders; the room keeps playing."""
+    mixer = RoomMixer()
+    room = Room(mixer)
+    room.add("a")
+    room.add("b")
+    before = room.run({"a": chord(30), "b": sine(440, 30, amplitude=4000)})
+    assert before[-1].talking == {"a", "b"}
+    mixer.set_opus(AUDIO_MODES["music"])
+    after = room.run({"a": chord(30, seed=1), "b": sine(440, 30, amplitude=4000)})
+    assert mixer.opus == AUDIO_MODES["music"]
+    assert mixer.stats().settings_changes == 1
+    # 32 kb/s is ~80 bytes per 20 ms, 96 kb/s ~240: every packet of the first tick is bigger.
+    assert max(len(p) for p in [before[-1].shared_packet, *before[-1].mix_minus.values()]) < 120
+    assert min(len(p) for p in [after[0].shared_packet, *after[0].mix_minus.values()]) > 160
+    assert set(after[0].mix_minus) == {"a", "b"}
+    heard = decode([result.shared_packet for result in before + after])
+    assert rms(heard[-10 * FRAME_SAMPLES :]) > 1000  # no gap after the switch
+    mixer.set_opus(AUDIO_MODES["music"])  # the same settings again: nothing to rebuild
+    mixer.tick()
+    assert mixer.stats().settings_changes == 1
