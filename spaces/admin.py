@@ -34,11 +34,16 @@ class ParticipantInline(admin.TabularInline):
 
 @admin.register(Space)
 class SpaceAdmin(admin.ModelAdmin):
-    list_display = ("title", "host", "state", "visibility", "scheduled_start", "started_at")
-    list_filter = ("state", "visibility")
+    list_display = (
+        "title", "host", "state", "visibility", "audio_mode", "scheduled_start", "started_at",
+    )  # fmt: skip
+    list_filter = ("state", "visibility", "audio_mode")
     search_fields = ("title", "host__username")
     raw_id_fields = ("host",)
-    readonly_fields = ("state", "started_at", "ended_at", "host_absent_since", "created_at")
+    # audio_mode only through services.space_set_audio_mode: it must reach the room's mixer.
+    readonly_fields = (
+        "state", "audio_mode", "started_at", "ended_at", "host_absent_since", "created_at",
+    )  # fmt: skip
     inlines = [ParticipantInline]
     actions = ["end_now"]
 

@@ -50,6 +50,10 @@ class SpaceSerializer(serializers.Serializer):
     started_at = serializers.DateTimeField(allow_null=True)
     ended_at = serializers.DateTimeField(allow_null=True)
     is_recording = serializers.BooleanField()
+    audio_mode = serializers.ChoiceField(
+        choices=Space.AudioMode.choices,
+        help_text="speech, or music: fullband at a higher bitrate, no browser voice processing.",
+    )
     pinned_voice_tweet_id = serializers.IntegerField(allow_null=True)
 
 
@@ -61,6 +65,11 @@ class SpaceCreateSerializer(serializers.Serializer):
     )
     is_recording = serializers.BooleanField(
         default=False, help_text="Record the space from the start (the host may switch it)."
+    )
+    audio_mode = serializers.ChoiceField(
+        choices=Space.AudioMode.choices,
+        default=Space.AudioMode.SPEECH,
+        help_text="The host may switch it until the space ends.",
     )
 
 
@@ -94,6 +103,10 @@ class PinSerializer(serializers.Serializer):
 
 class RecordingSerializer(serializers.Serializer):
     is_recording = serializers.BooleanField()
+
+
+class AudioModeSerializer(serializers.Serializer):
+    audio_mode = serializers.ChoiceField(choices=Space.AudioMode.choices)
 
 
 class ReactionSerializer(serializers.Serializer):
@@ -193,6 +206,7 @@ class SpaceViewSet(viewsets.ViewSet):
             visibility=data["visibility"],
             scheduled_start=data.get("scheduled_start"),
             is_recording=data["is_recording"],
+            audio_mode=data["audio_mode"],
         )
         return self._out(space, status.HTTP_201_CREATED)
 
@@ -261,6 +275,15 @@ class SpaceViewSet(viewsets.ViewSet):
             space=self._space(pk), by=request.user, is_recording=data["is_recording"]
         )
         return _done()
+
+    @extend_schema(request=AudioModeSerializer, responses=SpaceSerializer)
+    @action(detail=True, methods=["post"], url_path="audio-mode")
+    def audio_mode(self, request, pk=None):
+        """The host switches between speech and music audio (scheduled or live spaces)."""
+        data = self._input(AudioModeSerializer)
+        space = self._space(pk)
+        services.space_set_audio_mode(space=space, by=request.user, audio_mode=data["audio_mode"])
+        return self._out(space)
 
     # --- the member's own stage actions (they must be in the space) ---
 

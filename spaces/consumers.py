@@ -364,6 +364,7 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
         "cohost.remove": _user_id_command(services.cohost_remove),
         "pin.set": _user_id_command(services.space_pin_tweet),
         "recording.set": _user_id_command(services.space_set_recording),
+        "audio_mode.set": _user_id_command(services.space_set_audio_mode),
         "reaction.send": lambda c, m: c._self(services.reaction_send, **m),
         "space.end": _end,
         "leave": _leave,
@@ -385,6 +386,11 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     async def space_recording_changed(self, message: dict) -> None:
         if self.media is not None:  # the room's owner pauses or resumes its recorder
             await self.media.set_recording(self.space_id, message["event"]["is_recording"])
+        await self.forward(message)
+
+    async def space_audio_mode_changed(self, message: dict) -> None:
+        if self.media is not None:  # the room's owner switches its mix encoders
+            await self.media.set_audio_mode(self.space_id, message["event"]["audio_mode"])
         await self.forward(message)
 
     async def space_role_changed(self, message: dict) -> None:

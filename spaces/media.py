@@ -29,8 +29,13 @@ Bundle layout (``out`` channel), big-endian: ``B`` version (1), ``I`` sequence, 
 ``H`` length, mix-minus packet. A levels message is ``B`` 2 then the event's JSON. ``in``
 channel: ``b"F"`` + ``I`` user id + ``I`` epoch + a speaker's wire frame; ``b"P"`` + ``I`` user
 id + ``B`` publishing (0/1) + ``I`` epoch of the new stream (0 when not publishing);
-``b"E"`` + ``I`` user id + ``I`` epoch (that stream ended); or ``b"R"`` + ``I`` 0 + ``B``
-recording (0/1).
+``b"E"`` + ``I`` user id + ``I`` epoch (that stream ended); ``b"R"`` + ``I`` 0 + ``B``
+recording (0/1); or ``b"A"`` + ``I`` 0 + ``B`` audio mode (index in ``AUDIO_MODE_CODES``).
+
+Audio mode (speech or music, docs/audio.md): every process with members relays
+``audio_mode.changed`` to the owner as an ``A`` message, and the owner's mixer encodes with
+the mode's settings from its next tick; the database is not asked on the way. A process that
+becomes owner reads the mode once (off the media path), unless an ``A`` message beat it.
 
 Recording: while a space is recorded, its owner attaches a :class:`MixRecorder` to the room's
 mixer, writing a segment file the ``segment_start`` service names. Every process with members
@@ -55,6 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .audio import wire
+from .audio.codec import opus_settings_for
 from .audio.mixer import RoomMixer, TickResult
 from .audio.recorder import MixRecorder
 from .audio.runner import MixerRunner
@@ -83,6 +89,8 @@ _COUNT = struct.Struct(">H")
 _MINUS_HEAD = struct.Struct(">IH")
 _IN_HEAD = struct.Struct(">cI")
 _EPOCH = struct.Struct(">I")
+# The ``A`` message's byte: the index of the mode here.
+AUDIO_MODE_CODES = ("speech", "music")
 
 
 def pack_bundle(result: TickResult) -> bytes:
@@ -147,6 +155,10 @@ class _Room:
     recording_retry: bool = False
     recording_announced: bool | None = None
     recording_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Audio mode (event loop only): what this process last relayed to the owner, and, on the
+    # owner, whether an ``A`` message came since it took the room (then it is the newest).
+    audio_mode_announced: str | None = None
+    audio_mode_told: bool = False
 
 
 class MediaPlane:
@@ -163,6 +175,7 @@ class MediaPlane:
         heartbeat_seconds: float = 10.0,
         segment_start: Callable[..., Path | None] | None = None,
         segment_closed: Callable[..., None] | None = None,
+        audio_mode_loader: Callable[[int], str] | None = None,
     ) -> None:
         self.bus = bus
         self.fanout = fanout_registry
@@ -182,6 +195,8 @@ class MediaPlane:
         # (None: the space is not recorded now), and "this process closed its segment".
         self.segment_start = segment_start
         self.segment_closed = segment_closed
+        # Called with a space id on a database thread by a new owner: the space's audio mode.
+        self.audio_mode_loader = audio_mode_loader
         self.rooms: dict[int, _Room] = {}
         self._tasks: set[asyncio.Task] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -310,6 +325,16 @@ class MediaPlane:
         message = _IN_HEAD.pack(b"R", 0) + bytes([1 if recording else 0])
         await self.bus.publish(f"in:{space_id}", message)
 
+    async def set_audio_mode(self, space_id: int, audio_mode: str) -> None:
+        """The space's audio mode changed: tell the room's owner (once per process and
+        change: every member's socket here calls this)."""
+        room = self.rooms.get(space_id)
+        if room is None or room.audio_mode_announced == audio_mode:
+            return
+        room.audio_mode_announced = audio_mode
+        message = _IN_HEAD.pack(b"A", 0) + bytes([AUDIO_MODE_CODES.index(audio_mode)])
+        await self.bus.publish(f"in:{space_id}", message)
+
     async def end_room(self, space_id: int) -> None:
         """The space ended: stop mixing it here at once (its sockets, closing, detach)."""
         room = self.rooms.get(space_id)
@@ -355,13 +380,30 @@ class MediaPlane:
         )
         room.mixer = mixer
         room.owner = True
+        room.audio_mode_told = False
         await self.bus.subscribe(f"in:{room.space_id}", self._in_handler(room))
+        # Read after subscribing: a change committed later arrives as an ``A`` message.
+        self._spawn(self._load_audio_mode(room, mixer))
         self.runner.add_room(room.space_id, mixer)
         if self.start_runner and not self.runner.running:
             self.runner.start()
         logger.info("media: this process now mixes space %s", room.space_id)
         room.recording_wanted = None  # ask the database: it may have changed meanwhile
         self._spawn(self._sync_recording(room))
+
+    async def _load_audio_mode(self, room: _Room, mixer: RoomMixer) -> None:
+        if self.audio_mode_loader is None:
+            return
+        from channels.db import database_sync_to_async
+
+        try:
+            audio_mode = await database_sync_to_async(self.audio_mode_loader)(room.space_id)
+        except Exception:
+            # The room plays on in speech mode; the next change reaches it as an A message.
+            logger.exception("media: could not read the audio mode of space %s", room.space_id)
+            return
+        if room.mixer is mixer and not room.audio_mode_told:
+            mixer.set_opus(opus_settings_for(audio_mode))
 
     async def _stop_owning(self, room: _Room) -> None:
         self.runner.remove_room(room.space_id)
@@ -480,6 +522,10 @@ class MediaPlane:
                     mixer.set_allowed(user_id, False)
             elif kind == b"E":
                 mixer.end_stream(user_id, _EPOCH.unpack_from(body)[0])
+            elif kind == b"A":
+                if body[0] < len(AUDIO_MODE_CODES):
+                    room.audio_mode_told = True
+                    mixer.set_opus(opus_settings_for(AUDIO_MODE_CODES[body[0]]))
             elif kind == b"R":
                 room.recording_wanted = bool(body[0])
                 if room.recorder is not None:
@@ -564,7 +610,7 @@ async def get_media_plane() -> MediaPlane:
     if _plane is None:
         from django.conf import settings
 
-        from .selectors import space_publisher_ids
+        from .selectors import space_audio_mode, space_publisher_ids
         from .services import replay_segment_closed, replay_segment_start
 
         fanout.bundle_from = settings.SALON_AUDIO_BUNDLE_FROM
@@ -575,6 +621,7 @@ async def get_media_plane() -> MediaPlane:
             heartbeat_seconds=settings.SALON_SPACE_HEARTBEAT_SECONDS,
             segment_start=replay_segment_start,
             segment_closed=replay_segment_closed,
+            audio_mode_loader=space_audio_mode,
         )
         _plane.loop = asyncio.get_running_loop()
         # Sockets that connect while it starts wait for the same start, not a second plane.

@@ -37,6 +37,13 @@ class Space(models.Model):
         FOLLOWERS = "followers", "Followers: people the host follows"
         CLOSED = "closed", "Closed: only invited members"
 
+    class AudioMode(models.TextChoices):
+        # The encoder settings of each mode are spaces.audio.codec.AUDIO_MODES.
+        SPEECH = "speech", "Speech"
+        # Clubhouse's music mode: fullband at a higher bitrate, and speakers' browsers leave
+        # the microphone unprocessed (no echo cancellation, noise suppression or gain control).
+        MUSIC = "music", "Music: high-quality audio"
+
     title = models.CharField(max_length=120)
     # The one host. Changes only when a co-host takes over after the host's grace period.
     host = models.ForeignKey(
@@ -51,6 +58,10 @@ class Space(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     is_recording = models.BooleanField(default=False)
+    # How the room's audio is coded, uplinks and mix alike; the host switches it, live too.
+    audio_mode = models.CharField(
+        max_length=16, choices=AudioMode.choices, default=AudioMode.SPEECH
+    )
     # The pinned voice tweet's id. An integer rather than a foreign key so spaces do not depend
     # on the voicetweets app's schema; services.space_pin_tweet checks that the tweet exists.
     pinned_voice_tweet_id = models.PositiveBigIntegerField(null=True, blank=True)
@@ -73,6 +84,9 @@ class Space(models.Model):
             models.CheckConstraint(
                 condition=Q(visibility__in=["open", "followers", "closed"]),
                 name="space_visibility_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(audio_mode__in=["speech", "music"]), name="space_audio_mode_valid"
             ),
             models.CheckConstraint(
                 condition=~Q(state="scheduled") | Q(scheduled_start__isnull=False),

@@ -10,7 +10,7 @@ REACTIONS = ("👏", "😂", "❤️", "💯", "🙌", "🤔", "✋", "👍")
 SPACE_KEYS = {
     "id", "title", "state", "visibility", "host", "cohost_ids", "speaker_ids",
     "participant_count", "listener_count", "scheduled_start", "started_at", "ended_at",
-    "is_recording", "pinned_voice_tweet_id",
+    "is_recording", "audio_mode", "pinned_voice_tweet_id",
 }  # fmt: skip
 PARTICIPANT_KEYS = {
     "user_id", "username", "name", "role", "hand_raised", "is_muted", "muted_by_moderator",
@@ -33,6 +33,7 @@ EVENTS: dict[str, set[str]] = {
     "reaction": {"user_id", "emoji"},
     "pin.changed": {"voice_tweet_id", "by"},
     "recording.changed": {"is_recording", "by"},
+    "audio_mode.changed": {"audio_mode", "by"},
     "space.ended": {"reason", "by"},
     # About 5 times a second from the room's mixer: {"<user id>": {"level": 0..1, "talking"}}.
     "levels": {"speakers"},
@@ -62,6 +63,7 @@ COMMANDS: dict[str, set[str]] = {
     "cohost.remove": {"user_id"},
     "pin.set": {"voice_tweet_id"},  # null unpins
     "recording.set": {"is_recording"},
+    "audio_mode.set": {"audio_mode"},  # "speech" | "music"
     "reaction.send": {"emoji"},
     "space.end": set(),
     "leave": set(),

@@ -127,6 +127,7 @@ def space_data(
         "started_at": _iso(space.started_at),
         "ended_at": _iso(space.ended_at),
         "is_recording": space.is_recording,
+        "audio_mode": space.audio_mode,
         "pinned_voice_tweet_id": space.pinned_voice_tweet_id,
     }
 
@@ -254,6 +255,12 @@ def space_publisher_ids(space_id: int) -> set[int]:
             is_muted=False,
         ).values_list("user_id", flat=True)
     )
+
+
+def space_audio_mode(space_id: int) -> str:
+    """The space's audio mode ("speech" when it is gone: a mixer still needs settings)."""
+    mode = Space.objects.filter(pk=space_id).values_list("audio_mode", flat=True).first()
+    return mode or Space.AudioMode.SPEECH
 
 
 # --- Replays ----------------------------------------------------------------------------------

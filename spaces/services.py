@@ -141,10 +141,11 @@ def space_create(
     visibility: str = Space.Visibility.OPEN,
     scheduled_start=None,
     is_recording: bool = False,
+    audio_mode: str = Space.AudioMode.SPEECH,
 ) -> Space:
     """Start a live space now, or schedule one up to SALON_SPACE_MAX_SCHEDULE_DAYS ahead;
-    ``is_recording`` records it from the start. A member hosts at most
-    SALON_SPACE_MAX_OPEN_PER_HOST live and scheduled spaces at once."""
+    ``is_recording`` records it from the start, ``audio_mode`` is "speech" or "music". A
+    member hosts at most SALON_SPACE_MAX_OPEN_PER_HOST live and scheduled spaces at once."""
     if not user_can_host(user=host):
         raise errors.SpaceForbidden("hosting spaces is not open to you yet")
     title = _check_title(title)
@@ -152,6 +153,7 @@ def space_create(
         raise errors.InvalidInput(f"visibility must be one of {', '.join(Space.Visibility)}")
     if not isinstance(is_recording, bool):
         raise errors.InvalidInput("is_recording must be true or false")
+    _check_audio_mode(audio_mode)
     now = timezone.now()
     if scheduled_start is not None:
         if scheduled_start <= now:
@@ -172,6 +174,7 @@ def space_create(
             started_at=now,
             host_absent_since=now,
             is_recording=is_recording,
+            audio_mode=audio_mode,
         )
     return Space.objects.create(
         host=host,
@@ -180,7 +183,13 @@ def space_create(
         state=Space.State.SCHEDULED,
         scheduled_start=scheduled_start,
         is_recording=is_recording,
+        audio_mode=audio_mode,
     )
+
+
+def _check_audio_mode(audio_mode: str) -> None:
+    if audio_mode not in Space.AudioMode.values:
+        raise errors.InvalidInput(f"audio_mode is one of {', '.join(Space.AudioMode.values)}")
 
 
 def _lock(space: Space) -> Space:
@@ -838,6 +847,23 @@ def space_set_recording(*, space: Space, by, is_recording: bool) -> None:
         space.is_recording = is_recording
         space.save(update_fields=["is_recording"])
         _broadcast(space.pk, "recording.changed", is_recording=is_recording, by=by.pk)
+
+
+@transaction.atomic
+def space_set_audio_mode(*, space: Space, by, audio_mode: str) -> None:
+    """The host switches the space between speech and music audio (docs/audio.md, "Codec"),
+    before it starts or while it is live. Everyone sees the mode; the room's mixer and the
+    speakers' clients re-encode with its settings from the event on."""
+    _check_audio_mode(audio_mode)
+    space = _lock(space)
+    if space.state not in (Space.State.SCHEDULED, Space.State.LIVE):
+        raise errors.SpaceStateError(f"the space is {space.state}")
+    if by.pk != space.host_id:
+        raise errors.SpaceForbidden("only the host chooses the audio mode")
+    if space.audio_mode != audio_mode:
+        space.audio_mode = audio_mode
+        space.save(update_fields=["audio_mode"])
+        _broadcast(space.pk, "audio_mode.changed", audio_mode=audio_mode, by=by.pk)
 
 
 def reaction_send(*, space: Space, user, emoji: str) -> None:

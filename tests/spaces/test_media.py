@@ -449,3 +449,89 @@ async def test_a_new_owner_records_a_new_segment_when_the_lease_moves(settings, 
     assert signals.magnitude_at(audio, 440, within=20) > 0.3
     assert signals.magnitude_at(audio, 660, within=20) > 0.3
     first.rooms[9].recorder.close()
+
+
+async def test_audio_mode_reaches_the_owner_mixer_through_the_bus():
+    """An audio_mode change relayed by a member's process (an A message) switches the owner's
+    mix encoders to the music settings: the next ticks' packets are music-rate."""
+    from spaces.audio.codec import AUDIO_MODES
+
+    plane, runner, clock = await local_plane()
+    listener = Socket()
+    await plane.attach(1, "s", Socket(), user_id=10, publishing=True)
+    await plane.attach(1, "l", listener, user_id=20, publishing=False)
+    await until(lambda: plane.rooms[1].owner)
+    mixer = plane.rooms[1].mixer
+    assert mixer.opus == AUDIO_MODES["speech"]
+    frames = tone_frames(440, 60)
+    await feed_and_tick(plane, runner, clock, 1, "s", frames[:30])
+
+    await plane.set_audio_mode(1, "music")
+    await plane.set_audio_mode(1, "music")  # a second socket of this process: not relayed again
+    await feed_and_tick(plane, runner, clock, 1, "s", frames[30:])
+    await until(lambda: len(listener.messages) >= 55)
+
+    assert mixer.opus == AUDIO_MODES["music"]
+    assert mixer.stats().settings_changes == 1
+    sizes = [len(wire.unpack(m).payload) for m in listener.messages]
+    assert max(sizes[5:25]) < 120 < 160 < min(sizes[-10:])  # ~80 bytes at 32 kb/s, ~240 at 96
+    await plane.stop()
+
+
+async def test_a_new_owner_reads_the_audio_mode_once():
+    """The process that takes the room over asks the loader for the mode (music here) and
+    mixes with its settings."""
+    from spaces.audio.codec import AUDIO_MODES
+
+    loads = []
+
+    def loader(space_id):
+        loads.append(space_id)
+        return "music"
+
+    runner = MixerRunner(FakeClock())
+    plane = media.MediaPlane(
+        bus=LocalBus(), runner=runner, fanout_registry=Fanout(), audio_mode_loader=loader
+    )
+    await plane.start()
+    await plane.attach(3, "l", Socket(), user_id=20, publishing=False)
+
+    def music_after_a_tick():
+        runner.run_ticks(1)
+        return plane.rooms[3].mixer.opus == AUDIO_MODES["music"]
+
+    await until(lambda: plane.rooms[3].owner)
+    await until(music_after_a_tick)
+    assert loads == [3]
+    await plane.stop()
+
+
+async def test_an_audio_mode_message_wins_over_a_slower_load():
+    """A change that reaches the new owner while it still reads the mode is the newer one:
+    the load's (older) answer is not applied after it."""
+    import threading
+
+    from spaces.audio.codec import AUDIO_MODES
+
+    release, loaded = threading.Event(), threading.Event()
+
+    def loader(space_id):
+        release.wait(10)
+        loaded.set()
+        return "music"  # what the database said before the change
+
+    runner = MixerRunner(FakeClock())
+    plane = media.MediaPlane(
+        bus=LocalBus(), runner=runner, fanout_registry=Fanout(), audio_mode_loader=loader
+    )
+    await plane.start()
+    await plane.attach(4, "l", Socket(), user_id=20, publishing=False)
+    await until(lambda: plane.rooms[4].owner)
+    await plane.set_audio_mode(4, "music")
+    await plane.set_audio_mode(4, "speech")
+    release.set()
+    await until(loaded.is_set)
+    await until(lambda: not plane._tasks)
+    runner.run_ticks(1)
+    assert plane.rooms[4].mixer.opus == AUDIO_MODES["speech"]
+    await plane.stop()
