@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 SHAPE = {
     "id", "title", "state", "visibility", "host", "cohost_ids", "speaker_ids",
     "participant_count", "listener_count", "scheduled_start", "started_at", "ended_at",
-    "is_recording", "pinned_voice_tweet_id",
+    "is_recording", "audio_mode", "pinned_voice_tweet_id",
 }  # fmt: skip
 
 
@@ -176,6 +176,7 @@ def test_openapi_schema_has_every_spaces_action():
         "/api/v1/spaces/{id}/cohosts/{user_id}/",
         "/api/v1/spaces/{id}/subscription/",
         "/api/v1/spaces/{id}/mute-all/",
+        "/api/v1/spaces/{id}/audio-mode/",
     ):
         assert expected in paths
 
@@ -252,3 +253,26 @@ def test_openapi_schema_documents_the_replay():
     assert {"get", "delete"} <= set(operations)
     fields = schema["components"]["schemas"]["Replay"]["properties"]
     assert {"state", "duration", "timeline", "audio_url", "delete_after"} <= set(fields)
+
+
+def test_the_host_switches_the_audio_mode_through_the_api():
+    """POST audio-mode: the host gets the space back in music mode; others get 403, nonsense
+    400 with the field named; creation takes the mode too."""
+    host = make_member("hana", host=True)
+    space = make_live_space(host)
+    url = f"/api/v1/spaces/{space.pk}/audio-mode/"
+    response = api(host).post(url, {"audio_mode": "music"}, format="json")
+    assert response.status_code == 200 and response.json()["audio_mode"] == "music"
+    assert api(host).get(f"/api/v1/spaces/{space.pk}/").json()["audio_mode"] == "music"
+    other = api(make_member("olga")).post(url, {"audio_mode": "speech"}, format="json")
+    assert other.status_code == 403 and other.json()["code"] == "forbidden"
+    bad = api(host).post(url, {"audio_mode": "loud"}, format="json")
+    assert bad.status_code == 400 and "audio_mode" in bad.json()
+    assert api(host).post(url, {}, format="json").status_code == 400
+    created = api(host).post(
+        "/api/v1/spaces/", {"title": "Gig", "audio_mode": "music"}, format="json"
+    )
+    assert created.status_code == 201 and created.json()["audio_mode"] == "music"
+    services.space_end(space=space, by=host)
+    ended = api(host).post(url, {"audio_mode": "speech"}, format="json")
+    assert ended.status_code == 409, ended.json()

@@ -262,6 +262,29 @@ async def test_malformed_and_unknown_messages_get_errors(sockets):
     assert (await host_socket.receive_type("recording.changed"))["is_recording"] is True
 
 
+async def test_the_host_switches_music_mode_over_the_socket(sockets):
+    """audio_mode.set: everyone gets audio_mode.changed and a newcomer's snapshot says music;
+    a listener is refused, and a bad value or a missing key is an error, not a change."""
+    space, host, host_socket = await _room(sockets)
+    listener = await db(make_member)("leo")
+    listener_socket = await sockets.open(space.pk, listener)
+    assert listener_socket.snapshot["space"]["audio_mode"] == "speech"
+
+    await listener_socket.send({"type": "audio_mode.set", "audio_mode": "music"})
+    assert (await listener_socket.receive_type("error"))["code"] == "forbidden"
+    await host_socket.send({"type": "audio_mode.set", "audio_mode": "loud", "request_id": "q"})
+    error = await host_socket.receive_type("error")
+    assert (error["code"], error["request_id"]) == ("invalid", "q")
+    await host_socket.send({"type": "audio_mode.set"})
+    assert (await host_socket.receive_type("error"))["code"] == "malformed"
+
+    await host_socket.send({"type": "audio_mode.set", "audio_mode": "music"})
+    event = await listener_socket.receive_type("audio_mode.changed")
+    assert (event["audio_mode"], event["by"]) == ("music", host.pk)
+    newcomer = await sockets.open(space.pk, await db(make_member)("nia"))
+    assert newcomer.snapshot["space"]["audio_mode"] == "music"
+
+
 # --- who may join -----------------------------------------------------------------------------
 
 
