@@ -35,6 +35,9 @@ Design points:
   resumes speaking if it was unmuted on stage, and audio frames due meanwhile are dropped, as
   a microphone's would be. The server starts a new stream epoch for the new socket, so the
   first frame after the reconnect is mixed at once.
+* **Audio mode.** The uplink encodes with the space's audio mode's settings
+  (``spaces.audio.codec.AUDIO_MODES``): the snapshot says which, ``audio_mode.changed``
+  switches it from the next frame. ``opus_settings`` overrides both (benches, tests).
 
 No Django import: the module runs in processes that have no settings (the load bench).
 """
@@ -73,6 +76,7 @@ from .audio.codec import (
     OpusDecoder,
     OpusEncoder,
     OpusSettings,
+    opus_settings_for,
 )
 from .audio.levels import frame_level_dbfs
 from .protocol import COMMANDS
@@ -464,7 +468,7 @@ class AudioStreamer:
         max_catch_up: int = 2,
     ) -> None:
         self.clock = clock or MonotonicPacingClock()
-        self.settings = settings
+        self.settings = settings or OpusSettings()
         self.max_catch_up = max_catch_up
         self.sequence = 0
         self.stats = StreamStats()
@@ -506,6 +510,13 @@ class AudioStreamer:
         self.stats.max_lateness = max(self.stats.max_lateness, pacer.max_lateness)
         return self.stats
 
+    def set_settings(self, settings: OpusSettings) -> None:
+        """Encode with ``settings`` from the next frame on (the space's audio mode changed).
+        The stream goes on: Opus packets say how they were coded, the server decoder follows."""
+        if settings != self.settings:
+            self.settings = settings
+            self._encoder = None
+
     def new_connection(self) -> None:
         """The socket was replaced: the server decodes the next frames as a new stream, with
         a fresh decoder, so they come from a fresh encoder too."""
@@ -543,6 +554,9 @@ class SpaceClient:
         self.token = token
         self.receiver = MixReceiver(decode=keep_audio)
         self.streamer = AudioStreamer(clock=clock, settings=opus_settings)
+        # Set: the uplink keeps these settings whatever the space's audio mode.
+        self._fixed_opus = opus_settings is not None
+        self.audio_mode: str | None = None
         self.events: asyncio.Queue[Any] = asyncio.Queue(maxsize=max_events)
         self.events_received = 0
         self.events_dropped = 0
@@ -751,7 +765,10 @@ class SpaceClient:
             you = event["you"]
             self.user_id = you["user_id"]
             self._set_state(you["role"], you["is_muted"])
+            self._set_audio_mode(event["space"].get("audio_mode", "speech"))
             return
+        if event.get("type") == "audio_mode.changed":
+            self._set_audio_mode(event["audio_mode"])
         if event.get("type") == "stream.superseded":
             # A newer connection of this member speaks for it now; this one only listens.
             self.superseded = True
@@ -768,6 +785,14 @@ class SpaceClient:
             self._set_state(event["role"], event["participant"]["is_muted"])
         elif kind == "mute.changed":
             self._set_state(self.role, event["is_muted"])
+
+    def _set_audio_mode(self, audio_mode: str) -> None:
+        self.audio_mode = audio_mode
+        if not self._fixed_opus:
+            try:
+                self.streamer.set_settings(opus_settings_for(audio_mode))
+            except ValueError:  # a mode newer than this client: keep the current settings
+                logger.warning("space %s: unknown audio mode %r", self.space_id, audio_mode)
 
     def _set_state(self, role: str | None, is_muted: bool) -> None:
         self.role, self.is_muted = role, is_muted

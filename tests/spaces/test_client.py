@@ -614,3 +614,37 @@ async def test_close_while_reconnecting_stops_at_once(fake_server):
         await client.close()
 
     assert client.closed is not None
+
+
+async def test_the_uplink_follows_the_spaces_audio_mode(fake_server, tmp_path):
+    """Snapshot says music: frames are music-rate (~240 bytes); audio_mode.changed to speech
+    brings them down to speech-rate (~80 bytes); an unknown mode is ignored."""
+    from spaces.audio.codec import AUDIO_MODES
+
+    got: list[int] = []
+
+    async def room(connection):
+        await connection.send(json.dumps(SNAPSHOT | {"space": {"id": 3, "audio_mode": "music"}}))
+        while len(got) < 50:
+            got.append(len(unpack(await connection.recv()).payload))
+        for mode in ("x", "speech"):
+            await connection.send(
+                json.dumps({"type": "audio_mode.changed", "audio_mode": mode, "by": 1})
+            )
+        while len(got) < 100:
+            got.append(len(unpack(await connection.recv()).payload))
+        await connection.close(4000, "bye")
+
+    path = tmp_path / "tone.wav"
+    write_tone(path, seconds=1.0)
+    url = await fake_server(room)
+    client = SpaceClient(url, token="k", clock=FakeClock())
+    await client.connect(3)
+    assert client.streamer.settings == AUDIO_MODES["music"]
+    await client.stream_wav(path)
+    await client.next_event("audio_mode.changed", audio_mode="speech")
+    assert client.streamer.settings == AUDIO_MODES["speech"]
+    await client.stream_wav(path)
+    await client.wait_closed(timeout=10)
+    assert client.audio_mode == "speech"
+    assert min(got[5:50]) > 160 and max(got[55:]) < 120
