@@ -123,7 +123,22 @@ async function syncAudio() {
     audio.closeMicrophone();
     return;
   }
-  audio.setSending(!me.is_muted);
+  try {
+    // Before opening the microphone: it opens with the mode's voice processing.
+    await audio.setAudioMode(room.space.audio_mode);
+  } catch (error) {
+    microphoneRefused = true;
+    showAudioStatus(root, `The microphone is not available (${error.name}): others cannot hear you.`);
+    return;
+  }
+  // Our role may have changed while the microphone was opened again.
+  const current = room.me;
+  if (!current || current.role === "listener" || superseded) {
+    audio.setSending(false);
+    audio.closeMicrophone();
+    return;
+  }
+  audio.setSending(!current.is_muted);
   if (audio.hasMicrophone || microphoneRefused) return;
   const missing = missingMicrophoneSupport();
   if (missing) {
@@ -169,11 +184,12 @@ async function startAudio() {
   // Test and diagnostics hook, read by tests/e2e/test_space_audio.py: what this page plays,
   // measured by an AnalyserNode (dominantFrequency() in Hz or null when silent; bandLevel(hz) in
   // dBFS within ±10 Hz), counters (frames received, lost, sent), whether a newer tab of ours
-  // took the stream (superseded), how often the page joined (joins) and the worklet buffer.
+  // took the stream (superseded), how often the page joined (joins), the audio mode the uplink
+  // uses and the microphone's voice processing, and the worklet buffer.
   window.salonAudio = {
     dominantFrequency: () => audio.dominantFrequency(),
     bandLevel: (hz) => audio.bandLevel(hz),
-    stats: () => ({ ...audio.stats, state: audio.context.state, microphone: audio.hasMicrophone, sending: audio.sending, superseded, joins }),
+    stats: () => ({ ...audio.stats, state: audio.context.state, microphone: audio.hasMicrophone, sending: audio.sending, superseded, joins, audioMode: audio.audioMode, microphoneProcessing: audio.microphoneProcessing() }),
     bufferStats: () => audio.bufferStats(),
   };
   syncAudio();
@@ -194,6 +210,10 @@ root.addEventListener("click", (event) => {
   if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
   if (button.dataset.action === "recording") {
     send({ type: "recording.set", is_recording: !room.space.is_recording });
+    return;
+  }
+  if (button.dataset.action === "audio-mode") {
+    send({ type: "audio_mode.set", audio_mode: room.space.audio_mode === "music" ? "speech" : "music" });
     return;
   }
   const message = { type: button.dataset.command };

@@ -238,3 +238,34 @@ def test_the_hosts_newest_tab_speaks_and_the_older_one_only_listens(
     sent = older.evaluate("window.salonAudio.stats()")["sent"]
     listener_page.wait_for_timeout(500)
     assert older.evaluate("window.salonAudio.stats()")["sent"] == sent
+
+
+def test_the_host_switches_to_music_mode_and_the_listener_sees_it(stage):
+    """The host's toggle: the listener's page shows the Music mode badge, the host's uplink
+    switches to the music encoder and re-opens the microphone without voice processing, and
+    the listener still hears the tone."""
+    host_page, listener_page = stage["host_page"], stage["listener_page"]
+    wait_until_heard(listener_page, 440)
+    badge = listener_page.locator('[data-role="audio-mode"]')
+    assert badge.is_hidden()
+    assert host_page.evaluate("() => window.salonAudio.stats().microphoneProcessing")[
+        "noiseSuppression"
+    ]
+
+    host_page.get_by_role("button", name="Switch to music mode").click()
+
+    badge.wait_for(state="visible")
+    assert badge.inner_text() == "♪ Music mode"
+    host_page.get_by_role("button", name="Switch to speech mode").wait_for()
+    host_page.wait_for_function(
+        """() => { const s = window.salonAudio.stats();
+                   return s.audioMode === "music" && s.microphoneProcessing
+                     && !s.microphoneProcessing.noiseSuppression
+                     && !s.microphoneProcessing.echoCancellation && s.sending; }""",
+        timeout=HEAR_TIMEOUT,
+    )
+    sent = host_page.evaluate("() => window.salonAudio.stats().sent")
+    host_page.wait_for_function(f"() => window.salonAudio.stats().sent > {sent + 50}")
+    wait_until_heard(listener_page, 440)
+    # A listener gets no toggle: only the host chooses the mode.
+    assert listener_page.locator('[data-action="audio-mode"]').is_hidden()

@@ -3,9 +3,10 @@
 // Listening: kind-2 frames → WebCodecs AudioDecoder → Float32 samples → the "salon-playback"
 // AudioWorklet (a small ring buffer: absorbs jitter, plays gaps as silence, never drifts) → the
 // speakers, and an AnalyserNode that the `window.salonAudio` test hook reads.
-// Speaking: microphone (echo cancellation and noise suppression on) → the same 48 kHz
-// AudioContext → "salon-capture" worklet (960-sample blocks) → AudioEncoder (Opus, 20 ms) →
-// one kind-1 frame per packet, numbered by us.
+// Speaking: microphone (echo cancellation, noise suppression and gain control on in speech mode,
+// all off in music mode) → the same 48 kHz AudioContext → "salon-capture" worklet (960-sample
+// blocks) → AudioEncoder (Opus, 20 ms, the space's audio mode's settings) → one kind-1 frame per
+// packet, numbered by us.
 
 const RATE = 48000;
 const FRAME = 960;
@@ -15,12 +16,19 @@ const KIND_MIX = 2;
 // Big rooms send listeners several mix frames per message: [3, count, (uint16 length, frame)*].
 const KIND_MIX_BUNDLE = 3;
 const VOICE_RMS = 0.0056; // −45 dBFS, the mixer's own talking threshold: our flag only advises
-const ENCODER_CONFIG = {
-  codec: "opus",
-  sampleRate: RATE,
-  numberOfChannels: 1,
-  bitrate: 32000,
-  opus: { frameDuration: 20000, application: "voip" },
+// The uplink of each audio mode of a space: the same numbers as the server's
+// spaces.audio.codec.AUDIO_MODES (docs/audio.md, "Codec" says why these).
+const ENCODER_CONFIGS = {
+  speech: { codec: "opus", sampleRate: RATE, numberOfChannels: 1, bitrate: 32000,
+            opus: { frameDuration: 20000, application: "audio", complexity: 5 } },
+  music: { codec: "opus", sampleRate: RATE, numberOfChannels: 1, bitrate: 96000,
+           opus: { frameDuration: 20000, application: "audio", complexity: 5 } },
+};
+// The browser's voice processing per mode: music wants the instrument as it sounds, so no
+// echo canceller, noise suppressor or gain control pumping it (listeners should use headphones).
+const MIC_PROCESSING = {
+  speech: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+  music: { echoCancellation: false, noiseSuppression: false, autoGainControl: false },
 };
 const DECODER_CONFIG = { codec: "opus", sampleRate: RATE, numberOfChannels: 1 };
 
@@ -55,6 +63,7 @@ export class SpaceAudio {
     this.timestamp = 0;
     this.captureClock = 0; // samples handed to the encoder, for AudioData timestamps
     this.level = 0;
+    this.audioMode = "speech";
   }
 
   // Sets up playback; the context may come up "suspended" (autoplay rules): see `blocked`.
@@ -156,14 +165,31 @@ export class SpaceAudio {
     return this.mic !== null;
   }
 
+  // The space's audio mode ("speech" or "music"). The next packets use its encoder settings; an
+  // open microphone is opened again with the mode's voice processing (browsers cannot switch
+  // echo cancellation or noise suppression on a live track), and sending goes on.
+  async setAudioMode(mode) {
+    if (!(mode in ENCODER_CONFIGS) || mode === this.audioMode) return;
+    this.audioMode = mode;
+    if (!this.mic) return;
+    this.closeMicrophone();
+    await this.openMicrophone();
+  }
+
   // Opens the microphone (on becoming a speaker); sending starts only with setSending(true).
   async openMicrophone() {
     if (this.mic) return;
+    const mode = this.audioMode;
     const stream = await navigator.mediaDevices.getUserMedia({
-      audio: { channelCount: 1, sampleRate: RATE, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+      audio: { channelCount: 1, sampleRate: RATE, ...MIC_PROCESSING[mode] },
     });
     if (this.mic) { // two calls raced: keep the first
       stream.getTracks().forEach((track) => track.stop());
+      return;
+    }
+    if (mode !== this.audioMode) { // the mode changed while the browser asked: ask again
+      stream.getTracks().forEach((track) => track.stop());
+      await this.openMicrophone();
       return;
     }
     const source = this.context.createMediaStreamSource(stream);
@@ -212,7 +238,7 @@ export class SpaceAudio {
         if (this.sending && this.mic === mic) this.startEncoder();
       },
     });
-    encoder.configure(ENCODER_CONFIG);
+    encoder.configure(ENCODER_CONFIGS[this.audioMode]);
     mic.encoder = encoder;
     mic.capture.port.postMessage({ active: true });
   }
@@ -290,6 +316,14 @@ export class SpaceAudio {
       if (i >= 0 && i < bins.length) level = Math.max(level, bins[i]);
     }
     return level;
+  }
+
+  // The open microphone's voice processing as the browser applied it, or null.
+  microphoneProcessing() {
+    const track = this.mic?.stream.getAudioTracks()[0];
+    if (!track) return null;
+    const { echoCancellation, noiseSuppression, autoGainControl } = track.getSettings();
+    return { echoCancellation, noiseSuppression, autoGainControl };
   }
 
   spectrum() {

@@ -118,6 +118,13 @@ export function render(root, room) {
   root.querySelector('[data-role="controls"]').replaceChildren(...ownControls(room));
   root.querySelector('[data-role="host-controls"]').hidden = !room.isModerator;
   root.querySelector('[data-role="recording"]').hidden = !room.space.is_recording;
+  const music = room.space.audio_mode === "music";
+  root.querySelector('[data-role="audio-mode"]').hidden = !music;
+  // Only the host chooses the mode (services.space_set_audio_mode).
+  const modeToggle = root.querySelector('[data-action="audio-mode"]');
+  modeToggle.hidden = room.me?.role !== "host";
+  modeToggle.textContent = music ? "Switch to speech mode" : "♪ Switch to music mode";
+  modeToggle.setAttribute("aria-pressed", String(music));
   const pinned = root.querySelector('[data-role="pinned"]');
   pinned.hidden = !room.space.pinned_voice_tweet_id;
   pinned.textContent = room.space.pinned_voice_tweet_id ? `📌 Voice tweet #${room.space.pinned_voice_tweet_id}` : "";
