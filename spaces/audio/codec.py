@@ -52,15 +52,16 @@ class OpusSettings:
       and loss of the fundamental compound over our two encodes (uplink, then mix). With
       "voip" on both hops, clean speech (espeak-ng) came out at a correlation of 0.88 with
       its source whatever the bitrate (32-48 kb/s); "audio" on both hops, at the same
-      32 kb/s, at 0.99, and its encode costs no more. Browsers clean the microphone up
+      32 kb/s, at 0.99, and its encode costs about half as much. Browsers clean the microphone up
       (echo cancellation, noise suppression) before it reaches the encoder, so the
       high-pass buys little; "lowdelay" forces CELT and loses SILK's efficiency on voice.
     * ``bitrate=32_000``: speech is already at 0.99 end to end; 40 or 48 kb/s add < 0.01
       for 25-50 % more bandwidth per listener (4 kB/s at 32 kb/s).
     * ``complexity=5``: the encoder is the mixer's biggest cost (1 + talking speakers per
-      tick per room). 10 costs about 25 % more per frame for a small gain on speech, and 0
-      saves about 40 % but noticeably degrades SILK's analysis (see the bench table); 5 is
-      the usual middle ground for servers mixing many streams.
+      tick per room). On speech at 32 kb/s, 10 costs nearly three times as much per frame
+      (25 % more at music's 96 kb/s, for +0.004 correlation), and 0 saves about a third but
+      degrades SILK's analysis (see the bench tables); 5 is the usual middle ground for
+      servers mixing many streams.
     * ``fec=False, packet_loss_percent=0``: our websocket transport is TCP, so frames arrive
       late rather than lost, and the server's decoder cannot use FEC anyway (module
       docstring). In-band FEC would spend bits for nothing; enable it for lossy transports.

@@ -473,7 +473,7 @@ SPOKEN = "The quick brown fox jumps over the lazy dog. Listeners hear the whole 
 @pytest.mark.parametrize("source", ["speech-like", "espeak-ng"])
 def test_default_speech_path_keeps_clean_speech_above_090(source):
     """Uplink, mix re-encode and listener decode with the defaults: speech at >= 0.90 (the old
-    voip/voip path lost the fundamental to two speech high-passes: 0.61 and 0.88)."""
+    voip/voip path lost the fundamental to two speech high-passes: about 0.5 and 0.88)."""
     signal = speech_like(250) if source == "speech-like" else espeak_speech(SPOKEN)
     heard = end_to_end(signal, "speech")
     assert best_lag_correlation(signal, heard, max_lag=24_000) >= 0.90
