@@ -13,8 +13,9 @@ What it does, for each number of daphne processes and each room size:
 3. The speaker (in this process) unmutes and streams room tone with a loud 40 ms burst every
    400 ms. Every 400 ms, not every second: the talk detector's 300 ms hangover plus the 10
    silent-tail ticks is 500 ms, so the room never goes quiet (room DTX would send nothing) and
-   every listener should get 50 frames a second. The burst's Opus packets are 70-90 bytes,
-   the room tone's 35-55, which is what ``bench/listeners.py`` detects as a marker.
+   every listener should get 50 frames a second. At the speech mode's mix settings the
+   burst's Opus packets are 125-160 bytes, the room tone's 65-100, which is what
+   ``bench/listeners.py`` detects as a marker.
 4. ``bench/listeners.py`` (its own processes) holds the listeners for ``--seconds`` plus the
    ramp's length again, so joins that fall behind still leave a steady window (it starts 1 s
    after the last socket opened); its JSON summary and raw
@@ -84,8 +85,8 @@ FRAMES_PER_SECOND = round(1 / FRAME_SECONDS)
 BURST_PERIOD = 20
 BURST_FRAMES = 2
 # The bare server's payloads: what the mixer's encoder makes of room tone and of the burst.
-BARE_QUIET_BYTES = 40
-BARE_BURST_BYTES = 80
+BARE_QUIET_BYTES = 68
+BARE_BURST_BYTES = 146
 LATENCY_WINDOW = 10.0
 # Latency is measured from this long after the last socket opened: a join wave (50 handshakes,
 # database joins and snapshots a second) delays a speaker's frames on the event loop, the
@@ -270,10 +271,9 @@ async def bare_server(port: int, seconds: float, marks_path: Path) -> None:
 
 
 def speaker_pcm(index: int, rng: np.random.Generator) -> np.ndarray:
-    """Near-silent room tone (about -90 dBFS) or a loud noise burst. The room tone must be quiet:
-    the talk detector's hangover (300 ms) outlasts the gap between bursts, so the mixer keeps
-    summing it, and louder noise (e.g. -64 dBFS) already fills Opus packets to 75 bytes, which
-    hides the burst's packets from the marker detector."""
+    """Near-silent room tone (about -90 dBFS) or a loud noise burst. The talk detector's
+    hangover (300 ms) outlasts the gap between bursts, so the mixer keeps summing the room
+    tone; its packets must stay clearly smaller than the burst's for the marker detector."""
     if index % BURST_PERIOD < BURST_FRAMES:
         return np.clip(rng.normal(0, 8000, FRAME_SAMPLES), -32768, 32767).astype(np.int16)
     return rng.normal(0, 1, FRAME_SAMPLES).astype(np.int16)

@@ -24,9 +24,10 @@ received anywhere: ``ticks.undelivered`` is the sum of the differences, over the
 (from 1 s after the last socket opened until 1 s before the end), and is immune to DTX.
 
 Latency by marker. The driver's speaker sends silence, except a short loud burst once a second.
-Opus packets of silence are about 35 bytes at the mixer's settings; a loud frame takes 70-90. So
-on every socket the mix packet size jumps when the burst comes through: a *marker* is the first
-packet of at least ``--marker-bytes`` (60) whose sequence is more than ``--quiet-frames`` (10)
+At the speech mode's mix settings (application "audio", 32 kb/s) Opus packets of the near-silent
+room tone are 65-100 bytes; a loud frame takes 125-160. So on every socket the mix packet size
+jumps when the burst comes through: a *marker* is the first packet of at least
+``--marker-bytes`` (110) whose sequence is more than ``--quiet-frames`` (10)
 after the previous large packet. A socket whose first packet comes within the quiet stretch after
 it opened may have joined mid-burst: that packet only arms the detector (no false marker); one
 that first waited longer (a silent room sends nothing) counts its first large packet. The
@@ -101,7 +102,7 @@ HALF_UINT32 = UINT32_MODULO // 2
 class Settings:
     url: str
     space: int
-    marker_bytes: int = 60
+    marker_bytes: int = 110
     quiet_frames: int = 10
     connect_timeout: float = 30.0
     # Open the socket again after the server dropped it, until the end of the run.
@@ -510,7 +511,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--start-at", type=float, help="Unix time to start opening (default: in 1 s)"
     )
-    parser.add_argument("--marker-bytes", type=int, default=60)
+    parser.add_argument("--marker-bytes", type=int, default=110)
     parser.add_argument("--quiet-frames", type=int, default=10)
     parser.add_argument("--connect-timeout", type=float, default=30.0)
     parser.add_argument("--raw-markers", help="write every marker receive time (JSON lines)")
