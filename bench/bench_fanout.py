@@ -11,18 +11,21 @@ What it does, for each number of daphne processes and each room size:
 2. Runs ``manage.py serve`` (real mode: PostgreSQL, Redis bus, ``DJANGO_DEBUG=0``) once per
    process; the host speaks on the first process, the listeners are split evenly over all.
 3. The speaker (in this process) unmutes and streams room tone with a loud 40 ms burst every
-   400 ms. Every 400 ms, not every second: the talk detector's 300 ms hangover plus the 10
-   silent-tail ticks is 500 ms, so the room never goes quiet (room DTX would send nothing) and
-   every listener should get 50 frames a second. At the speech mode's mix settings the
-   burst's Opus packets are 125-160 bytes, the room tone's 65-100, which is what
-   ``bench/listeners.py`` detects as a marker.
+   300 ms. The gap between bursts (260 ms) is shorter than the talk detector's 300 ms
+   hangover, so the speaker never stops talking: the room never goes quiet (room DTX would
+   send nothing) and every listener should get 50 frames a second, and the mix never drops to
+   digital silence, a transient the speech mode's encoder (application "audio") codes in a
+   packet as large as a burst's (with 400 ms it did, just before each burst, and the marker
+   came one frame early). At the speech mode's mix settings the burst's Opus packets are
+   125-160 bytes, the room tone's 65-85, which is what ``bench/listeners.py`` detects as a
+   marker.
 4. ``bench/listeners.py`` (its own processes) holds the listeners for ``--seconds`` plus the
    ramp's length again, so joins that fall behind still leave a steady window (it starts 1 s
    after the last socket opened); its JSON summary and raw
    marker times give delivered frames, per-tick losses and marker receive times. Latency =
    marker receive time - the send time of the latest burst before it (both ``time.time()`` on
    this host): it includes the speaker's jitter buffer (>= 1 frame), the wait for the next
-   mixer tick, the encode, the Redis round trip and the write. Above 400 ms it would alias.
+   mixer tick, the encode, the Redis round trip and the write. Above 300 ms it would alias.
    It also includes the load generator's own queueing: one listeners.py process reads hundreds
    of sockets, and the last one it gets to may read a frame 15-20 ms after the first (the bare
    server's latency shows the same). So ``--probes`` (8) of the N listeners per server are
@@ -82,7 +85,7 @@ from spaces.audio.wire import HEADER  # noqa: E402
 
 FRAMES_PER_SECOND = round(1 / FRAME_SECONDS)
 # One loud burst of BURST_FRAMES frames every BURST_PERIOD frames (see the module docstring).
-BURST_PERIOD = 20
+BURST_PERIOD = 15
 BURST_FRAMES = 2
 # The bare server's payloads: what the mixer's encoder makes of room tone and of the burst.
 BARE_QUIET_BYTES = 68

@@ -9,7 +9,7 @@ What it sets up (everything throwaway, on 127.0.0.1, stopped however the run end
 * Two ``manage.py serve`` processes, A and B, on the same database and Redis; a real Celery
   worker (``celery -A config worker``) and Celery beat (presence sweeps, stalled-upload
   requeues), both in real mode.
-* The host speaks on A (room tone with a loud burst every 400 ms, so the room never goes
+* The host speaks on A (room tone with a loud burst every 300 ms, so the room never goes
   quiet: 50 frames a second to every listener). Before the host, one listener joins B, so B
   holds the room's mixer lease: killing B also kills the room's mixer.
 * ``bench/listeners.py`` opens half the listeners on A and half on B (``--reconnect``: a dropped

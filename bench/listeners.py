@@ -25,7 +25,7 @@ received anywhere: ``ticks.undelivered`` is the sum of the differences, over the
 
 Latency by marker. The driver's speaker sends silence, except a short loud burst once a second.
 At the speech mode's mix settings (application "audio", 32 kb/s) Opus packets of the near-silent
-room tone are 65-100 bytes; a loud frame takes 125-160. So on every socket the mix packet size
+room tone are 65-85 bytes; a loud frame takes 125-160. So on every socket the mix packet size
 jumps when the burst comes through: a *marker* is the first packet of at least
 ``--marker-bytes`` (110) whose sequence is more than ``--quiet-frames`` (10)
 after the previous large packet. A socket whose first packet comes within the quiet stretch after
