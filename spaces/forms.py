@@ -14,6 +14,15 @@ class SpaceForm(forms.Form):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
     is_recording = forms.BooleanField(required=False, label="Record this space")
+    audio_mode = forms.ChoiceField(
+        choices=Space.AudioMode.choices,
+        initial=Space.AudioMode.SPEECH,
+        required=False,
+        label="Audio",
+        help_text="Music: fullband at a higher bitrate, and speakers' microphones without echo "
+        "cancellation, noise suppression or gain control (speakers should wear headphones). "
+        "You can switch it while live.",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -22,3 +31,7 @@ class SpaceForm(forms.Form):
             f"{settings.SALON_REPLAY_RETENTION_DAYS} days. You can switch recording off and on "
             "while live."
         )
+
+    def clean_audio_mode(self) -> str:
+        # A form posted without the field (an older page, a script) means the default.
+        return self.cleaned_data["audio_mode"] or Space.AudioMode.SPEECH

@@ -171,3 +171,25 @@ def test_create_form_can_record_from_the_start(client):
     client.post("/spaces/new/", {"title": "Not recorded", "visibility": "open"})
     assert Space.objects.get(title="Recorded").is_recording
     assert not Space.objects.get(title="Not recorded").is_recording
+
+
+def test_create_form_can_start_in_music_mode_and_the_page_shows_it(client):
+    """Audio "music" on the create form: the space is in music mode and its page shows the
+    badge (visible from the first paint); a speech space's badge is hidden; nonsense is the form
+    again, with the error, and no space."""
+    client.force_login(make_member("hana", host=True))
+    client.post("/spaces/new/", {"title": "Gig", "visibility": "open", "audio_mode": "music"})
+    gig = Space.objects.get(title="Gig")
+    assert gig.audio_mode == "music"
+    page = client.get(f"/spaces/{gig.pk}/").content.decode()
+    assert 'data-role="audio-mode" class="badge music"' in page
+    client.post("/spaces/new/", {"title": "Talk", "visibility": "open"})
+    talk = Space.objects.get(title="Talk")
+    assert talk.audio_mode == "speech"
+    assert (
+        'data-role="audio-mode" hidden class="badge music"'
+        in client.get(f"/spaces/{talk.pk}/").content.decode()
+    )
+    bad = client.post("/spaces/new/", {"title": "Bad", "visibility": "open", "audio_mode": "x"})
+    assert "Select a valid choice" in bad.content.decode()
+    assert not Space.objects.filter(title="Bad").exists()
