@@ -1,0 +1,135 @@
+"""Time-stretching (tsm.py), FEC decoding and the playout under impairment (playout.py)."""
+
+import numpy as np
+
+from spaces.audio import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE, OpusDecoder, OpusSettings
+from spaces.audio import tsm
+from spaces.audio.jitter import JitterBuffer
+from spaces.audio.playout import SpeakerPlayout
+
+from .signals import encode, sine
+
+PERIOD = SAMPLE_RATE / 440
+
+
+def ideal_tone(start: float, count: int) -> np.ndarray:
+    """A phase-continuous 440 Hz tone of amplitude 8000 from sample ``start``."""
+    t = (start + np.arange(count)) / SAMPLE_RATE
+    return 8000 * np.sin(2 * np.pi * 440 * t)
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.astype(np.float64), b.astype(np.float64))[0, 1])
+
+
+def test_accelerate_removes_whole_periods_of_a_tone_and_keeps_its_phase():
+    """Asked to remove up to 960 samples of a tone, accelerate removes 8 whole periods, and
+    the result is the same tone later on, phase-continuous: ideal_tone(removed + n)."""
+    tone = sine(440, 4)
+    stretch = tsm.accelerate(tone, 960)
+    removed = -stretch.change
+    assert abs(removed / PERIOD - 8) < 0.05
+    assert len(stretch.samples) == len(tone) - removed
+    # The output continues the source: sample n is the source's n + removed (after the seam).
+    assert correlation(stretch.samples, ideal_tone(removed, len(stretch.samples))) > 0.999
+
+
+def test_preemptive_expand_adds_one_period_and_keeps_the_phase():
+    """Expand lengthens a tone by one period; everything after the repeated period is the
+    source one period earlier, so nothing jumps."""
+    tone = sine(440, 2)
+    stretch = tsm.preemptive_expand(tone)
+    assert abs(stretch.change - PERIOD) < 1
+    out = stretch.samples
+    assert len(out) == len(tone) + stretch.change
+    assert correlation(out[: stretch.change], tone[: stretch.change]) > 0.999
+    assert correlation(out[stretch.change :], tone) > 0.999
+
+
+def test_noise_is_not_stretched_but_quiet_sound_is():
+    """Loud noise has no period (no seam would be inaudible): unchanged. Room tone below the
+    talk threshold is cut by what is asked, whatever its shape."""
+    rng = np.random.default_rng(0)
+    loud = rng.normal(0, 4000, 3 * FRAME_SAMPLES).astype(np.int16)
+    assert tsm.accelerate(loud, 960).change == 0
+    quiet = rng.normal(0, 20, 3 * FRAME_SAMPLES).astype(np.int16)
+    assert tsm.accelerate(quiet, 500).change == -500
+
+
+def test_extend_continues_a_tone_in_phase():
+    """Repeating the last period of a tone's history continues it: 960 samples later the
+    extension is still within a sample of the ideal tone's phase."""
+    history = sine(440, 2)
+    period, corr = tsm.period_before_end(history)
+    assert corr > 0.99 and abs(period - PERIOD) < 1
+    extension = tsm.extend(history, period, 0, FRAME_SAMPLES)
+    assert correlation(extension, ideal_tone(len(history), FRAME_SAMPLES)) > 0.99
+
+
+def voiced(frames: int) -> np.ndarray:
+    """Speech-like voicing: 140 Hz harmonics with vibrato and syllable-rate loudness, which
+    PLC cannot extrapolate well and SILK codes LBRR for."""
+    t = np.arange(frames * FRAME_SAMPLES) / SAMPLE_RATE
+    pitch = 140 * (1 + 0.05 * np.sin(2 * np.pi * 5 * t))
+    phase = 2 * np.pi * np.cumsum(pitch) / SAMPLE_RATE
+    signal = sum(np.sin(k * phase) / k for k in range(1, 8)) * (0.6 + 0.4 * np.sin(8 * np.pi * t))
+    return np.round(5000 * signal).astype(np.int16)
+
+
+def test_fec_recovers_a_lost_frame_better_than_plc():
+    """With in-band FEC on, a lost frame decoded from the next packet's FEC copy is much
+    closer to what the frame decodes to than Opus PLC's guess."""
+    packets = encode(voiced(60), OpusSettings(fec=True, packet_loss_percent=10))
+    probe = OpusDecoder()
+    assert probe.can_decode_fec
+    lost = next(k for k in range(20, 55) if probe.has_fec(packets[k + 1]))
+    reference = OpusDecoder()
+    truth = [reference.decode(p) for p in packets][lost].astype(np.float64)
+
+    def error(conceal) -> float:
+        decoder = OpusDecoder()
+        for packet in packets[:lost]:
+            decoder.decode(packet)
+        pcm = conceal(decoder).astype(np.float64)
+        return float(((pcm - truth) ** 2).sum() / (truth**2).sum())
+
+    with_fec = error(lambda d: d.decode_fec(packets[lost + 1]))
+    with_plc = error(lambda d: d.conceal())
+    assert with_fec < 0.1
+    assert with_fec < with_plc / 3
+
+
+def test_playout_under_loss_and_jitter_never_skips_or_repeats_a_whole_frame():
+    """A tone with 5 % loss and 0-40 ms jitter through jitter buffer + playout: every
+    change of delay is a whole number of pitch periods (tick to tick the media position
+    advances 960 samples plus or minus whole periods, or by a kept slot of a late frame
+    plus whole periods), and the output stays loud: no gap."""
+    frames = 300
+    packets = encode(sine(440, frames))
+    rng = np.random.default_rng(3)
+    arrivals = sorted(
+        ((n + 1) * FRAME_SECONDS + rng.uniform(0, 0.040), n)
+        for n in range(frames)
+        if rng.random() >= 0.05
+    )
+    playout = SpeakerPlayout(JitterBuffer(), OpusDecoder())
+    index, positions, quietest = 0, [], []
+    for tick in range(frames):
+        now = tick * FRAME_SECONDS + 0.007
+        while index < len(arrivals) and arrivals[index][0] <= now:
+            playout.jitter.push(arrivals[index][1], packets[arrivals[index][1]], arrivals[index][0])
+            index += 1
+        pcm = playout.next_frame(now)
+        if pcm is not None:
+            positions.append(playout.position)
+            quietest.append(np.abs(pcm[:480]).max())
+            quietest.append(np.abs(pcm[480:]).max())
+    assert playout.stats.concealed > 0 and playout.stats.accelerated > 0
+    steps = np.diff(positions) - FRAME_SAMPLES
+    for step in steps:
+        off = abs(step) % FRAME_SAMPLES if step > 0 else abs(step)
+        # A kept slot (a late frame) is a whole frame plus whole periods in media time,
+        # positions of made-up samples continue, so what is left are whole periods.
+        periods = off / PERIOD
+        assert abs(periods - round(periods)) < 0.15 or off < 3, steps
+    assert min(quietest[10:-10]) > 500, "a silent 10 ms"
