@@ -2,8 +2,7 @@
 
 import numpy as np
 
-from spaces.audio import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE, OpusDecoder, OpusSettings
-from spaces.audio import tsm
+from spaces.audio import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE, OpusDecoder, OpusSettings, tsm
 from spaces.audio.jitter import JitterBuffer
 from spaces.audio.playout import SpeakerPlayout
 
