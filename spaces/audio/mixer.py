@@ -89,6 +89,7 @@ class UplinkQuality:
 
     loss_percent: int  # frames lost among the last 5 s of the stream, 0..100
     jitter_ms: int  # 95th percentile of arrival delay above the fastest frame
+    epoch: int | None  # the stream measured (a new one starts from no loss)
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,7 +389,7 @@ class RoomMixer:
         if self._tick % self.quality_every_ticks == 0:
             uplink = {
                 speaker.speaker_id: UplinkQuality(
-                    speaker.jitter.loss_percent, speaker.jitter.jitter_ms
+                    speaker.jitter.loss_percent, speaker.jitter.jitter_ms, speaker.epoch
                 )
                 for speaker in self._speakers.values()
                 if speaker.publishing and speaker.jitter.playing
