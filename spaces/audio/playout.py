@@ -85,9 +85,9 @@ class SpeakerPlayout:
         self._positions = _EMPTY64
         self._owed = 0  # buffered samples of delay the jitter buffer gave back, to remove
         # While the signal is being extended by repeating its pitch: (the history extended,
-        # its period, samples extended so far, whether the next real frame must be aligned
-        # to it: yes for a late frame, whose slot was kept; no for a lost one's stand-in).
-        self._late: tuple[np.ndarray, int, int, bool] | None = None
+        # its period, samples extended so far, how many of them stand in for lost frames'
+        # slots; the others were played while the stream was late, and added delay).
+        self._late: tuple[np.ndarray, int, int, int] | None = None
         self._history = np.zeros(_HISTORY, dtype=np.int16)  # the last samples played
         self._quiet = True  # whole-frame mode: the last frame was below the talk threshold
         self._scratch = np.zeros(FRAME_SAMPLES, dtype=np.float32)
@@ -188,12 +188,12 @@ class SpeakerPlayout:
                 history = np.concatenate((self._history, self._sync))[-_HISTORY:]
                 period, correlation = tsm.period_before_end(history)
                 if period and correlation >= _PERIODIC:
-                    self._late = (history, period, 0, False)
-            if self._late is not None and not self._late[3]:
-                # In place of the lost frame; its slot stays, so no alignment after it.
-                history, period, done, _ = self._late
-                pcm = tsm.extend(history, period, done, FRAME_SAMPLES)
-                self._late = (history, period, done + FRAME_SAMPLES, False)
+                    self._late = (history, period, 0, 0)
+            if self._late is not None:
+                # In place of the lost frame, which keeps its slot in media time.
+                history, period, done, covered = self._late
+                pcm = tsm.extend(history, period, done, FRAME_SAMPLES) if period else pcm
+                self._late = (history, period, done + FRAME_SAMPLES, covered + FRAME_SAMPLES)
                 self._append(pcm, positions)
                 return
         if self._late is not None:
@@ -211,8 +211,8 @@ class SpeakerPlayout:
             period, correlation = tsm.period_before_end(history)
             if period == 0 or correlation < tsm.MIN_CORRELATION:
                 period = min(tsm.MAX_LAG, len(history))  # unvoiced: repeat the longest span
-            self._late = (history, period, 0, True)
-        history, period, done, _ = self._late
+            self._late = (history, period, 0, 0)
+        history, period, done, covered = self._late
         self.stats.concealed += 1
         if period == 0:
             pcm = np.zeros(FRAME_SAMPLES, dtype=np.int16)
@@ -221,22 +221,24 @@ class SpeakerPlayout:
             frames_done = done // FRAME_SAMPLES
             if frames_done >= 2:  # a longer stall: fade out rather than buzz
                 pcm = (pcm * (0.5 ** (frames_done - 1))).astype(np.int16)
-        self._late = (history, period, done + FRAME_SAMPLES, True)
+        self._late = (history, period, done + FRAME_SAMPLES, covered)
         self._append(pcm, self._next_positions(FRAME_SAMPLES))
 
     def _merge(self, pcm: np.ndarray) -> np.ndarray:
         """Before ``pcm``, the real frame after a late one's extension: extend on to the next
         whole period (so the delay grew by whole periods) and crossfade into ``pcm``."""
-        history, period, done, align = self._late
+        history, period, done, covered = self._late
         self._late = None
         if period == 0:
             return pcm
-        extra = (-done) % period if align else 0
+        # The extension stood in for ``covered`` samples of media (lost frames' slots) and
+        # played ``done``: extend on until the two agree modulo the period.
+        extra = (covered - done) % period
         tail = tsm.extend(history, period, done, extra + _MERGE_FADE)
         seam = tsm._crossfade(tail[extra:].astype(np.float64), pcm[:_MERGE_FADE].astype(np.float64))
         pcm = np.concatenate((seam, pcm[_MERGE_FADE:]))
         self._append(tail[:extra], self._next_positions(extra))
-        self.stats.merged += align
+        self.stats.merged += done > covered
         return pcm
 
     def _adapt(self, now: float | None) -> None:
