@@ -27,6 +27,7 @@ given back by skipping a quiet frame or a lost frame's slot), for the bench's ba
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +39,7 @@ from .levels import frame_level_dbfs
 
 # Merge: the extension crossfades into the real frame over this long.
 _MERGE_FADE = 48  # 1 ms
+_SETTLE_TICKS = 3
 _PERIODIC = 0.95  # a lost frame is continued by pitch repetition above this correlation
 _HISTORY = 2 * 720 + 240  # played samples kept: two longest pitch periods and a window
 _EMPTY16 = np.zeros(0, dtype=np.int16)
@@ -87,7 +89,8 @@ class SpeakerPlayout:
         # While the signal is being extended by repeating its pitch: (the history extended,
         # its period, samples extended so far, how many of them stand in for lost frames'
         # slots; the others were played while the stream was late, and added delay).
-        self._late: tuple[np.ndarray, int, int, int] | None = None
+        self._late: tuple[np.ndarray, float, int, int] | None = None
+        self._settle = 0  # ticks left without time-stretching after a concealment
         self._history = np.zeros(_HISTORY, dtype=np.int16)  # the last samples played
         self._quiet = True  # whole-frame mode: the last frame was below the talk threshold
         self._scratch = np.zeros(FRAME_SAMPLES, dtype=np.float32)
@@ -104,6 +107,7 @@ class SpeakerPlayout:
         self._positions = _EMPTY64
         self._owed = 0
         self._late = None
+        self._settle = 0
         self._history = np.zeros(_HISTORY, dtype=np.int16)
         self._quiet = True
         self.position = None
@@ -177,6 +181,7 @@ class SpeakerPlayout:
         tone's energy in voip mode), the repetition stays in phase."""
         decoder = self.decoder
         self.stats.concealed += 1
+        self._settle = _SETTLE_TICKS
         positions = np.arange(slot, slot + FRAME_SAMPLES, dtype=np.int64)
         if decoder.has_fec(following):
             before = decoder.recovered_with_fec
@@ -222,7 +227,7 @@ class SpeakerPlayout:
             if frames_done >= 2:  # a longer stall: fade out rather than buzz
                 pcm = (pcm * (0.5 ** (frames_done - 1))).astype(np.int16)
         self._late = (history, period, done + FRAME_SAMPLES, covered)
-        self._append(pcm, self._next_positions(FRAME_SAMPLES))
+        self._append(pcm, self._held_positions(FRAME_SAMPLES))
 
     def _merge(self, pcm: np.ndarray) -> np.ndarray:
         """Before ``pcm``, the real frame after a late one's extension: extend on to the next
@@ -232,13 +237,16 @@ class SpeakerPlayout:
         if period == 0:
             return pcm
         # The extension stood in for ``covered`` samples of media (lost frames' slots) and
-        # played ``done``: extend on until the two agree modulo the period.
-        extra = (covered - done) % period
+        # played ``done``: extend on until the delay it added is a whole number of periods.
+        added = done - covered
+        extra = round(math.ceil(added / period - 1e-9) * period) - added if added > 0 else 0
+        extra = max(0, extra)
         tail = tsm.extend(history, period, done, extra + _MERGE_FADE)
         seam = tsm._crossfade(tail[extra:].astype(np.float64), pcm[:_MERGE_FADE].astype(np.float64))
         pcm = np.concatenate((seam, pcm[_MERGE_FADE:]))
-        self._append(tail[:extra], self._next_positions(extra))
+        self._append(tail[:extra], self._held_positions(extra))
         self.stats.merged += done > covered
+        self._settle = _SETTLE_TICKS
         return pcm
 
     def _adapt(self, now: float | None) -> None:
@@ -252,6 +260,12 @@ class SpeakerPlayout:
                 self._owed += FRAME_SAMPLES
             if self._owed >= tsm.MIN_LAG:
                 self._owed -= self._accelerate(self._owed)
+            return
+        if self._settle:
+            # A concealment or merge is in the buffer, and the decoder takes a frame or two to
+            # settle after a loss: a period measured there would be wrong (NetEq, too, does
+            # not accelerate right after an expand).
+            self._settle -= 1
             return
         lag = jitter.lag(now, self._positions[0] / SAMPLE_RATE)
         if lag is None:
@@ -304,6 +318,17 @@ class SpeakerPlayout:
         self._positions = (
             np.concatenate((self._positions, positions)) if len(self._positions) else positions
         )
+
+    def _held_positions(self, count: int) -> np.ndarray:
+        """Positions for samples that add delay (a late frame's extension): media time stands
+        still at the last sample's while they play."""
+        if len(self._positions):
+            last = int(self._positions[-1])
+        elif self.position is not None:
+            last = self.position + FRAME_SAMPLES - 1
+        else:
+            last = self.jitter.last_slot * FRAME_SAMPLES - 1
+        return np.full(count, last, dtype=np.int64)
 
     def _next_positions(self, count: int) -> np.ndarray:
         """Positions for made-up samples: they continue the last buffered (or played) one."""

@@ -63,12 +63,15 @@ def _normalized_correlation(x: np.ndarray, start: int, lags: np.ndarray, window:
     return dots / denominator
 
 
-def find_period(x: np.ndarray, start: int = 0, *, max_lag: int = MAX_LAG) -> tuple[int, float]:
+def find_period(
+    x: np.ndarray, start: int = 0, *, max_lag: int = MAX_LAG, fractional: bool = False
+) -> tuple[float, float]:
     """The pitch period (samples) of ``x`` at ``start`` and its normalized correlation.
 
     The shortest lag whose correlation is within 2 % of the best one: a tone correlates as well
     at two periods as at one, and the fundamental is what the multiples are built from.
-    Returns (0, 0.0) when ``x`` is too short to compare one lag.
+    Returns (0, 0.0) when ``x`` is too short to compare one lag. ``fractional``: refine the
+    lag between samples (a parabola through the peak), for multiples of it to stay in phase.
     """
     window = CORRELATION_WINDOW
     max_lag = min(max_lag, len(x) - start - window)
@@ -81,7 +84,13 @@ def find_period(x: np.ndarray, start: int = 0, *, max_lag: int = MAX_LAG) -> tup
     index = int(np.argmax(correlation >= best - 0.02))
     while index + 1 < len(correlation) and correlation[index + 1] >= correlation[index]:
         index += 1  # up to that peak's top, not its flank
-    return int(lags[index]), float(correlation[index])
+    period: float = int(lags[index])
+    if fractional and 0 < index < len(correlation) - 1:
+        before, peak, after = correlation[index - 1 : index + 2]
+        curvature = before - 2 * peak + after
+        if curvature < 0:
+            period += 0.5 * (before - after) / curvature
+    return period, float(correlation[index])
 
 
 def _rms(x: np.ndarray) -> float:
@@ -118,18 +127,17 @@ def accelerate(
         # Quiet: no pitch to keep. Cut what is owed, with a crossfade against a stray click.
         removed = min(max_remove, room - MIN_CROSSFADE)
         return _cut(x, start, removed, MIN_CROSSFADE, 1.0)
-    period, correlation = find_period(x, start)
+    period, correlation = find_period(x, start, fractional=True)
     if period == 0 or correlation < min_correlation:
         return unchanged
     # As many periods as are owed and fit, each multiple checked on the signal itself: a
-    # voice's period drifts, so the lag is refined around every multiple.
+    # voice's period drifts, so the lag is refined (by a sample or two) around every multiple.
     signal = x.astype(np.float64)
-    fade = max(period, MIN_CROSSFADE)
+    fade = max(round(period), MIN_CROSSFADE)
     best: tuple[int, float] | None = None
-    for periods in range(max(1, max_remove // period), 0, -1):
-        centre = periods * period
-        # The period is a whole number of samples: its error adds up over the multiples.
-        spread = 2 + periods
+    for periods in range(max(1, int(max_remove // period)), 0, -1):
+        centre = round(periods * period)
+        spread = 2
         low = max(MIN_LAG, centre - spread)
         high = min(centre + spread, max_remove, room - max(fade, CORRELATION_WINDOW))
         if high < low:
@@ -168,7 +176,8 @@ def preemptive_expand(
     unchanged = Stretch(x, 0, 0.0)
     if len(x) - start < 2 * MIN_LAG + CORRELATION_WINDOW:
         return unchanged
-    period, correlation = find_period(x, start, max_lag=(len(x) - start) // 2)
+    found, correlation = find_period(x, start, max_lag=(len(x) - start) // 2)
+    period = int(found)
     if period == 0:
         return unchanged
     if correlation < min_correlation:
@@ -181,19 +190,22 @@ def preemptive_expand(
     return Stretch(out, p, correlation)
 
 
-def period_before_end(history: np.ndarray) -> tuple[int, float]:
-    """The pitch period of the end of ``history`` (compared backwards from its last sample)."""
-    return find_period(history[::-1].copy())
+def period_before_end(history: np.ndarray) -> tuple[float, float]:
+    """The pitch period (fractional) of the end of ``history``, compared backwards from its
+    last sample, and its correlation."""
+    return find_period(history[::-1].copy(), fractional=True)
 
 
-def extend(history: np.ndarray, period: int, start: int, count: int) -> np.ndarray:
+def extend(history: np.ndarray, period: float, start: int, count: int) -> np.ndarray:
     """Samples ``start`` .. ``start + count`` after the end of ``history``, continuing it by
     repeating its last ``period`` samples (NetEq's expand for a periodic signal). Sample
     ``period × k`` of the extension is the one after the end of the history again, so a real
     frame that continues the history joins it without a phase jump there."""
-    cycle = history[len(history) - period :]
-    index = (np.arange(start, start + count) % period).astype(np.intp)
-    return cycle[index]
+    # A fractional period is followed exactly by reading between samples (linear
+    # interpolation: at voice frequencies, far below Nyquist, its error is inaudible).
+    where = len(history) - period + np.mod(np.arange(start, start + count), period)
+    samples = np.interp(where, np.arange(len(history)), history.astype(np.float64))
+    return np.clip(np.rint(samples), -32768, 32767).astype(np.int16)
 
 
 def merge_offset(continuation: np.ndarray, following: np.ndarray, *, window: int) -> int:
