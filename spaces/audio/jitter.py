@@ -273,6 +273,12 @@ class JitterBuffer:
             self._paid()
         return self._play(entry, now)
 
+    @property
+    def last_was_lost(self) -> bool:
+        """The last ``CONCEAL`` was for a lost frame (playout moved past its slot), not a late
+        one (playout waits in its slot)."""
+        return self._next is not None and self._last_slot < self._next
+
     def peek_next(self) -> bytes | None:
         """The payload the next ``pop`` would play, if it is buffered (for FEC decoding)."""
         entry = self._frames.get(self._next) if self._next is not None else None

@@ -148,9 +148,8 @@ class SpeakerPlayout:
         jitter = self.jitter
         slot = jitter.last_slot * FRAME_SAMPLES
         if item is Playout.CONCEAL:
-            following = jitter.peek_next() if jitter.depth else None
-            if following is not None:
-                self._conceal_lost(following, slot)
+            if jitter.last_was_lost:
+                self._conceal_lost(jitter.peek_next(), slot)
             else:
                 self._expand_late()
             return
@@ -173,9 +172,9 @@ class SpeakerPlayout:
         self.stats.decodes += 1
         return pcm
 
-    def _conceal_lost(self, following: bytes, slot: int) -> None:
-        """A lost frame whose successor is here: decode its in-band FEC copy if the packet
-        has one. Otherwise Opus PLC runs (so the decoder knows of the loss), but a strongly
+    def _conceal_lost(self, following: bytes | None, slot: int) -> None:
+        """A lost frame (playout moved past its slot): decode its in-band FEC copy if the next
+        packet is here and has one. Otherwise Opus PLC runs (so the decoder knows of the loss), but a strongly
         periodic signal is continued by repeating its last pitch period instead, as NetEq's
         expand does: on a steady pitch SILK's PLC drifts (an error of 45-80 % of a 440 Hz
         tone's energy in voip mode), the repetition stays in phase."""
@@ -183,7 +182,7 @@ class SpeakerPlayout:
         self.stats.concealed += 1
         self._settle = _SETTLE_TICKS
         positions = np.arange(slot, slot + FRAME_SAMPLES, dtype=np.int64)
-        if decoder.has_fec(following):
+        if following is not None and decoder.has_fec(following):
             before = decoder.recovered_with_fec
             pcm = decoder.decode_fec(following)
             self.stats.recovered_fec += decoder.recovered_with_fec - before
