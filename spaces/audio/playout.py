@@ -240,9 +240,13 @@ class SpeakerPlayout:
         added = done - covered
         extra = round(math.ceil(added / period - 1e-9) * period) - added if added > 0 else 0
         extra = max(0, extra)
-        tail = tsm.extend(history, period, done, extra + _MERGE_FADE)
-        seam = tsm._crossfade(tail[extra:].astype(np.float64), pcm[:_MERGE_FADE].astype(np.float64))
-        pcm = np.concatenate((seam, pcm[_MERGE_FADE:]))
+        # After a lost frame the decoder takes a frame to recover (SILK's state was
+        # concealed: the first frame comes out quiet and off in phase), so a periodic
+        # extension hands over across that whole frame; after a late one it is continuous.
+        fade = FRAME_SAMPLES if covered and period < tsm.MAX_LAG else _MERGE_FADE
+        tail = tsm.extend(history, period, done, extra + fade)
+        seam = tsm._crossfade(tail[extra:].astype(np.float64), pcm[:fade].astype(np.float64))
+        pcm = np.concatenate((seam, pcm[fade:]))
         self._append(tail[:extra], self._held_positions(extra))
         self.stats.merged += done > covered
         self._settle = _SETTLE_TICKS
