@@ -91,6 +91,8 @@ class SpeakerPlayout:
         # slots; the others were played while the stream was late, and added delay).
         self._late: tuple[np.ndarray, float, int, int] | None = None
         self._settle = 0  # ticks left without time-stretching after a concealment
+        # After a lost frame's extension: (its history, period, its index at the buffer's end).
+        self._source: tuple[np.ndarray, float, int] | None = None
         self._history = np.zeros(_HISTORY, dtype=np.int16)  # the last samples played
         self._quiet = True  # whole-frame mode: the last frame was below the talk threshold
         self._scratch = np.zeros(FRAME_SAMPLES, dtype=np.float32)
@@ -108,6 +110,7 @@ class SpeakerPlayout:
         self._owed = 0
         self._late = None
         self._settle = 0
+        self._source = None
         self._history = np.zeros(_HISTORY, dtype=np.int16)
         self._quiet = True
         self.position = None
@@ -157,7 +160,22 @@ class SpeakerPlayout:
         if pcm is not None:
             if self._late is not None:
                 pcm = self._merge(pcm)
+            elif self._source is not None:
+                history, period, index = self._source
+                self._source = (history, period, index + FRAME_SAMPLES)
             self._append(pcm, np.arange(slot, slot + FRAME_SAMPLES, dtype=np.int64))
+
+    def _extension_source(self) -> tuple[np.ndarray, float, float]:
+        """What a new extension repeats: (history, period, its correlation). Within a few
+        ticks of a lost frame the decoder is still recovering, and its output is no model of
+        the signal (quiet, off in period): the last extension goes on from where the stream
+        is now instead."""
+        if self._source is not None and self._settle:
+            history, period, index = self._source
+            return tsm.extend(history, period, index - _HISTORY, _HISTORY), period, 1.0
+        history = np.concatenate((self._history, self._sync))[-_HISTORY:]
+        period, correlation = tsm.period_before_end(history)
+        return history, period, correlation
 
     def _decode(self, payload: bytes) -> np.ndarray | None:
         try:
@@ -174,10 +192,10 @@ class SpeakerPlayout:
 
     def _conceal_lost(self, following: bytes | None, slot: int) -> None:
         """A lost frame (playout moved past its slot): decode its in-band FEC copy if the next
-        packet is here and has one. Otherwise Opus PLC runs (so the decoder knows of the loss), but a strongly
-        periodic signal is continued by repeating its last pitch period instead, as NetEq's
-        expand does: on a steady pitch SILK's PLC drifts (an error of 45-80 % of a 440 Hz
-        tone's energy in voip mode), the repetition stays in phase."""
+        packet is here and has one. Otherwise Opus PLC runs (so the decoder knows of the
+        loss), but a strongly periodic signal is continued by repeating its last pitch period
+        instead, as NetEq's expand does: on a steady pitch SILK's PLC drifts (an error of
+        45-80 % of a 440 Hz tone's energy in voip mode), the repetition stays in phase."""
         decoder = self.decoder
         self.stats.concealed += 1
         self._settle = _SETTLE_TICKS
@@ -189,8 +207,7 @@ class SpeakerPlayout:
         else:
             pcm = decoder.conceal()
             if self._late is None:
-                history = np.concatenate((self._history, self._sync))[-_HISTORY:]
-                period, correlation = tsm.period_before_end(history)
+                history, period, correlation = self._extension_source()
                 if period and correlation >= _PERIODIC:
                     self._late = (history, period, 0, 0)
             if self._late is not None:
@@ -210,9 +227,7 @@ class SpeakerPlayout:
         a frame. Nothing was lost, so the decoder is not told: the late frame decodes as the
         continuation of the last one and joins the extension where their phases agree."""
         if self._late is None:
-            # What plays last before the extension: the history, then any samples still here.
-            history = np.concatenate((self._history, self._sync))[-_HISTORY:]
-            period, correlation = tsm.period_before_end(history)
+            history, period, correlation = self._extension_source()
             if period == 0 or correlation < tsm.MIN_CORRELATION:
                 period = min(tsm.MAX_LAG, len(history))  # unvoiced: repeat the longest span
             self._late = (history, period, 0, 0)
@@ -248,6 +263,9 @@ class SpeakerPlayout:
         seam = tsm._crossfade(tail[extra:].astype(np.float64), pcm[:fade].astype(np.float64))
         pcm = np.concatenate((seam, pcm[fade:]))
         self._append(tail[:extra], self._held_positions(extra))
+        # Where the extension would be at the end of the buffer, for one that starts before
+        # the decoder has recovered (``_extension_source``).
+        self._source = (history, period, done + extra + len(pcm)) if covered else None
         self.stats.merged += done > covered
         self._settle = _SETTLE_TICKS
         return pcm
@@ -269,6 +287,8 @@ class SpeakerPlayout:
             # settle after a loss: a period measured there would be wrong (NetEq, too, does
             # not accelerate right after an expand).
             self._settle -= 1
+            if not self._settle:
+                self._source = None
             return
         lag = jitter.lag(now, self._positions[0] / SAMPLE_RATE)
         if lag is None:
