@@ -40,7 +40,7 @@ from .levels import frame_level_dbfs
 # Merge: the extension crossfades into the real frame over this long.
 _MERGE_FADE = 48  # 1 ms
 _SETTLE_TICKS = 3
-_PERIODIC = 0.95  # a lost frame is continued by pitch repetition above this correlation
+_PERIODIC = 0.98  # a lost frame is continued by pitch repetition above this correlation
 _HISTORY = 2 * 720 + 240  # played samples kept: two longest pitch periods and a window
 _EMPTY16 = np.zeros(0, dtype=np.int16)
 _EMPTY64 = np.zeros(0, dtype=np.int64)

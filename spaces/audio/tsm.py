@@ -39,6 +39,7 @@ MAX_LAG = SAMPLE_RATE * 15 // 1000  # 15 ms: 67 Hz, below a low male voice
 CORRELATION_WINDOW = SAMPLE_RATE * 5 // 1000  # 5 ms compared at each lag
 MIN_CROSSFADE = SAMPLE_RATE // 1000  # 1 ms: a seam shorter than that clicks
 MIN_CORRELATION = 0.9  # NetEq's accelerate threshold (kCorrelationThreshold, Q14 14746)
+STEADY_CORRELATION = 0.99  # above it the sound is a steady pitch (a tone, a held note)
 QUIET_RMS = 100.0  # about -50 dBFS: below the talk threshold, a seam cannot be heard
 
 
@@ -135,7 +136,12 @@ def accelerate(
     signal = x.astype(np.float64)
     fade = max(round(period), MIN_CROSSFADE)
     best: tuple[int, float] | None = None
-    for periods in range(max(1, int(max_remove // period)), 0, -1):
+    most = max(1, int(max_remove // period))
+    if correlation < STEADY_CORRELATION:
+        # A voice changes from period to period: cutting many at once smears a syllable.
+        # Like NetEq's accelerate, take a couple a tick; a steady tone can lose them all.
+        most = min(most, 2)
+    for periods in range(most, 0, -1):
         centre = round(periods * period)
         spread = 2
         low = max(MIN_LAG, centre - spread)
