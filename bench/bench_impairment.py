@@ -21,8 +21,14 @@ Figures (all measured on the listener's decoded audio, except the delay and the 
 * **delay p50/p95**: each tick, the time from when the frame whose sample starts the tick was
   sent (without its jitter) to the tick: network jitter plus buffering (the codecs' and
   the sender's 20 ms of framing are not in it). From ``RoomMixer.playout_position``.
-* **frame ops**: whole frames inserted (a late frame concealed, its slot kept) and skipped (a
-  slot given back) by the playout, and of the inserts how many were merged pitch-aligned.
+* **late / merged / skips**: ticks the stream was late (nothing to play), late episodes whose
+  frame was spliced back in at whole pitch periods (time-stretching only), and slots skipped
+  to give delay back (whole-frame only). Whole-frame inserts + skips in the summary: the
+  baseline's late ticks (each keeps a frame of PLC in the stream) plus its skips; with
+  time-stretching a late tick is a pitch extension, so only skips would count (none).
+* **lost / fec**: frames lost on the uplink, and how many were rebuilt from in-band FEC (the
+  sender turns it on at the server's first ``uplink.quality``; libopus codes it only where
+  it affords it, so few are).
 * **speech ratio**: speech (espeak-ng if installed, else ``speech_like`` from bench_mixer)
   through the impaired uplink against the same speech through a clean one, both measured as
   the mean best-lag correlation of 200 ms segments (a delay change is no error for speech,
@@ -239,7 +245,7 @@ def main() -> None:
     )
     header = (
         f"{'mode':<13}{'seed':>5}{'tone corr':>10}{'glitchy %':>10}{'delay p50':>10}"
-        f"{'p95 ms':>8}{'inserts':>8}{'merged':>7}{'skips':>6}{'lost':>5}{'fec':>5}{'speech':>8}"
+        f"{'p95 ms':>8}{'late':>8}{'merged':>7}{'skips':>6}{'lost':>5}{'fec':>5}{'speech':>8}"
     )
     print(header)
     totals: dict[bool, dict[str, list[float]]] = {
@@ -255,7 +261,10 @@ def main() -> None:
             lossy = run(speech, seed, impaired=True, time_stretch=time_stretch)
             ratio = speech_score(lossy.heard, speech) / speech_score(clean.heard, speech)
             p50, p95 = np.percentile(np.array(tone_run.delays) * 1000, [50, 95])
-            unmerged = tone_run.inserts - tone_run.merged
+            # Whole frames inserted or skipped: the baseline keeps a late frame's PLC in the
+            # stream (a frame inserted) and skips slots; the time-stretching playout extends
+            # by pitch periods while late and splices the frame in at whole periods.
+            whole_frame_ops = tone_run.skips + (0 if time_stretch else tone_run.inserts)
             print(
                 f"{name:<13}{seed:>5}{correlation:>10.3f}{glitchy:>10.1f}{p50:>10.0f}{p95:>8.0f}"
                 f"{tone_run.inserts:>8}{tone_run.merged:>7}{tone_run.skips:>6}"
@@ -266,7 +275,7 @@ def main() -> None:
             bucket["glitchy"].append(glitchy)
             bucket["delays"].extend(tone_run.delays)
             bucket["ratio"].append(ratio)
-            bucket["ops"].append(unmerged + tone_run.skips)
+            bucket["ops"].append(whole_frame_ops)
 
     print()
     for time_stretch in (True, False):
@@ -276,7 +285,7 @@ def main() -> None:
         print(
             f"{name}: tone corr min {min(bucket['corr']):.3f}, glitchy max "
             f"{max(bucket['glitchy']):.1f} %, delay p95 {p95:.0f} ms, speech ratio min "
-            f"{min(bucket['ratio']):.3f}, whole-frame ops (unmerged inserts + skips) per run "
+            f"{min(bucket['ratio']):.3f}, whole-frame inserts + skips per run "
             f"{np.mean(bucket['ops']):.1f}"
         )
     ours, base = totals[True], totals[False]
