@@ -241,7 +241,7 @@ def main() -> None:
 
     print(
         f"impairment: {LOSS:.0%} loss, 0-{JITTER * 1000:.0f} ms uniform jitter, {SWAP:.0%} "
-        f"swapped with the next frame; {args.seconds:.0f} s; speech: {speech_name}"
+        f"of frames arrive just after the next one; {args.seconds:.0f} s; speech: {speech_name}"
     )
     header = (
         f"{'mode':<13}{'seed':>5}{'tone corr':>10}{'glitchy %':>10}{'delay p50':>10}"
