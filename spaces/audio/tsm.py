@@ -182,14 +182,16 @@ def preemptive_expand(
     unchanged = Stretch(x, 0, 0.0)
     if len(x) - start < 2 * MIN_LAG + CORRELATION_WINDOW:
         return unchanged
-    found, correlation = find_period(x, start, max_lag=(len(x) - start) // 2)
-    period = int(found)
-    if period == 0:
-        return unchanged
-    if correlation < min_correlation:
-        if _rms(x[start : start + 2 * period]) >= quiet_rms:
+    span = min(len(x) - start, 2 * MAX_LAG)
+    if _rms(x[start : start + span]) < quiet_rms:
+        # Quiet: a repeated stretch of near-silence is inaudible; no search needed (a
+        # silent speaker is the common case, and the search is the cost).
+        period, correlation = min(MAX_LAG, (len(x) - start) // 2), 1.0
+    else:
+        found, correlation = find_period(x, start, max_lag=(len(x) - start) // 2)
+        period = int(found)
+        if period == 0 or correlation < min_correlation:
             return unchanged
-        correlation = 1.0  # quiet: a repeated stretch of near-silence is inaudible
     s, p = start, period
     seam = _crossfade(x[s + p : s + 2 * p].astype(np.float64), x[s : s + p].astype(np.float64))
     out = np.concatenate((x[: s + p], seam, x[s + p :]))
