@@ -38,6 +38,9 @@ Design points:
 * **Audio mode.** The uplink encodes with the space's audio mode's settings
   (``spaces.audio.codec.AUDIO_MODES``): the snapshot says which, ``audio_mode.changed``
   switches it from the next frame. ``opus_settings`` overrides both (benches, tests).
+* **Loss.** When the server reports loss on this member's uplink (``uplink.quality``), the
+  encoder is re-created with in-band FEC on, expecting that loss (at least 1 %), so the
+  server can rebuild a lost frame from the next packet; at 0 % it goes off again.
 
 No Django import: the module runs in processes that have no settings (the load bench).
 """
@@ -57,7 +60,7 @@ import urllib.request
 import wave
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -473,6 +476,7 @@ class AudioStreamer:
         self.sequence = 0
         self.stats = StreamStats()
         self._encoder: OpusEncoder | None = None
+        self.expected_loss_percent = 0  # what the server last reported (uplink.quality)
 
     async def stream(
         self,
@@ -486,8 +490,8 @@ class AudioStreamer:
             frames = itertools.islice(frames, round(seconds / FRAME_SECONDS))
         pacer = Pacer(self.clock, max_catch_up=self.max_catch_up)
         for pcm in frames:
-            if self._encoder is None:  # the first frame, or the first of a new connection
-                self._encoder = OpusEncoder(self.settings)
+            if self._encoder is None:  # the first frame, a new connection, a loss report
+                self._encoder = OpusEncoder(self._encoder_settings())
             # Encode before waiting, so the frame leaves right on its deadline.
             voiced = frame_level_dbfs(pcm) >= VOICE_ACTIVITY_DBFS
             message = wire.pack(
@@ -519,8 +523,26 @@ class AudioStreamer:
 
     def new_connection(self) -> None:
         """The socket was replaced: the server decodes the next frames as a new stream, with
-        a fresh decoder, so they come from a fresh encoder too."""
+        a fresh decoder, so they come from a fresh encoder too. The new stream's loss is
+        unknown yet: FEC waits for the server's next report."""
         self._encoder = None
+        self.expected_loss_percent = 0
+
+    def expect_loss(self, loss_percent: int) -> None:
+        """The server measured ``loss_percent`` on the uplink: from the next frame, encode with
+        in-band FEC for that loss (off at 0). PyAV cannot reconfigure an open encoder, so it is
+        re-created; the server's decoder takes the new encoder's packets in its stride."""
+        loss_percent = max(0, min(100, loss_percent))
+        if (loss_percent > 0) != (self.expected_loss_percent > 0) or (
+            loss_percent and loss_percent != self.expected_loss_percent
+        ):
+            self._encoder = None
+        self.expected_loss_percent = loss_percent
+
+    def _encoder_settings(self) -> OpusSettings:
+        settings = self.settings or OpusSettings()
+        loss = self.expected_loss_percent
+        return replace(settings, fec=loss > 0, packet_loss_percent=max(1, loss) if loss else 0)
 
 
 # --- the client ----------------------------------------------------------------------------------
@@ -773,6 +795,8 @@ class SpaceClient:
             # A newer connection of this member speaks for it now; this one only listens.
             self.superseded = True
             self._publishing.clear()
+        if event.get("type") == "uplink.quality" and isinstance(event.get("loss_percent"), int):
+            self.streamer.expect_loss(event["loss_percent"])
         self.events_received += 1
         self._track_own_state(event)
         self._put_event(event)

@@ -369,6 +369,16 @@ class Fanout:
         outgoing = Outgoing.text(text)
         self._broadcast(room, lambda member: outgoing)
 
+    def deliver_text_to_speaker(self, room_id: int, speaker_id: int, text: str) -> None:
+        """Send one text message to the local sockets publishing as ``speaker_id``."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            return
+        outgoing = Outgoing.text(text)
+        for member in room.members.values():
+            if member.speaker_id == speaker_id:
+                member.sink.send(outgoing)
+
     # --- sending in chunks ------------------------------------------------------------------
 
     def _broadcast(self, room: RoomFanout, pick: Callable[[_Member], Outgoing | None]) -> None:

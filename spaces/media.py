@@ -26,9 +26,10 @@ connection of the same member ends its epoch with an ``E`` message (docs/protoco
 
 Bundle layout (``out`` channel), big-endian: ``B`` version (1), ``I`` sequence, ``I`` timestamp,
 ``H`` shared length, shared Opus packet, ``H`` count, then per talking speaker ``I`` user id,
-``H`` length, mix-minus packet. A levels message is ``B`` 2 then the event's JSON. ``in``
-channel: ``b"F"`` + ``I`` user id + ``I`` epoch + a speaker's wire frame; ``b"P"`` + ``I`` user
-id + ``B`` publishing (0/1) + ``I`` epoch of the new stream (0 when not publishing);
+``H`` length, mix-minus packet. A levels message is ``B`` 2 then the event's JSON; an uplink
+report is ``B`` 3, ``I`` user id, then its ``uplink.quality`` JSON, for that speaker's sockets.
+``in`` channel: ``b"F"`` + ``I`` user id + ``I`` epoch + a speaker's wire frame; ``b"P"`` +
+``I`` user id + ``B`` publishing (0/1) + ``I`` epoch of the new stream (0 when not publishing);
 ``b"E"`` + ``I`` user id + ``I`` epoch (that stream ended); ``b"R"`` + ``I`` 0 + ``B``
 recording (0/1); or ``b"A"`` + ``I`` 0 + ``B`` audio mode (index in ``AUDIO_MODE_CODES``).
 
@@ -64,6 +65,7 @@ from .audio.codec import opus_settings_for
 from .audio.mixer import RoomMixer, TickResult
 from .audio.recorder import MixRecorder
 from .audio.runner import MixerRunner
+from .audio.uplink import UplinkReports
 from .bus import LocalBus, RedisBus
 from .fanout import Fanout, fanout
 from .presence import AudiencePresence, Heartbeats
@@ -83,7 +85,7 @@ LEASE_RENEW = 1.0
 # A room with no local member keeps its subscriptions this long (a reconnecting client).
 IDLE_ROOM_SECONDS = 5.0
 
-_AUDIO_BUNDLE, _LEVELS = 1, 2
+_AUDIO_BUNDLE, _LEVELS, _UPLINK = 1, 2, 3
 _BUNDLE_HEAD = struct.Struct(">BIIH")
 _COUNT = struct.Struct(">H")
 _MINUS_HEAD = struct.Struct(">IH")
@@ -146,6 +148,8 @@ class _Room:
     # again, except once a second while someone talks, so members who join see the rings.
     last_levels: dict | None = None
     last_levels_at: float = 0.0
+    # What each speaker was last told about their uplink (event loop only, owner).
+    uplink_reports: UplinkReports = field(default_factory=UplinkReports)
     # Recording (event loop only). The owner's recorder, attached to ``mixer``; what the last
     # ``R`` message said (None: not told since this process became owner, so ask the
     # database); whether opening a segment failed and must be retried; and what this process
@@ -540,6 +544,11 @@ class MediaPlane:
             if data[:1] == bytes([_LEVELS]):
                 self.fanout.deliver_text(space_id, data[1:].decode())
                 return
+            if data[:1] == bytes([_UPLINK]):
+                (user_id,) = _EPOCH.unpack_from(data, 1)
+                text = data[1 + _EPOCH.size :].decode()
+                self.fanout.deliver_text_to_speaker(space_id, user_id, text)
+                return
             shared, minus = unpack_bundle(data)
             self.fanout.deliver(space_id, shared, minus)
 
@@ -557,9 +566,27 @@ class MediaPlane:
         message = bytes([_LEVELS]) + json.dumps(levels, separators=(",", ":")).encode()
         self.bus.publish_nowait(f"out:{room.space_id}", message)
 
+    def _publish_uplink(self, room: _Room, uplink: dict) -> None:
+        """Event loop, owner only: tell speakers whose uplink loss changed bucket."""
+        now = time.monotonic()
+        for user_id, quality in uplink.items():
+            event = room.uplink_reports.update(
+                user_id,
+                epoch=quality.epoch,
+                loss_percent=quality.loss_percent,
+                jitter_ms=quality.jitter_ms,
+                now=now,
+            )
+            if event is not None:
+                body = json.dumps(event, separators=(",", ":")).encode()
+                message = bytes([_UPLINK]) + _EPOCH.pack(int(user_id)) + body
+                self.bus.publish_nowait(f"out:{room.space_id}", message)
+
     def _on_tick_result(self, space_id, result: TickResult) -> None:
         """Mixer thread: hand the tick to the event loop at once; no I/O here."""
         room = self.rooms.get(space_id)
+        if room is not None and result.uplink:
+            self.loop.call_soon_threadsafe(self._publish_uplink, room, result.uplink)
         if room is not None:
             room.silent_ticks = 0 if result.talking else room.silent_ticks + 1
             if room.silent_ticks > SILENT_TAIL_TICKS:

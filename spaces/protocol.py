@@ -43,6 +43,9 @@ EVENTS: dict[str, set[str]] = {
     "error": {"code", "message", "request_id"},
     # A newer connection of the same member joined: it speaks for them, this one only listens.
     "stream.superseded": set(),
+    # To a publishing speaker only, when the loss the server measures on their uplink moves
+    # to another bucket (at most every 2 s): the client turns in-band FEC on (or off at 0).
+    "uplink.quality": {"loss_percent", "jitter_ms"},
 }
 
 # Client → server. Every message has "type" and may carry "request_id", echoed in errors.

@@ -1,24 +1,37 @@
-"""Opus at 48 kHz mono in 20 ms frames, through PyAV's libopus wrapper.
+"""Opus at 48 kHz mono in 20 ms frames: PyAV's libopus wrapper, and libopus itself for the
+live decoder.
 
-What FFmpeg's libopus wrapper allows (libavcodec/libopusdec.c, FFmpeg 8 / PyAV 18):
+Encoding (and every decode outside the live per-speaker path: recorder, replay, benches) goes
+through PyAV. The live per-speaker decoder is the one exception: it calls the libopus that PyAV
+ships (``av.libs/libopus-*.so``, found next to the ``av`` package) through a small ctypes
+binding, because FFmpeg's libopus wrapper (libavcodec/libopusdec.c, FFmpeg 8 / PyAV 18) hides
+the two calls a jitter buffer needs:
 
-* **FEC cannot be decoded.** ``libopus_decode`` always calls ``opus_multistream_decode(...,
-  decode_fec=0)`` and exposes no option to change it, so the LBRR copy of frame *n* carried in
-  packet *n + 1* is unreachable from Python. The encoder side (``fec``, ``packet_loss``) works;
-  it only pays off for clients whose own libopus decodes FEC.
-* **Real Opus PLC is reachable, with a trick.** An empty ``AVPacket`` means "drain" to
-  libavcodec, so ``opus_decode(NULL, 0)`` (the documented way to ask for concealment) cannot
-  be requested directly. But libopus runs the same PLC for a packet whose only frame is 0 bytes
-  long (``opus_decode_frame``: "Payloads of 1 (2 including ToC) or 0 trigger the PLC/DTX"):
-  that is how DTX works. So :meth:`OpusDecoder.conceal` feeds a one-byte packet (just the TOC
-  byte, same mode and bandwidth as the last real packet, 20 ms, one frame). Opus then
-  extrapolates the signal and fades it out on its own over consecutive losses.
-* If that ever fails (no packet decoded yet, decoder error), concealment falls back to numpy:
-  the last frame repeated with a decaying gain, then silence.
+* **FEC cannot be decoded through FFmpeg.** ``libopus_decode`` always calls
+  ``opus_multistream_decode(..., decode_fec=0)`` and exposes no option to change it, so the
+  LBRR copy of frame *n* carried in packet *n + 1* is unreachable. libopus' own
+  ``opus_decode(packet n + 1, decode_fec=1)`` returns frame *n* from it (or runs PLC when the
+  packet carries none), which :meth:`OpusDecoder.decode_fec` does when a frame is lost and the
+  next one is already buffered.
+* **PLC.** An empty ``AVPacket`` means "drain" to libavcodec, so ``opus_decode(NULL, 0)``, the
+  documented way to ask for concealment, cannot be requested through FFmpeg. libopus called
+  directly takes it as it is.
+
+It is the same library PyAV decodes with, in the same version, so nothing new is installed and
+packets decode identically. If it cannot be loaded (another PyAV build, no ``av.libs``), the
+decoder falls back to PyAV: no FEC, and PLC through a trick: libopus runs the same PLC for a
+packet whose only frame is 0 bytes long (``opus_decode_frame``: "Payloads of 1 (2 including
+ToC) or 0 trigger the PLC/DTX"), so the fallback feeds a one-byte packet (the TOC byte, same
+mode and bandwidth as the last real packet, 20 ms, one frame). If even that fails (no packet
+decoded yet, decoder error), concealment is a numpy fade: the last frame repeated with a
+decaying gain, then silence.
 """
 
 from __future__ import annotations
 
+import ctypes
+import glob
+import os
 from dataclasses import dataclass
 from typing import Literal
 
@@ -63,8 +76,9 @@ class OpusSettings:
       degrades SILK's analysis (see the bench tables); 5 is the usual middle ground for
       servers mixing many streams.
     * ``fec=False, packet_loss_percent=0``: our websocket transport is TCP, so frames arrive
-      late rather than lost, and the server's decoder cannot use FEC anyway (module
-      docstring). In-band FEC would spend bits for nothing; enable it for lossy transports.
+      late rather than lost, and in-band FEC would spend bits for nothing. A speaker's client
+      turns it on when the server reports uplink loss (``uplink.quality``); the live decoder
+      rebuilds a lost frame from it (:meth:`OpusDecoder.decode_fec`).
 
     The "music" mode (:data:`AUDIO_MODES`) keeps "audio" and raises the bitrate to 96 kb/s:
     a chord with harmonics up to 16 kHz comes out at 0.99 (0.98 at 64 kb/s, 0.996 at
@@ -166,21 +180,110 @@ def _toc_for_20ms_plc(toc: int) -> int:
     return (config << 3) | stereo_bit  # frame count code 0: one frame
 
 
-class OpusDecoder:
-    """Decodes one speaker's Opus packets to 960-sample int16 frames, and conceals losses."""
+def _load_libopus() -> ctypes.CDLL | None:
+    """The libopus PyAV ships (``av.libs`` next to the ``av`` package), or None."""
+    libs = os.path.join(os.path.dirname(os.path.dirname(av.__file__)), "av.libs")
+    for path in sorted(glob.glob(os.path.join(libs, "libopus*.so*"))):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        lib.opus_decoder_create.restype = ctypes.c_void_p
+        lib.opus_decoder_create.argtypes = [ctypes.c_int32, ctypes.c_int, ctypes.c_void_p]
+        lib.opus_decode.restype = ctypes.c_int
+        lib.opus_decode.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_int32,
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.c_int,
+        ]
+        lib.opus_decoder_ctl.restype = ctypes.c_int
+        lib.opus_decoder_ctl.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.opus_decoder_destroy.restype = None
+        lib.opus_decoder_destroy.argtypes = [ctypes.c_void_p]
+        if hasattr(lib, "opus_packet_has_lbrr"):  # libopus >= 1.5
+            lib.opus_packet_has_lbrr.restype = ctypes.c_int
+            lib.opus_packet_has_lbrr.argtypes = [ctypes.c_char_p, ctypes.c_int32]
+        return lib
+    return None
 
-    def __init__(self) -> None:
-        context = av.CodecContext.create("libopus", "r")
-        context.sample_rate = SAMPLE_RATE
-        context.layout = "mono"
-        context.format = "s16"
-        context.open()
-        self._context = context
+
+_LIBOPUS = _load_libopus()
+_OPUS_RESET_STATE = 4028  # opus_defines.h
+
+
+class _LibopusDecoder:
+    """One libopus decoder state (ctypes). Returns None where PyAV would raise."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        error = ctypes.c_int(0)
+        state = lib.opus_decoder_create(SAMPLE_RATE, 1, ctypes.byref(error))
+        if not state or error.value != 0:
+            raise CodecError(f"opus_decoder_create failed ({error.value})")
+        self._lib = lib
+        self._state = state
+
+    def decode(self, payload: bytes | None, fec: bool = False) -> np.ndarray | None:
+        """``payload`` None: PLC. ``fec``: frame n from packet n + 1's LBRR data."""
+        pcm = np.empty(FRAME_SAMPLES, dtype=np.int16)
+        count = self._lib.opus_decode(
+            self._state,
+            payload,
+            len(payload) if payload is not None else 0,
+            pcm.ctypes.data,
+            FRAME_SAMPLES,
+            1 if fec else 0,
+        )
+        if count != FRAME_SAMPLES:
+            return None
+        return pcm
+
+    def reset(self) -> None:
+        self._lib.opus_decoder_ctl(self._state, _OPUS_RESET_STATE)
+
+    def __del__(self) -> None:
+        state, self._state = getattr(self, "_state", None), None
+        if state:
+            self._lib.opus_decoder_destroy(state)
+
+
+class OpusDecoder:
+    """Decodes one speaker's Opus packets to 960-sample int16 frames, and conceals losses.
+
+    ``use_libopus=False`` forces the PyAV path (what runs when libopus cannot be loaded).
+    """
+
+    def __init__(self, *, use_libopus: bool = True) -> None:
+        self._libopus = _LibopusDecoder(_LIBOPUS) if use_libopus and _LIBOPUS else None
+        self._context = None
+        if self._libopus is None:
+            context = av.CodecContext.create("libopus", "r")
+            context.sample_rate = SAMPLE_RATE
+            context.layout = "mono"
+            context.format = "s16"
+            context.open()
+            self._context = context
         self._plc_packet: bytes | None = None
         self._last = np.zeros(FRAME_SAMPLES, dtype=np.int16)
         self._fallback_gain = 0.0
         self.concealed_with_opus = 0
         self.concealed_with_fallback = 0
+        self.recovered_with_fec = 0
+
+    @property
+    def can_decode_fec(self) -> bool:
+        return self._libopus is not None
+
+    def has_fec(self, payload: bytes) -> bool:
+        """Whether ``payload`` carries an in-band FEC copy of the frame before it that this
+        decoder can use. libopus only codes one when it expects loss and the frame is
+        active speech at a bitrate that affords it."""
+        lib = self._libopus._lib if self._libopus is not None else None
+        if lib is None or not hasattr(lib, "opus_packet_has_lbrr"):
+            return self._libopus is not None  # unknown: decode_fec falls back to PLC itself
+        return lib.opus_packet_has_lbrr(payload, len(payload)) == 1
 
     def decode(self, payload: bytes) -> np.ndarray:
         """Decode one 20 ms packet. Raises ``CodecError`` for corrupt or non-20 ms packets."""
@@ -192,10 +295,25 @@ class OpusDecoder:
         self._fallback_gain = 1.0
         return pcm
 
+    def decode_fec(self, next_payload: bytes) -> np.ndarray:
+        """A stand-in for the lost frame just before ``next_payload``: its in-band FEC copy
+        when the packet carries one (libopus runs PLC when it does not), else ``conceal()``.
+        Then decode ``next_payload`` itself as usual."""
+        if self._libopus is not None and self._plc_packet is not None:
+            pcm = self._libopus.decode(next_payload, fec=True)
+            if pcm is not None:
+                self.recovered_with_fec += 1
+                self._last = pcm
+                return pcm
+        return self.conceal()
+
     def conceal(self) -> np.ndarray:
         """A stand-in for one lost frame: Opus PLC if possible, else a fading repeat."""
         if self._plc_packet is not None:
-            pcm = self._decode(self._plc_packet)
+            if self._libopus is not None:
+                pcm = self._libopus.decode(None)
+            else:
+                pcm = self._decode(self._plc_packet)
             if pcm is not None:
                 self.concealed_with_opus += 1
                 self._last = pcm
@@ -208,12 +326,17 @@ class OpusDecoder:
 
     def reset(self) -> None:
         """Forget the stream (a speaker re-joins or resumes after a demotion)."""
-        self._context.flush_buffers()
+        if self._libopus is not None:
+            self._libopus.reset()
+        else:
+            self._context.flush_buffers()
         self._plc_packet = None
         self._last = np.zeros(FRAME_SAMPLES, dtype=np.int16)
         self._fallback_gain = 0.0
 
     def _decode(self, payload: bytes) -> np.ndarray | None:
+        if self._libopus is not None:
+            return self._libopus.decode(payload)
         try:
             frames = self._context.decode(av.Packet(payload))
         except av.FFmpegError:

@@ -49,6 +49,7 @@ Policy (docs/audio.md has the prose version):
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -77,7 +78,14 @@ class JitterSettings:
     capacity: int = 25  # 500 ms of frames; more means the speaker floods us
     max_conceal: int = 5  # 100 ms of concealment before the speaker counts as idle
     shrink_interval: int = 50  # 1 s between one-frame decreases of the target
-    delay_window: int = 64  # frames of arrival history used to measure jitter
+    delay_window: int = 128  # frames of arrival history (2.56 s) used to measure jitter
+    # The target covers this percentile of relative arrival delays (NetEq's delay manager
+    # uses the 95th): the rarer late frames are concealed rather than waited for.
+    delay_percentile: float = 95.0
+    loss_window: int = 250  # slots (5 s) over which uplink loss is measured
+    # Give owed delay back by skipping a lost frame's slot instead of concealing it: a whole
+    # frame skipped (the adaptation before time-stretching; playout.py's baseline).
+    skip_lost_slots: bool = False
     trim_surplus: int = 2
     trim_after: int = 25  # 0.5 s of steady surplus before skipping a frame
     restart_after: int = 500  # 10 s backwards: the sender restarted its counter
@@ -90,6 +98,8 @@ class JitterSettings:
             raise ValueError("need 1 <= min_target <= initial_target <= max_target < capacity")
         if not 1 <= self.slack_spacing <= self.slack_window or self.slack_guard < 0:
             raise ValueError("need 1 <= slack_spacing <= slack_window and slack_guard >= 0")
+        if not 50 <= self.delay_percentile <= 100 or self.loss_window < 1:
+            raise ValueError("need 50 <= delay_percentile <= 100 and loss_window >= 1")
 
 
 @dataclass(slots=True)
@@ -100,7 +110,9 @@ class JitterStats:
     late: int = 0
     duplicate: int = 0
     overflow: int = 0
-    trimmed: int = 0  # slots of inaudible or lost frames skipped to give delay back
+    trimmed: int = 0  # frames of owed delay given back (taken early, or a slot skipped)
+    lost: int = 0  # slots concealed because their frame was missing while later ones were here
+    starved: int = 0  # ticks concealed because nothing was buffered (the stream was late)
     resyncs: int = 0
     # late + duplicate + overflow, kept as one field so the mixer can diff it cheaply.
     dropped: int = 0
@@ -108,41 +120,66 @@ class JitterStats:
 
 @dataclass(slots=True)
 class _DelayTracker:
-    """Spread of (arrival time - media time) over recent frames, in frames.
+    """Relative arrival delays over recent frames: how much later than the fastest frame of the
+    window each one arrived (NetEq's delay manager measures the same against media time).
 
-    Min and max are kept incrementally and only rescanned when the value leaving the window
-    was one of them: this runs for every frame of every speaker.
+    The window is also kept sorted (``bisect``), so the minimum and any percentile cost a
+    lookup: this runs for every frame of every speaker.
     """
 
     window: int
+    percentile: float
     _delays: deque[float] = field(default_factory=deque)
-    _low: float = math.inf
-    _high: float = -math.inf
+    _sorted: list[float] = field(default_factory=list)
 
     def observe(self, extended_sequence: int, arrival_time: float) -> None:
-        delays = self._delays
         delay = arrival_time - extended_sequence * FRAME_SECONDS
-        delays.append(delay)
-        if delay < self._low:
-            self._low = delay
-        if delay > self._high:
-            self._high = delay
-        if len(delays) > self.window:
-            leaving = delays.popleft()
-            if leaving == self._low:
-                self._low = min(delays)
-            if leaving == self._high:
-                self._high = max(delays)
+        self._delays.append(delay)
+        bisect.insort(self._sorted, delay)
+        if len(self._delays) > self.window:
+            leaving = self._delays.popleft()
+            del self._sorted[bisect.bisect_left(self._sorted, leaving)]
 
-    def spread_frames(self) -> float:
-        if len(self._delays) < 2:
+    def fastest(self) -> float | None:
+        """The smallest (arrival time - media time) of the window: the fastest frame's."""
+        return self._sorted[0] if self._sorted else None
+
+    def jitter_seconds(self) -> float:
+        """The ``percentile`` of delays above the window's fastest frame."""
+        ordered = self._sorted
+        if len(ordered) < 2:
             return 0.0
-        return (self._high - self._low) / FRAME_SECONDS
+        index = min(len(ordered) - 1, math.ceil(self.percentile / 100 * (len(ordered) - 1)))
+        return ordered[index] - ordered[0]
 
     def clear(self) -> None:
         self._delays.clear()
-        self._low = math.inf
-        self._high = -math.inf
+        self._sorted.clear()
+
+
+@dataclass(slots=True)
+class _LossWindow:
+    """Lost frames among the last ``window`` slots played or concealed as lost."""
+
+    window: int
+    _slots: deque[bool] = field(default_factory=deque)
+    lost: int = 0
+
+    def record(self, lost: bool) -> None:
+        self._slots.append(lost)
+        self.lost += lost
+        if len(self._slots) > self.window:
+            self.lost -= self._slots.popleft()
+
+    @property
+    def percent(self) -> int:
+        if not self._slots:
+            return 0
+        return math.ceil(100 * self.lost / len(self._slots))
+
+    def clear(self) -> None:
+        self._slots.clear()
+        self.lost = 0
 
 
 @dataclass(slots=True)
@@ -179,7 +216,9 @@ class JitterBuffer:
         self._surplus_pops = 0
         self._since_target_change = 0
         self._recently_played: deque[int] = deque(maxlen=self.settings.capacity)
-        self._delays = _DelayTracker(self.settings.delay_window)
+        self._delays = _DelayTracker(self.settings.delay_window, self.settings.delay_percentile)
+        self._loss = _LossWindow(self.settings.loss_window)
+        self._last_slot = 0
         self._slack = _Slack(self.settings.slack_window)
         # Frames of delay owed, by the slack rule and by the frame-count trim (kept apart: only
         # a slack give-back is put to the test of the next window).
@@ -193,6 +232,57 @@ class JitterBuffer:
     @property
     def playing(self) -> bool:
         return self._playing
+
+    @property
+    def last_slot(self) -> int:
+        """The unwrapped sequence of the slot the last ``pop``/``give_back`` filled (for a
+        late frame's concealment: the slot still waited for)."""
+        return self._last_slot
+
+    @property
+    def loss_percent(self) -> int:
+        """Frames lost (concealed while later ones were buffered) among the last
+        ``loss_window`` slots of this stream, rounded up: 0 only when none was lost."""
+        return self._loss.percent
+
+    @property
+    def jitter_ms(self) -> int:
+        """The measured arrival jitter (``delay_percentile`` of the relative delays), ms."""
+        return round(self._delays.jitter_seconds() * 1000)
+
+    @property
+    def jitter_seconds(self) -> float:
+        return self._delays.jitter_seconds()
+
+    def lag(self, now: float, position: float) -> float | None:
+        """How far behind the fastest recent frame's path media ``position`` (seconds of the
+        stream's own time, sequence × 20 ms) plays at ``now``: the playout delay the target
+        is compared with. None before any frame arrived."""
+        fastest = self._delays.fastest()
+        return None if fastest is None else now - fastest - position
+
+    def pull(self, now: float | None = None) -> bytes | None:
+        """Take the next frame now, ahead of its tick, if it is buffered (the playout
+        time-stretches it in). Pays one frame of owed delay, if any. None if not here."""
+        if not self._playing:
+            return None
+        entry = self._frames.pop(self._next, None)
+        if entry is None:
+            return None
+        if self.frames_to_give_back:
+            self._paid()
+        return self._play(entry, now)
+
+    @property
+    def last_was_lost(self) -> bool:
+        """The last ``CONCEAL`` was for a lost frame (playout moved past its slot), not a late
+        one (playout waits in its slot)."""
+        return self._next is not None and self._last_slot < self._next
+
+    def peek_next(self) -> bytes | None:
+        """The payload the next ``pop`` would play, if it is buffered (for FEC decoding)."""
+        entry = self._frames.get(self._next) if self._next is not None else None
+        return entry[0] if entry is not None else None
 
     @property
     def frames_to_give_back(self) -> int:
@@ -247,8 +337,11 @@ class JitterBuffer:
                 self.stats.resyncs += 1
                 self._go_idle()
                 return self.pop(now)
+            self._last_slot = self._next
             self._next += 1
-            if self.frames_to_give_back:
+            self._loss.record(True)
+            self.stats.lost += 1
+            if self.frames_to_give_back and self.settings.skip_lost_slots:
                 # A lost frame's slot: skipping it gives the delay back and discards nothing.
                 self._paid()
                 return self.pop(now)
@@ -260,6 +353,8 @@ class JitterBuffer:
         if self._starved > self.settings.max_conceal:
             self._go_idle()
             return Playout.NOTHING
+        self._last_slot = self._next
+        self.stats.starved += 1
         self.stats.concealed += 1
         return Playout.CONCEAL
 
@@ -284,6 +379,7 @@ class JitterBuffer:
         """The speaker's frames now belong to a new stream (a new connection, an unmute): its
         numbering has nothing to do with the last one's, and its network may be another."""
         self._restart()
+        self._loss.clear()
         self.target = self.settings.initial_target
         self._since_target_change = 0
         self._surplus_pops = 0
@@ -313,6 +409,8 @@ class JitterBuffer:
     def _play(self, entry: tuple[bytes, float], now: float | None) -> bytes:
         payload, arrival_time = entry
         extended = self._next
+        self._last_slot = extended
+        self._loss.record(False)
         self.stats.played += 1
         self._recently_played.append(extended)
         self._next = extended + 1
@@ -411,7 +509,7 @@ class JitterBuffer:
         settings = self.settings
         self._since_target_change += 1
         # The epsilon keeps float noise in exactly periodic arrivals from adding a whole frame.
-        wanted = math.ceil(self._delays.spread_frames() - 1e-6) + 1
+        wanted = math.ceil(self._delays.jitter_seconds() / FRAME_SECONDS - 1e-6) + 1
         wanted = max(settings.min_target, min(settings.max_target, wanted))
         if wanted > self.target:
             self.target = wanted

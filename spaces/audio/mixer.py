@@ -15,8 +15,12 @@ Mixing rules:
   are ``1 + len(talking)`` whatever the number of participants.
 * The sum is done in int32 and saturated to int16 (Janus AudioBridge casts without
   saturating, which wraps loud peaks into full-scale clicks of the opposite sign).
-* A jitter buffer's owed delay is given back only where nobody hears it: on a frame below
-  the talk threshold that follows another one, the next frame plays in its slot.
+* Each speaker's frames go jitter buffer → decoder → sample buffer (``playout.py``), which
+  adapts the delay by time-scale modification (whole pitch periods, ``tsm.py``) and conceals
+  with Opus PLC or in-band FEC: no whole frame is dropped or repeated inside sound.
+* Every ``quality_every_ticks`` the tick reports each publishing speaker's uplink loss and
+  jitter, measured by their jitter buffer (``TickResult.uplink``), for the transport to tell
+  the speaker's client, which turns its encoder's in-band FEC on or off.
 * Stream epochs (RFC 3550's SSRC): a frame may carry the epoch of the stream it belongs to,
   which the transport assigns per connection and per unmute. A new epoch is a new stream,
   heard from its first frame (fresh jitter buffer numbering, fresh decoder); frames of an
@@ -31,12 +35,12 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .codec import FRAME_SAMPLES, CodecError, OpusDecoder, OpusEncoder, OpusSettings
-from .jitter import JitterBuffer, JitterSettings, JitterStats, Playout
+from .codec import FRAME_SAMPLES, OpusDecoder, OpusEncoder, OpusSettings
+from .jitter import JitterBuffer, JitterSettings, JitterStats
 from .levels import (
     SILENCE_DBFS,
     LevelsEvent,
@@ -45,6 +49,7 @@ from .levels import (
     frame_level_dbfs,
     meter_from_dbfs,
 )
+from .playout import PlayoutStats, SpeakerPlayout
 from .wire import UINT32_MODULO
 
 logger = logging.getLogger(__name__)
@@ -82,6 +87,16 @@ class MixPacket:
 
 
 @dataclass(frozen=True, slots=True)
+class UplinkQuality:
+    """A speaker's uplink as their jitter buffer measures it (docs/protocol.md,
+    ``uplink.quality``)."""
+
+    loss_percent: int  # frames lost among the last 5 s of the stream, 0..100
+    jitter_ms: int  # 95th percentile of arrival delay above the fastest frame
+    epoch: int | None  # the stream measured (a new one starts from no loss)
+
+
+@dataclass(frozen=True, slots=True)
 class TickResult:
     tick: int
     timestamp: int
@@ -98,6 +113,8 @@ class TickResult:
     # Frames dropped while draining this tick's inbox (late, duplicate, overflow, not allowed).
     dropped: int
     levels_event: LevelsEvent | None = None
+    # Every quality_every_ticks: each publishing, playing speaker's uplink quality.
+    uplink: dict[SpeakerId, UplinkQuality] | None = None
 
 
 @dataclass(slots=True)
@@ -108,11 +125,14 @@ class MixerStats:
     decodes: int = 0
     encodes: int = 0
     concealed: int = 0
-    invalid_packets: int = 0
+    invalid_packets: int = 0  # counted by the speakers' playouts (concealed)
     dropped_late: int = 0
     dropped_duplicate: int = 0
     dropped_overflow: int = 0
-    trimmed: int = 0  # quiet or lost frames' slots skipped to give delay back (not dropped)
+    trimmed: int = 0  # frames of owed delay given back (by time-stretching; not dropped)
+    recovered_fec: int = 0  # lost frames decoded from the next packet's in-band FEC
+    accelerated_samples: int = 0  # samples removed by time-stretching (whole pitch periods)
+    expanded_samples: int = 0  # samples added by preemptive expand
     dropped_not_publishing: int = 0
     dropped_unknown_speaker: int = 0
     # Frames of a stream epoch the speaker left behind (an older connection, before an unmute).
@@ -138,6 +158,7 @@ class _Speaker:
     speaker_id: SpeakerId
     jitter: JitterBuffer
     decoder: OpusDecoder
+    playout: SpeakerPlayout
     talk: TalkDetector
     allowed: bool = True
     muted: bool = False
@@ -145,9 +166,6 @@ class _Speaker:
     mix_minus_encoder: OpusEncoder | None = None
     window_peak_dbfs: float = SILENCE_DBFS
     window_talked: bool = False
-    # The last tick's frame was below the talk threshold: skipping a quiet frame after it
-    # splices two quiet frames, inaudible, where skipping after speech could click.
-    quiet: bool = True
     # The stream being played (None: none announced yet) and the ones it replaced.
     epoch: int | None = None
     retired_epochs: deque[int] = field(default_factory=lambda: deque(maxlen=RETIRED_EPOCHS))
@@ -162,10 +180,13 @@ class _RetiredJitterStats:
     """Jitter counters of removed speakers, so cumulative stats never go backwards."""
 
     totals: JitterStats = field(default_factory=JitterStats)
+    playout: PlayoutStats = field(default_factory=PlayoutStats)
 
-    def add(self, stats: JitterStats) -> None:
+    def add(self, stats: JitterStats, playout: PlayoutStats) -> None:
         for name in JitterStats.__slots__:
             setattr(self.totals, name, getattr(self.totals, name) + getattr(stats, name))
+        for name in PlayoutStats.__slots__:
+            setattr(self.playout, name, getattr(self.playout, name) + getattr(playout, name))
 
 
 class RoomMixer:
@@ -177,12 +198,19 @@ class RoomMixer:
         talk_threshold_dbfs: float = -45.0,
         talk_hangover_ticks: int = 15,
         levels_every_ticks: int = 10,
+        quality_every_ticks: int = 50,
+        time_stretch: bool = True,
     ) -> None:
+        """``time_stretch=False``: the whole-frame adaptation it replaced (benches only)."""
         self.opus = opus or OpusSettings()
         self.jitter_settings = jitter or JitterSettings()
+        if not time_stretch:
+            self.jitter_settings = replace(self.jitter_settings, skip_lost_slots=True)
         self.talk_threshold_dbfs = talk_threshold_dbfs
         self.talk_hangover_ticks = talk_hangover_ticks
         self.levels_every_ticks = levels_every_ticks
+        self.quality_every_ticks = quality_every_ticks
+        self.time_stretch = time_stretch
         # Called on the mixer thread with each tick's shared packet; keep them quick.
         self.mix_observers: list[Callable[[MixPacket], None]] = []
         self.levels_observers: list[Callable[[LevelsEvent], None]] = []
@@ -256,25 +284,44 @@ class RoomMixer:
     def tick_count(self) -> int:
         return self._tick
 
+    def playout_position(self, speaker_id: SpeakerId) -> int | None:
+        """The media position (unwrapped sequence × 960 + offset) of the first sample of the
+        speaker's frame in the last tick, or None: for measuring the playout delay."""
+        speaker = self._speakers.get(speaker_id)
+        return speaker.playout.position if speaker is not None else None
+
+    def speaker_stats(self, speaker_id: SpeakerId) -> tuple[JitterStats, PlayoutStats] | None:
+        """One speaker's jitter buffer and playout counters (live objects: read, don't keep)."""
+        speaker = self._speakers.get(speaker_id)
+        return (speaker.jitter.stats, speaker.playout.stats) if speaker is not None else None
+
     def stats(self) -> MixerStats:
         totals = JitterStats()
         for name in JitterStats.__slots__:
             setattr(totals, name, getattr(self._retired.totals, name))
+        retired = self._retired.playout
+        playout = PlayoutStats(**{name: getattr(retired, name) for name in PlayoutStats.__slots__})
         # list(): a monitoring thread may ask while the mixer thread adds or removes speakers.
         for speaker in list(self._speakers.values()):
             for name in ("late", "duplicate", "overflow", "trimmed"):
                 setattr(totals, name, getattr(totals, name) + getattr(speaker.jitter.stats, name))
+            own = speaker.playout.stats
+            for name in ("recovered_fec", "accelerated", "expanded", "invalid"):
+                setattr(playout, name, getattr(playout, name) + getattr(own, name))
         stats = self._stats
         return MixerStats(
             ticks=stats.ticks,
             decodes=stats.decodes,
             encodes=stats.encodes,
             concealed=stats.concealed,
-            invalid_packets=stats.invalid_packets,
+            invalid_packets=playout.invalid,
             dropped_late=totals.late,
             dropped_duplicate=totals.duplicate,
             dropped_overflow=totals.overflow,
             trimmed=totals.trimmed,
+            recovered_fec=playout.recovered_fec,
+            accelerated_samples=playout.accelerated,
+            expanded_samples=playout.expanded,
             dropped_not_publishing=stats.dropped_not_publishing,
             dropped_unknown_speaker=stats.dropped_unknown_speaker,
             dropped_old_stream=stats.dropped_old_stream,
@@ -293,7 +340,6 @@ class RoomMixer:
         total = self._sum
         total.fill(0)
         level_scratch = self._level_scratch
-        threshold = self.talk_threshold_dbfs
         self._decodes = self._concealed = 0
         levels: dict[SpeakerId, float] = {}
         talking: list[tuple[_Speaker, np.ndarray]] = []
@@ -301,21 +347,13 @@ class RoomMixer:
         for speaker in self._speakers.values():
             if not speaker.publishing:
                 continue
-            jitter = speaker.jitter
-            item = jitter.pop(now)
-            if item is Playout.NOTHING:
-                level = SILENCE_DBFS
-                pcm = None
-            else:
-                pcm = self._decode(speaker, item)
-                level = frame_level_dbfs(pcm, level_scratch)
-                if level < threshold and speaker.quiet and jitter.frames_to_give_back:
-                    following = jitter.give_back(now)
-                    if following is not None:
-                        speaker.talk.update(level)  # its 20 ms still count for the hangover
-                        pcm = self._decode(speaker, following)
-                        level = frame_level_dbfs(pcm, level_scratch)
-            speaker.quiet = level < threshold
+            playout = speaker.playout
+            stats = playout.stats
+            decodes, concealed = stats.decodes, stats.concealed
+            pcm = playout.next_frame(now)
+            self._decodes += stats.decodes - decodes
+            self._concealed += stats.concealed - concealed
+            level = SILENCE_DBFS if pcm is None else frame_level_dbfs(pcm, level_scratch)
             levels[speaker.speaker_id] = level
             is_talking = speaker.talk.update(level)
             if level > speaker.window_peak_dbfs:
@@ -358,6 +396,15 @@ class RoomMixer:
             levels_event = self._levels_event(tick)
             if self.levels_observers:
                 self._notify(self.levels_observers, levels_event)
+        uplink = None
+        if self._tick % self.quality_every_ticks == 0:
+            uplink = {
+                speaker.speaker_id: UplinkQuality(
+                    speaker.jitter.loss_percent, speaker.jitter.jitter_ms, speaker.epoch
+                )
+                for speaker in self._speakers.values()
+                if speaker.publishing and speaker.jitter.playing
+            }
 
         return TickResult(
             tick=tick,
@@ -371,21 +418,8 @@ class RoomMixer:
             encodes=encodes,
             dropped=dropped,
             levels_event=levels_event,
+            uplink=uplink,
         )
-
-    def _decode(self, speaker: _Speaker, item: bytes | Playout) -> np.ndarray:
-        """PCM for a payload or a concealment; counts this tick's decodes and concealments."""
-        if item is Playout.CONCEAL:
-            self._concealed += 1
-            return speaker.decoder.conceal()
-        try:
-            pcm = speaker.decoder.decode(item)
-        except CodecError:
-            self._stats.invalid_packets += 1
-            self._concealed += 1
-            return speaker.decoder.conceal()
-        self._decodes += 1
-        return pcm
 
     def _drain_inbox(self) -> int:
         """Apply queued frames and commands in order; returns how many frames were dropped."""
@@ -427,10 +461,18 @@ class RoomMixer:
             return
         if tag == _ADD:
             if speaker_id not in speakers:
+                jitter = JitterBuffer(self.jitter_settings)
+                decoder = OpusDecoder()
                 speakers[speaker_id] = _Speaker(
                     speaker_id=speaker_id,
-                    jitter=JitterBuffer(self.jitter_settings),
-                    decoder=OpusDecoder(),
+                    jitter=jitter,
+                    decoder=decoder,
+                    playout=SpeakerPlayout(
+                        jitter,
+                        decoder,
+                        time_stretch=self.time_stretch,
+                        quiet_dbfs=self.talk_threshold_dbfs,
+                    ),
                     talk=TalkDetector(self.talk_threshold_dbfs, self.talk_hangover_ticks),
                     allowed=message[2],
                 )
@@ -441,7 +483,7 @@ class RoomMixer:
         if speaker is None:
             return
         if tag == _REMOVE:
-            self._retired.add(speaker.jitter.stats)
+            self._retired.add(speaker.jitter.stats, speaker.playout.stats)
             del speakers[speaker_id]
         elif tag == _SET_ALLOWED:
             self._set_publishing(speaker, allowed=message[2])
@@ -454,6 +496,7 @@ class RoomMixer:
             speaker.retired_epochs.append(speaker.epoch)
             speaker.epoch = None
             speaker.jitter.clear()
+            speaker.playout.reset()
 
     def _set_opus(self, settings: OpusSettings) -> None:
         # An Opus encoder's bitrate and application are fixed once PyAV opens it: new ones.
@@ -480,6 +523,7 @@ class RoomMixer:
         # The new stream comes from a new encoder: nothing of the old one may shape it.
         speaker.jitter.new_stream()
         speaker.decoder.reset()
+        speaker.playout.reset()
         self._stats.streams_started += 1
 
     @staticmethod
@@ -495,6 +539,7 @@ class RoomMixer:
             # Nothing buffered may leak out after the mute/demotion, and a later unmute
             # starts a fresh talk spurt rather than concealing across the silence.
             speaker.jitter.clear()
+            speaker.playout.reset()
             speaker.talk.reset()
         elif speaker.publishing and not was_publishing:
             speaker.decoder.reset()

@@ -648,3 +648,29 @@ async def test_the_uplink_follows_the_spaces_audio_mode(fake_server, tmp_path):
     await client.wait_closed(timeout=10)
     assert client.audio_mode == "speech"
     assert min(got[5:50]) > 160 and max(got[55:]) < 120
+
+
+async def test_a_loss_report_turns_in_band_fec_on_and_off(tmp_path):
+    """After ``expect_loss(20)`` the streamer's packets carry in-band FEC for the frame
+    before them; after ``expect_loss(0)`` none does; a new connection starts without."""
+    path = write_tone(tmp_path / "tone.wav", seconds=1)
+    probe = OpusDecoder()
+    streamer = AudioStreamer(clock=FakeClock())
+    sent: list[bytes] = []
+
+    async def send(message: bytes) -> None:
+        sent.append(message)
+
+    async def with_fec() -> int:
+        sent.clear()
+        await streamer.stream(audio_frames(path), send)
+        return sum(probe.has_fec(unpack(message).payload) for message in sent)
+
+    assert await with_fec() == 0
+    streamer.expect_loss(20)
+    assert await with_fec() > 10
+    streamer.expect_loss(0)
+    assert await with_fec() == 0
+    streamer.expect_loss(20)
+    streamer.new_connection()
+    assert await with_fec() == 0

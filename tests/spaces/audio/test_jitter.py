@@ -2,6 +2,7 @@ import itertools
 import random
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -360,10 +361,10 @@ def test_an_owed_frame_is_given_back_once_however_long_it_waits():
     assert all(abs(wait - 0.015) < 1e-9 for wait in spurt.waits[-100:])
 
 
-def test_a_lost_frames_slot_gives_the_delay_back():
-    """Frame 70 never comes while a frame is owed: its slot is skipped instead of concealed,
-    which gives the delay back without discarding anything that arrived."""
-    buffer = JitterBuffer(JitterSettings(initial_target=2))
+def test_a_lost_frames_slot_gives_the_delay_back_in_whole_frame_mode():
+    """Whole-frame mode (the bench's baseline): frame 70 never comes while a frame is owed,
+    and its slot is skipped instead of concealed."""
+    buffer = JitterBuffer(JitterSettings(initial_target=2, skip_lost_slots=True))
     spurt = stream(buffer, 300, phase=0.015, lost={70})
     assert spurt.concealed == 0
     assert set(range(299)) - set(spurt.heard) == {70}
@@ -503,3 +504,30 @@ def test_plays_each_frame_at_most_once_and_in_order(order, lost, base):
     offsets = [(int.from_bytes(item, "big") - base) % 2**32 for item in played]
     assert offsets == sorted(set(offsets))
     assert set(offsets) == set(range(30)) - lost
+
+
+def test_a_lost_frame_is_concealed_in_its_slot_and_counted_as_loss():
+    """By default a lost frame's slot is concealed, never skipped (the playout time-stretches
+    owed delay away instead), and the loss shows in ``loss_percent``."""
+    buffer = JitterBuffer(JitterSettings(initial_target=2))
+    spurt = stream(buffer, 300, phase=0.015, lost={70})
+    assert spurt.concealed == 1
+    assert buffer.stats.lost == 1
+    assert buffer.loss_percent == 1  # 1 of the last 250 slots, rounded up
+
+
+def test_target_follows_the_jitter_percentile_up_and_down():
+    """40 ms of uniform arrival jitter raises the target to cover its 95th percentile
+    (3 frames); once arrivals are steady again it comes back down to 1, a frame a second."""
+    buffer = JitterBuffer()
+    rng = np.random.default_rng(1)
+    for n in range(300):
+        buffer.push(n, b"x", n * FRAME_SECONDS + rng.uniform(0, 0.040))
+        buffer.pop()
+    assert buffer.target == 3
+    assert 34 <= buffer.jitter_ms <= 40
+    for n in range(300, 700):
+        buffer.push(n, b"x", n * FRAME_SECONDS + 0.041)
+        buffer.pop()
+    assert buffer.target == 1
+    assert buffer.jitter_ms == 0
