@@ -25,9 +25,10 @@ const ENCODER_CONFIG = {
   opus: { frameDuration: 20000, application: "voip" },
 };
 const DECODER_CONFIG = { codec: "opus", sampleRate: RATE, numberOfChannels: 1 };
-// A frame missing before later ones is held for (reordering) at most this many frames of gap;
-// a longer gap is silence (a quiet room sends nothing) and decoding goes on after it.
-const MAX_HOLD = 3;
+// Frames after a missing one wait (it may come late, or the worklet asks for its concealment
+// when its turn comes) while the gap is at most this many frames (200 ms, above any usual
+// target delay); a longer gap is silence (a quiet room sends nothing): decoding goes on.
+const MAX_HOLD = 10;
 // A sequence this far behind the last one is a new stream (another server process), not late.
 const NEW_STREAM_BEHIND = 500;
 

@@ -18,15 +18,21 @@ const MS = 48; // samples per millisecond at the context's 48 kHz
 const SLOTS = 64; // frames kept ahead of the playout point: 1.28 s
 const SYNC = 32768; // decoded samples ready to play (a ring): silence ahead, TSM lookahead
 // A frame is decided this many samples before its first sample plays: time for a concealment
-// request to go to the main thread, through the decoder and back.
-const GUARD = 256;
+// request to go to the main thread, through the decoder and back. Messages reach the worklet
+// only between the device's callbacks, and Chromium renders several 128-frame quanta per
+// callback (4 here: 10.7 ms), so the answer can come a whole callback later.
+const GUARD = 512;
 // Frames missing after a sound stream are concealed (Opus PLC) for this many in a row; then the
 // gap is silence (the server sends quiet frames for 200 ms before it stops, so a real end of
 // speech has faded long before).
 const MAX_CONCEAL = 3;
 // A frame asked for but not there yet stalls playout (silence, the delay grows) this long at
 // most; then it is given up and plays as silence.
-const MAX_STALL = 3 * 128;
+// While it waits, the last pitch period played is played again (NetEq's expand, done here: the
+// answer may take more than a device callback when the page is busy), a little quieter each
+// time; after MAX_STALL of that the frame is given up and plays as silence.
+const MAX_STALL = 48 * MS;
+const BRIDGE_GAIN = 0.85;
 // Jitter: the relative delay of each frame (its arrival against its media time, compared with
 // the fastest frame of the last 2-4 s) goes into a histogram of 1 ms bins that forgets old
 // frames (each arrival scales it by FORGET: about 3 s of memory). The target is its 95th
@@ -107,7 +113,7 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     this.recording = null;
     this.recorded = 0;
     this.counters = {
-      underruns: 0, stalledSamples: 0, accelerated: 0, expanded: 0, acceleratedSamples: 0,
+      underruns: 0, stalledSamples: 0, silentStallSamples: 0, accelerated: 0, expanded: 0, acceleratedSamples: 0,
       expandedSamples: 0, late: 0, overflow: 0, givenUp: 0, concealed: 0, silentFrames: 0,
       audioFrames: 0,
     };
@@ -134,7 +140,7 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     this.inSound = false;
     this.concealRun = 0;
     this.requested = -1;
-    this.stall = 0;
+    this.stall = 0; // samples bridged while waiting for the frame asked for
     this.sinceChange = 0; // samples played since the last time-scale change
     this.lastLag = 0;
   }
@@ -312,14 +318,15 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     return peak;
   }
 
-  // The pitch period (best normalized cross-correlation of the next WINDOW samples with the
-  // ones T later), coarse on a 12 kHz copy then refined; sets this.lag and this.correlation.
-  findPeriod() {
+  // The pitch period (best normalized cross-correlation of the WINDOW samples from `origin`,
+  // relative to the read point, with the ones T later), coarse on a 12 kHz copy then refined;
+  // sets this.lag and this.correlation.
+  findPeriod(origin = 0) {
     const d = this.decimated;
     const n = d.length - 1;
     for (let j = 0; j < n; j++) {
       let sum = 0;
-      for (let k = 0; k < DECIMATE; k++) sum += this.at(j * DECIMATE + k);
+      for (let k = 0; k < DECIMATE; k++) sum += this.at(origin + j * DECIMATE + k);
       d[j] = sum;
     }
     const w = WINDOW / DECIMATE;
@@ -345,13 +352,13 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     const lo = Math.max(T_MIN, lag - DECIMATE + 1);
     const hi = Math.min(T_MAX, lag + DECIMATE - 1);
     let full0 = 0;
-    for (let i = 0; i < WINDOW; i++) full0 += this.at(i) * this.at(i);
+    for (let i = 0; i < WINDOW; i++) full0 += this.at(origin + i) * this.at(origin + i);
     for (let t = lo; t <= hi; t++) {
       let cross = 0;
       let e1 = 0;
       for (let i = 0; i < WINDOW; i++) {
-        const b = this.at(i + t);
-        cross += this.at(i) * b;
+        const b = this.at(origin + i + t);
+        cross += this.at(origin + i) * b;
         e1 += b * b;
       }
       const c = cross / Math.sqrt(full0 * e1 + 1e-20);
@@ -425,6 +432,28 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     }
   }
 
+  // The sync buffer ran dry inside sound (the frame asked for is late): plays the last pitch
+  // period again, so the delay grows without a gap; gives the frame up after MAX_STALL.
+  bridge() {
+    if (!this.inSound) return false;
+    if (this.stall === 0) this.counters.underruns += 1;
+    if (this.stall >= MAX_STALL) {
+      this.counters.givenUp += 1;
+      this.append(false);
+      return true;
+    }
+    this.findPeriod(-(T_MAX + WINDOW));
+    const t = this.correlation >= 0.5 ? this.lag : WINDOW;
+    const from = (this.read - t) & (SYNC - 1);
+    for (let i = 0; i < t; i++) this.sync[(from + i) & (SYNC - 1)] *= BRIDGE_GAIN;
+    this.read = from;
+    this.size = t;
+    this.position -= t;
+    this.stall += t;
+    this.counters.stalledSamples += t;
+    return true;
+  }
+
   // Books one time-scale change of `samples` (0: a segment found unfit, retried a little later).
   changed(samples, lag, faster) {
     this.sinceChange = 0;
@@ -446,21 +475,18 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     if (!this.idle) {
       this.adapt(now);
       this.fill(out.length + GUARD);
-      const n = Math.min(out.length, this.size);
-      for (let i = 0; i < n; i++) out[i] = this.sync[(this.read + i) & (SYNC - 1)];
-      this.read = (this.read + n) & (SYNC - 1);
-      this.size -= n;
-      this.position += n;
-      this.sinceChange += n;
-      if (n < out.length) {
-        // The frame asked for is not here: stall (the delay grows by what is missing).
-        if (this.stall === 0) this.counters.underruns += 1;
-        this.stall += out.length - n;
-        this.counters.stalledSamples += out.length - n;
-        if (this.stall >= MAX_STALL) {
-          this.counters.givenUp += 1;
-          this.append(false);
-        }
+      let produced = 0;
+      while (produced < out.length && (this.size > 0 || this.bridge())) {
+        const n = Math.min(out.length - produced, this.size);
+        for (let i = 0; i < n; i++) out[produced + i] = this.sync[(this.read + i) & (SYNC - 1)];
+        this.read = (this.read + n) & (SYNC - 1);
+        this.size -= n;
+        this.position += n;
+        this.sinceChange += n;
+        produced += n;
+      }
+      if (produced < out.length) {
+        this.counters.silentStallSamples += out.length - produced; // nothing to bridge from
       } else if (this.inSound) {
         const delay = (now - this.position - this.minOffset) / MS;
         this.delays[Math.max(0, Math.min(DELAY_BINS - 1, Math.round(delay)))] += 1;
@@ -496,9 +522,11 @@ class PlayoutProcessor extends AudioWorkletProcessor {
       playout: "adaptive",
       ...c,
       stalledMs: ms(c.stalledSamples),
+      silentStallMs: ms(c.silentStallSamples),
       acceleratedMs: ms(c.acceleratedSamples),
       expandedMs: ms(c.expandedSamples),
       targetMs: ms(this.target),
+      jitterP95Ms: ms(this.target - MARGIN),
       delayMs: this.idle ? null : ms(currentFrame - this.position - this.minOffset),
       delayP50Ms: this.delayPercentile(0.5),
       delayP95Ms: this.delayPercentile(0.95),
