@@ -30,9 +30,13 @@ const MAX_CONCEAL = 3;
 // most; then it is given up and plays as silence.
 // While it waits, the last pitch period played is played again (NetEq's expand, done here: the
 // answer may take more than a device callback when the page is busy), a little quieter each
-// time; after MAX_STALL of that the frame is given up and plays as silence.
-const MAX_STALL = 48 * MS;
+// time (a busy page or server can hold frames back for 100 ms); after MAX_STALL of that the frame is given up and plays as silence.
+const MAX_STALL = 120 * MS; // fading by then to about −60 dB
 const BRIDGE_GAIN = 0.85;
+// The server ends a talk spurt with 200 ms of quiet frames before it stops sending (room DTX):
+// a stream that stops after a frame louder than this (−50 dBFS) stalled, it did not go quiet,
+// so the clock waits for it (bridging) instead of running on through silence.
+const LOUD = 0.003;
 // Jitter: the relative delay of each frame (its arrival against its media time, compared with
 // the fastest frame of the last 2-4 s) goes into a histogram of 1 ms bins that forgets old
 // frames (each arrival scales it by FORGET: about 3 s of memory). The target is its 95th
@@ -137,7 +141,9 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     // nothing yet. It fades with the histogram's forgetting within a few seconds.
     this.hist[20] = 8;
     this.target = this.targetFromHistogram();
-    this.inSound = false;
+    this.inSound = false; // the last frame was sound or a short concealment: a loss is concealed
+    this.audible = false; // the last frame was sound or concealment: a stall is bridged
+    this.loudTail = false; // the last frame of sound was loud: a stop is a stall, not DTX
     this.concealRun = 0;
     this.requested = -1;
     this.stall = 0; // samples bridged while waiting for the frame asked for
@@ -245,7 +251,14 @@ class PlayoutProcessor extends AudioWorkletProcessor {
       }
       const kind = this.slotKind[slot];
       this.slotFrame[slot] = -1;
+      this.audible = kind !== 3;
       if (kind === 1) {
+        let peak = 0;
+        for (let i = 0; i < FRAME; i++) {
+          const v = Math.abs(this.slots[base + i]);
+          if (v > peak) peak = v;
+        }
+        this.loudTail = peak >= LOUD;
         this.inSound = true;
         this.concealRun = 0;
         this.counters.audioFrames += 1;
@@ -262,6 +275,8 @@ class PlayoutProcessor extends AudioWorkletProcessor {
         write = (write + 1) & (SYNC - 1);
       }
       this.inSound = false;
+      this.audible = false;
+      this.loudTail = false;
       this.counters.silentFrames += 1;
     }
     this.size += FRAME;
@@ -270,7 +285,8 @@ class PlayoutProcessor extends AudioWorkletProcessor {
   }
 
   // Fills the sync buffer to `need` samples. A missing frame right after sound, or one known to
-  // be lost (a later one arrived), is asked of audio.js (concealment) and waited for; any other
+  // be lost (a later one arrived), is asked of audio.js (concealment) and waited for; after
+  // loud sound nothing is played in its place but the bridge (the stream stalled); any other
   // missing frame is silence (DTX, a quiet room) and the clock runs on through it.
   fill(need) {
     while (this.size < need && this.size + FRAME <= SYNC) {
@@ -283,6 +299,8 @@ class PlayoutProcessor extends AudioWorkletProcessor {
           this.port.postMessage(frame);
         }
         return;
+      } else if (this.loudTail && this.audible) {
+        return; // stalled mid-sound: bridge(), then give up after MAX_STALL
       } else {
         this.append(false);
       }
@@ -435,7 +453,7 @@ class PlayoutProcessor extends AudioWorkletProcessor {
   // The sync buffer ran dry inside sound (the frame asked for is late): plays the last pitch
   // period again, so the delay grows without a gap; gives the frame up after MAX_STALL.
   bridge() {
-    if (!this.inSound) return false;
+    if (!this.audible) return false;
     if (this.stall === 0) this.counters.underruns += 1;
     if (this.stall >= MAX_STALL) {
       this.counters.givenUp += 1;
