@@ -44,6 +44,14 @@ export function tocFor20msPlc(toc) {
   return (config << 3) | (toc & 0x04);
 }
 
+// Opus packets of a loud 20 ms frame are larger than this; the room's quiet frames are smaller.
+const LOUD_PACKET_BYTES = 60;
+
+function mark(list) {
+  list.push(performance.timeOrigin + performance.now());
+  if (list.length > 64) list.shift();
+}
+
 // What this browser lacks for live audio, as a sentence for the member, or null.
 export function missingAudioSupport() {
   if (!window.isSecureContext) return "Live audio needs a secure (https) connection.";
@@ -77,6 +85,11 @@ export class SpaceAudio {
     this.replies = new Map(); // reply type → resolvers, for bufferStats() and onsets
     this.stats = { received: 0, bundles: 0, lost: 0, late: 0, concealed: 0, decodeErrors: 0, sent: 0, fec: 0 };
     this.uplinkLoss = 0; // the server's last uplink.quality loss_percent for our stream
+    // For the latency bench: when the first loud frame after a quiet stretch was sent (by a
+    // speaker) or arrived (at a listener), as performance.timeOrigin + now, the last 64.
+    this.marks = { sent: [], arrived: [] };
+    this.lastLoudFrame = -Infinity;
+    this.quietBlocks = 0;
     this.mic = null; // {stream, source, capture, encoder}
     this.sending = false;
     this.sequence = 0;
@@ -197,6 +210,10 @@ export class SpaceAudio {
       this.lastFrame = frame;
     }
     this.stats.received += 1;
+    if (length - HEADER >= LOUD_PACKET_BYTES) {
+      if (frame - this.lastLoudFrame > 10) mark(this.marks.arrived);
+      this.lastLoudFrame = frame;
+    }
     if (this.playout === "adaptive") this.playback.port.postMessage({ type: "arrive", frame });
     // The payload is copied: the frame may wait in `pending` after the message is gone.
     const payload = new Uint8Array(buffer.slice(offset + HEADER, offset + length));
@@ -394,6 +411,12 @@ export class SpaceAudio {
     chunk.copyTo(frame.subarray(HEADER));
     this.sequence = (this.sequence + 1) >>> 0;
     this.timestamp = (this.timestamp + FRAME) >>> 0;
+    if (this.level >= VOICE_RMS) {
+      if (this.quietBlocks >= 10) mark(this.marks.sent);
+      this.quietBlocks = 0;
+    } else {
+      this.quietBlocks += 1;
+    }
     this.send(frame.buffer);
     this.stats.sent += 1;
   }
@@ -461,7 +484,7 @@ export class SpaceAudio {
     // Input: the capture worklet saw the samples when it rendered that frame, about now minus
     // the frames rendered since (the fake device's own capture delay is not included).
     const seen = captured.map((f) => origin + now - (context.currentTime - f / RATE) * 1000);
-    return { heard, seen, outputLatency: context.outputLatency, baseLatency: context.baseLatency };
+    return { heard, seen, ...this.marks, outputLatency: context.outputLatency, baseLatency: context.baseLatency };
   }
 
   captureOnsets() {

@@ -20,8 +20,9 @@ const SYNC = 32768; // decoded samples ready to play (a ring): silence ahead, TS
 // A frame is decided this many samples before its first sample plays: time for a concealment
 // request to go to the main thread, through the decoder and back. Messages reach the worklet
 // only between the device's callbacks, and Chromium renders several 128-frame quanta per
-// callback (4 here: 10.7 ms), so the answer can come a whole callback later.
-const GUARD = 512;
+// callback (4 here: 10.7 ms), so the answer may come a callback later: then the bridge below
+// fills in (a longer guard would cost every listener that much delay to save a rare bridge).
+const GUARD = 256;
 // Frames missing after a sound stream are concealed (Opus PLC) for this many in a row; then the
 // gap is silence (the server sends quiet frames for 200 ms before it stops, so a real end of
 // speech has faded long before).
@@ -284,16 +285,17 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     this.stall = 0;
   }
 
-  // Fills the sync buffer to `need` samples. A missing frame right after sound, or one known to
-  // be lost (a later one arrived), is asked of audio.js (concealment) and waited for; after
-  // loud sound nothing is played in its place but the bridge (the stream stalled); any other
-  // missing frame is silence (DTX, a quiet room) and the clock runs on through it.
+  // Fills the sync buffer to `need` samples. A missing frame right after loud sound, or one
+  // known to be lost inside sound (a later one arrived), is asked of audio.js (concealment) and
+  // waited for; after loud sound nothing else is played in its place but the bridge (the
+  // stream stalled). Any other missing frame is silence (DTX: the room ends a spurt with quiet
+  // frames, then sends nothing) and the clock runs on through it without a round trip.
   fill(need) {
     while (this.size < need && this.size + FRAME <= SYNC) {
       const frame = this.nextFrame;
       if (this.slotFrame[frame % SLOTS] === frame) {
         this.append(true);
-      } else if (this.inSound || frame <= this.arrivedMax) {
+      } else if ((this.inSound && this.loudTail) || (this.audible && frame <= this.arrivedMax)) {
         if (this.requested !== frame) {
           this.requested = frame;
           this.port.postMessage(frame);
@@ -397,6 +399,9 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     const keep = 128 + GUARD; // never touch what the next quantum needs to play
     if (delay > this.target + HIGH) {
       const excess = delay - this.target;
+      // In silence the clock jumps: the frames up to the new read point plus `keep` are decided
+      // now, as they would be at the target delay (a missing one is silence).
+      if (!this.audible) this.fill(Math.min(SYNC - FRAME, keep + excess));
       this.fillPresent(2 * T_MAX + WINDOW + keep);
       const n = this.silentPrefix(Math.min(excess, this.size - keep));
       if (n >= 128) {
