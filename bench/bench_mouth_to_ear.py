@@ -2,14 +2,15 @@
 
 Run: .venv/bin/python bench/bench_mouth_to_ear.py [--bursts 12] [--impaired]
 
-What it does. It starts PostgreSQL and Redis (tests.services), one ``manage.py serve`` (tests.live.ServerProcess) and one
-Chromium (Playwright) whose fake microphone plays a WAV of tone bursts (200 ms of 440 Hz at
-−10 dBFS, then 800 ms of silence: long enough for the room to go quiet and stop sending, so
-every burst starts a new talk spurt after DTX). In that browser a host page unmutes and a
-listener page listens. It runs twice in the same run, on fresh spaces: with the pre-#16 fixed
-60 ms worklet (``window.salonPlayout = "fixed"``, the baseline) and with the adaptive playout.
-``--impaired`` puts the listener page behind tests.live.ImpairingProxy (0-40 ms jitter with
-reordering, 5 % of mix frames dropped), for the browser figures under impairment.
+What it does. It starts PostgreSQL and Redis (tests.services), one ``manage.py serve``
+(tests.live.ServerProcess) and one Chromium (Playwright) whose fake microphone plays a WAV of
+tone bursts (200 ms of 440 Hz at −10 dBFS, then 800 ms of silence: long enough for the room to
+go quiet and stop sending, so every burst starts a new talk spurt after DTX). In that browser
+a host page unmutes and a listener page listens. It runs twice in the same run, on fresh
+spaces: with the pre-#16 fixed 60 ms worklet (``window.salonPlayout = "fixed"``, the
+baseline) and with the adaptive playout. ``--impaired`` puts the listener page behind
+tests.live.ImpairingProxy (0-40 ms jitter with reordering, 5 % of mix frames dropped), for the
+browser figures under impairment.
 
 What the figure includes. Each burst's onset is found twice, by the same detector (first sample
 above −26 dBFS after 100 ms below): in the host's capture worklet, on the microphone samples as
@@ -209,9 +210,7 @@ def describe(run) -> str:
     values = run.latencies
     if not values:
         return f"{run.mode}: no burst was heard ({run.captured} captured)"
-    legs = ", ".join(
-        f"{name} {statistics.median(v):.0f}" for name, v in run.legs.items() if v
-    )
+    legs = ", ".join(f"{name} {statistics.median(v):.0f}" for name, v in run.legs.items() if v)
     return (
         f"{run.mode:>8}: n={len(values)} median {statistics.median(values):.1f} "
         f"p95 {percentile(values, 0.95):.1f} min {min(values):.1f} max {max(values):.1f} ms; "
@@ -239,9 +238,7 @@ def main(argv=None) -> None:
     probe = make_member("m2e-probe")
     wav = burst_wav(workdir / "bursts.wav", 60)
     # DEBUG on: static files straight from the source tree (no collectstatic), as in the e2e tests.
-    server = ServerProcess(
-        database_name="salon", log_dir=workdir, extra_env={"DJANGO_DEBUG": "1"}
-    )
+    server = ServerProcess(database_name="salon", log_dir=workdir, extra_env={"DJANGO_DEBUG": "1"})
     proxy = None
     try:
         listen_url = server.url
@@ -306,9 +303,7 @@ def main(argv=None) -> None:
         median, p95 = statistics.median(adaptive.latencies), percentile(adaptive.latencies, 0.95)
         base_median = statistics.median(baseline.latencies)
         base_p95 = percentile(baseline.latencies, 0.95)
-        print(
-            f"ratio adaptive/fixed: median {median / base_median:.2f}, p95 {p95 / base_p95:.2f}"
-        )
+        print(f"ratio adaptive/fixed: median {median / base_median:.2f}, p95 {p95 / base_p95:.2f}")
         verdicts += [
             ("median <= 100 ms", median <= TARGET_MEDIAN_MS),
             ("p95 <= 150 ms", p95 <= TARGET_P95_MS),
