@@ -39,8 +39,9 @@ const BRIDGE_GAIN = 0.85;
 // so the clock waits for it (bridging) instead of running on through silence.
 const LOUD = 0.003;
 // Jitter: the relative delay of each frame (its arrival against its media time, compared with
-// the fastest frame of the last 2-4 s) goes into a histogram of 1 ms bins that forgets old
-// frames (each arrival scales it by FORGET: about 3 s of memory). The target is its 95th
+// the fastest frame of the last 2-4 s) goes into a histogram of 1 ms bins that forgets by
+// media time (scaled by FORGET per 20 ms frame since the last arrival: about 3 s of memory,
+// silences included, so a talk spurt's start-up jitter does not weigh on the next ones). The target is its 95th
 // percentile plus MARGIN (the decision guard, one render quantum and the decoder's time).
 const BINS = 501;
 const FORGET = 0.993;
@@ -59,7 +60,9 @@ const DECIMATE = 4;
 const PERIODIC = 0.9;
 const SILENT = 1e-4; // peak below −80 dBFS: no signal to preserve
 // Hysteresis around the target (accelerate above target + HIGH, expand below target − LOW).
+// Silence costs nothing to shorten: there the delay is brought within a quantum of the target.
 const HIGH = 10 * MS;
+const HIGH_SILENT = 128;
 const LOW = 3 * MS;
 const DELAY_BINS = 1001; // delay histogram of what was played, 1 ms bins, for stats
 const ONSETS = 512; // onset times kept for the latency bench (a ring)
@@ -118,8 +121,9 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     this.recording = null;
     this.recorded = 0;
     this.counters = {
-      underruns: 0, stalledSamples: 0, silentStallSamples: 0, accelerated: 0, expanded: 0, acceleratedSamples: 0,
-      expandedSamples: 0, late: 0, overflow: 0, givenUp: 0, concealed: 0, silentFrames: 0,
+      underruns: 0, stalledSamples: 0, silentStallSamples: 0, accelerated: 0, expanded: 0,
+      acceleratedSamples: 0,
+      expandedSamples: 0, late: 0, overflow: 0, givenUp: 0, silentFrames: 0,
       audioFrames: 0,
     };
     this.reset();
@@ -134,6 +138,7 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     this.position = 0; // media sample (unwrapped frame × 960) at the read point
     this.nextFrame = 0; // the frame that follows the sync buffer's last sample
     this.arrivedMax = -1;
+    this.lastArrival = -Infinity;
     this.minCurrent = Infinity; // fastest frame (arrival − media time) of this window
     this.minPrevious = Infinity; // and of the one before
     this.windowStart = 0;
@@ -183,7 +188,11 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     }
     const relative = offset - this.minOffset;
     const hist = this.hist;
-    for (let i = 0; i < BINS; i++) hist[i] *= FORGET;
+    const since = this.lastArrival === -Infinity ? 1 : frame - this.lastArrival;
+    const elapsed = Math.min(250, Math.max(1, since));
+    this.lastArrival = Math.max(this.lastArrival, frame);
+    const forget = FORGET ** elapsed;
+    for (let i = 0; i < BINS; i++) hist[i] *= forget;
     hist[Math.min(BINS - 1, Math.floor(relative / MS))] += 1;
     this.target = this.targetFromHistogram();
     if (frame > this.arrivedMax) this.arrivedMax = frame;
@@ -397,7 +406,7 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     if (this.sinceChange < Math.max(this.lastLag, WINDOW)) return;
     const delay = now - this.position - this.minOffset;
     const keep = 128 + GUARD; // never touch what the next quantum needs to play
-    if (delay > this.target + HIGH) {
+    if (delay > this.target + (this.audible ? HIGH : HIGH_SILENT)) {
       const excess = delay - this.target;
       // In silence the clock jumps: the frames up to the new read point plus `keep` are decided
       // now, as they would be at the target delay (a missing one is silence).
