@@ -140,3 +140,87 @@ class CuttableProxy:
         self._server.close()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=10)
+
+
+class ImpairingProxy(CuttableProxy):
+    """A proxy in front of a server that impairs the room mix on its way to a listener's page,
+    as a bad network would: each mix frame (a binary websocket message of kind 2 or 3, server to
+    client) is dropped with probability ``drop``, or else held for a uniformly random 0 to
+    ``jitter_ms`` ms, so a frame held long is overtaken by the next ones (reordering). Events,
+    control frames and everything the client sends pass at once. Websocket compression is
+    refused in the handshake so frames can be read as they pass."""
+
+    def __init__(
+        self, target_port: int, *, jitter_ms: float = 40.0, drop: float = 0.05, seed: int = 16
+    ):
+        super().__init__(target_port)
+        import random
+
+        self.jitter = jitter_ms / 1000
+        self.drop = drop
+        self.random = random.Random(seed)
+        self.passed = 0
+        self.dropped = 0
+
+    async def _accept(self, reader, writer) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(
+            "127.0.0.1", self.target_port
+        )
+        self._writers += [writer, upstream_writer]
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            writer.close()
+            upstream_writer.close()
+            return
+        upgrade = b"upgrade: websocket" in head.lower()
+        if upgrade:
+            lines = head.split(b"\r\n")
+            head = b"\r\n".join(
+                line for line in lines if not line.lower().startswith(b"sec-websocket-extensions")
+            )
+        upstream_writer.write(head)
+        await asyncio.gather(
+            self._pump(reader, upstream_writer),
+            self._downstream(upstream_reader, writer, upgrade),
+            return_exceptions=True,
+        )
+
+    async def _downstream(self, reader, writer, upgrade: bool) -> None:
+        if not upgrade:
+            await self._pump(reader, writer)
+            return
+        head = await reader.readuntil(b"\r\n\r\n")
+        writer.write(head)
+        if not head.startswith(b"HTTP/1.1 101"):
+            await self._pump(reader, writer)
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            header = await reader.readexactly(2)
+            length = header[1] & 0x7F
+            extended = b""
+            if length == 126:
+                extended = await reader.readexactly(2)
+                length = int.from_bytes(extended, "big")
+            elif length == 127:
+                extended = await reader.readexactly(8)
+                length = int.from_bytes(extended, "big")
+            mask = await reader.readexactly(4) if header[1] & 0x80 else b""
+            payload = await reader.readexactly(length)
+            frame = header + extended + mask + payload
+            final_binary = header[0] == 0x82  # FIN + binary opcode
+            if not (final_binary and not mask and payload[:1] in (b"\x02", b"\x03")):
+                writer.write(frame)
+                await writer.drain()
+                continue
+            if self.random.random() < self.drop:
+                self.dropped += 1
+                continue
+            self.passed += 1
+            loop.call_later(self.random.uniform(0, self.jitter), self._deliver, writer, frame)
+
+    @staticmethod
+    def _deliver(writer, frame: bytes) -> None:
+        if not writer.is_closing():
+            writer.write(frame)

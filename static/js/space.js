@@ -93,6 +93,11 @@ function onEvent(event) {
     showStatus(root, "You are in this space from another tab or device: it speaks for you, this page only listens. Reload it to speak from here.");
     return;
   }
+  if (event.type === "uplink.quality") {
+    // Loss the server measured on what we publish: the encoder adds in-band FEC while it lasts.
+    audio?.setUplinkLoss(event.loss_percent);
+    return;
+  }
   if (event.type === "levels") {
     room.apply(event);
     showLevels(root, room);
@@ -173,7 +178,9 @@ async function startAudio() {
     showAudioStatus(root, missing);
     return;
   }
-  audio = new SpaceAudio({ send: sendAudio, onStateChange: showListenButton });
+  // window.salonPlayout = "fixed" (set by bench/bench_mouth_to_ear.py before the page loads)
+  // selects the pre-#16 playout, the bench's baseline.
+  audio = new SpaceAudio({ send: sendAudio, onStateChange: showListenButton, playout: window.salonPlayout });
   try {
     await audio.start();
   } catch (error) {
@@ -191,6 +198,12 @@ async function startAudio() {
     bandLevel: (hz) => audio.bandLevel(hz),
     stats: () => ({ ...audio.stats, state: audio.context.state, microphone: audio.hasMicrophone, sending: audio.sending, superseded, joins, audioMode: audio.audioMode, microphoneProcessing: audio.microphoneProcessing() }),
     bufferStats: () => audio.bufferStats(),
+    onsets: () => audio.onsets(),
+    record: (seconds) => audio.record(seconds),
+    recording: () => audio.recording(),
+    encoderConfig: () => audio.encoderConfig(),
+    // Tests inject socket events through the page's own dispatch (e.g. uplink.quality).
+    dispatch: (event) => onEvent(event),
   };
   syncAudio();
 }

@@ -269,3 +269,40 @@ def test_the_host_switches_to_music_mode_and_the_listener_sees_it(stage):
     wait_until_heard(listener_page, 440)
     # A listener gets no toggle: only the host chooses the mode.
     assert listener_page.locator('[data-action="audio-mode"]').is_hidden()
+
+
+def test_the_host_adds_fec_while_the_server_reports_uplink_loss(stage):
+    """An `uplink.quality` report with loss reconfigures the host's Opus encoder with in-band
+    FEC tuned to it (Chromium accepts the config, sending goes on and is heard); a 0 % report,
+    or a malformed one, turns it off again."""
+    host_page, listener_page = stage["host_page"], stage["listener_page"]
+    host_page.wait_for_function("() => window.salonAudio.stats().sent > 0")
+    plain = host_page.evaluate("window.salonAudio.encoderConfig()")
+    assert "useinbandfec" not in plain["opus"]
+
+    host_page.evaluate(
+        "window.salonAudio.dispatch({type: 'uplink.quality', loss_percent: 7, jitter_ms: 12})"
+    )
+    config = host_page.evaluate("window.salonAudio.encoderConfig()")
+    assert config["opus"] == {**plain["opus"], "useinbandfec": True, "packetlossperc": 7}
+    assert {k: v for k, v in config.items() if k != "opus"} == {
+        k: v for k, v in plain.items() if k != "opus"
+    }
+    assert host_page.evaluate(
+        "AudioEncoder.isConfigSupported(window.salonAudio.encoderConfig()).then(r => r.supported)"
+    )
+    sent = host_page.evaluate("window.salonAudio.stats().sent")
+    host_page.wait_for_function(
+        "(before) => window.salonAudio.stats().sent > before + 25 && window.salonAudio.stats().fec",
+        arg=sent,
+    )
+    wait_until_heard(listener_page, 440)
+
+    host_page.evaluate("window.salonAudio.dispatch({type: 'uplink.quality', loss_percent: 0})")
+    assert host_page.evaluate("window.salonAudio.encoderConfig()") == plain
+    host_page.evaluate("window.salonAudio.dispatch({type: 'uplink.quality', loss_percent: 'x'})")
+    assert host_page.evaluate("window.salonAudio.encoderConfig()") == plain
+    sent = host_page.evaluate("window.salonAudio.stats().sent")
+    host_page.wait_for_function(
+        "(before) => window.salonAudio.stats().sent > before + 25", arg=sent
+    )

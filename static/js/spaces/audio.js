@@ -1,12 +1,14 @@
 // Live audio of the space page, on the space's own socket (binary frames, docs/audio.md).
 //
-// Listening: kind-2 frames → WebCodecs AudioDecoder → Float32 samples → the "salon-playback"
-// AudioWorklet (a small ring buffer: absorbs jitter, plays gaps as silence, never drifts) → the
-// speakers, and an AnalyserNode that the `window.salonAudio` test hook reads.
+// Listening: kind-2 frames → WebCodecs AudioDecoder (in sequence order; a lost frame is decoded
+// as Opus PLC) → Float32 samples → the "salon-playback" AudioWorklet (a NetEq-like playout: a
+// clock that runs through silence, a target delay from measured jitter, time-scale modification;
+// docs/audio.md, "Browser playout") → the speakers, and an AnalyserNode that the
+// `window.salonAudio` test hook reads.
 // Speaking: microphone (echo cancellation, noise suppression and gain control on in speech mode,
 // all off in music mode) → the same 48 kHz AudioContext → "salon-capture" worklet (960-sample
-// blocks) → AudioEncoder (Opus, 20 ms, the space's audio mode's settings) → one kind-1 frame per
-// packet, numbered by us.
+// blocks) → AudioEncoder (Opus, 20 ms, the space's audio mode's settings, in-band FEC while the
+// server reports uplink loss) → one kind-1 frame per packet, numbered by us.
 
 const RATE = 48000;
 const FRAME = 960;
@@ -31,6 +33,33 @@ const MIC_PROCESSING = {
   music: { echoCancellation: false, noiseSuppression: false, autoGainControl: false },
 };
 const DECODER_CONFIG = { codec: "opus", sampleRate: RATE, numberOfChannels: 1 };
+// Frames after a missing one wait (it may come late, or the worklet asks for its concealment
+// when its turn comes) while the gap is at most this many frames (200 ms, above any usual
+// target delay); a longer gap is silence (a quiet room sends nothing): decoding goes on.
+const MAX_HOLD = 10;
+// A sequence this far behind the last one is a new stream (another server process), not late.
+const NEW_STREAM_BEHIND = 500;
+
+// The TOC byte of a one-frame, 20 ms Opus packet in the same mode and bandwidth as `toc`. The
+// decoder runs its packet loss concealment on such a packet (its one frame is 0 bytes long),
+// as spaces/audio/codec.py does on the server (RFC 6716 §3.1: configs 0-11 SILK, four durations
+// each; 12-15 hybrid, two each; 16-31 CELT, four each; 20 ms is the second, second, fourth).
+export function tocFor20msPlc(toc) {
+  let config = toc >> 3;
+  if (config < 12) config = Math.floor(config / 4) * 4 + 1;
+  else if (config < 16) config = Math.floor(config / 2) * 2 + 1;
+  else config = Math.floor(config / 4) * 4 + 3;
+  return (config << 3) | (toc & 0x04);
+}
+
+// Opus packets of a loud 20 ms frame are larger than this; the room's quiet frames are smaller
+// (speech mode: room tone ~70 bytes, a loud burst ~145; bench/bench_fanout.py uses the same).
+const LOUD_PACKET_BYTES = 110;
+
+function mark(list) {
+  list.push(performance.timeOrigin + performance.now());
+  if (list.length > 64) list.shift();
+}
 
 // What this browser lacks for live audio, as a sentence for the member, or null.
 export function missingAudioSupport() {
@@ -48,15 +77,28 @@ export function missingMicrophoneSupport() {
 
 export class SpaceAudio {
   // send(ArrayBuffer) writes one binary frame to the socket (and drops it if not connected).
-  constructor({ send, onStateChange = () => {} }) {
+  // playout "fixed" selects the pre-#16 fixed 60 ms worklet (the latency bench's baseline).
+  constructor({ send, onStateChange = () => {}, playout = "adaptive" }) {
     this.send = send;
     this.onStateChange = onStateChange;
+    this.playout = playout === "fixed" ? "fixed" : "adaptive";
     this.context = null;
     this.playback = null;
     this.analyser = null;
     this.decoder = null;
-    this.lastSequence = null;
-    this.stats = { received: 0, bundles: 0, lost: 0, decodeErrors: 0, sent: 0 };
+    this.lastFrame = null; // unwrapped sequence of the newest mix frame
+    this.expected = null; // the next frame the decoder is to get
+    this.pending = new Map(); // frame → payload, held behind a missing one
+    this.decoding = []; // frames given to the decoder, in order, whose output is to come
+    this.plcToc = null; // TOC byte of a 20 ms packet like the last one decoded
+    this.replies = new Map(); // reply type → resolvers, for bufferStats() and onsets
+    this.stats = { received: 0, bundles: 0, lost: 0, late: 0, concealed: 0, decodeErrors: 0, sent: 0, fec: 0 };
+    this.uplinkLoss = 0; // the server's last uplink.quality loss_percent for our stream
+    // For the latency bench: when the first loud frame after a quiet stretch was sent (by a
+    // speaker) or arrived (at a listener), as performance.timeOrigin + now, the last 64.
+    this.marks = { sent: [], arrived: [] };
+    this.lastLoudFrame = -Infinity;
+    this.quietBlocks = 0;
     this.mic = null; // {stream, source, capture, encoder}
     this.sending = false;
     this.sequence = 0;
@@ -71,11 +113,12 @@ export class SpaceAudio {
     this.context = new AudioContext({ sampleRate: RATE, latencyHint: "interactive" });
     this.context.addEventListener("statechange", () => this.onStateChange());
     await this.context.audioWorklet.addModule(new URL("./worklet.js", import.meta.url));
-    this.playback = new AudioWorkletNode(this.context, "salon-playback", {
+    const processor = this.playout === "fixed" ? "salon-playback-fixed" : "salon-playback";
+    this.playback = new AudioWorkletNode(this.context, processor, {
       numberOfInputs: 0,
       outputChannelCount: [1],
-      processorOptions: { target: 3 * FRAME, slack: 6 * FRAME },
     });
+    this.playback.port.onmessage = (event) => this.fromPlayback(event.data);
     this.analyser = this.context.createAnalyser();
     this.analyser.fftSize = 8192;
     this.analyser.smoothingTimeConstant = 0.5;
@@ -95,10 +138,12 @@ export class SpaceAudio {
   }
 
   openDecoder() {
+    this.decoding = [];
     this.decoder = new AudioDecoder({
-      output: (data) => this.played(data),
+      output: (data) => this.decoded(data),
       error: () => {
-        // A closed decoder takes no more packets: count it and open a fresh one.
+        // A closed decoder takes no more packets: count it and open a fresh one. The frames it
+        // held are gone; the worklet asks for them again and gets concealment.
         this.stats.decodeErrors += 1;
         this.openDecoder();
       },
@@ -106,11 +151,31 @@ export class SpaceAudio {
     this.decoder.configure(DECODER_CONFIG);
   }
 
-  played(data) {
+  // One decoded frame: outputs come in the order packets went in, one per packet.
+  decoded(data) {
+    const entry = this.decoding.shift();
     const samples = new Float32Array(data.numberOfFrames);
     data.copyTo(samples, { planeIndex: 0, format: "f32-planar" });
     data.close();
-    this.playback.port.postMessage(samples, [samples.buffer]);
+    if (!entry) return;
+    this.playback.port.postMessage({ type: "frame", frame: entry.frame, samples, kind: entry.kind }, [samples.buffer]);
+  }
+
+  fromPlayback(data) {
+    if (typeof data === "number") {
+      this.conceal(data);
+      return;
+    }
+    const waiting = this.replies.get(data.type);
+    if (waiting && waiting.length) waiting.shift()(data);
+  }
+
+  ask(request, type) {
+    return new Promise((resolve) => {
+      if (!this.replies.has(type)) this.replies.set(type, []);
+      this.replies.get(type).push(resolve);
+      this.playback.port.postMessage(request);
+    });
   }
 
   // One binary message from the socket: a mix frame, or a bundle of them.
@@ -133,31 +198,100 @@ export class SpaceAudio {
     }
   }
 
-  // One mix frame at [offset, offset + length) of the message.
+  // One mix frame at [offset, offset + length) of the message. Its sequence (the server's tick)
+  // is unwrapped to a growing frame number: the worklet places it on its playout clock by it.
   receiveFrame(buffer, offset, length) {
     if (length <= HEADER) return;
     const view = new DataView(buffer, offset, length);
     if (view.getUint8(0) !== KIND_MIX) return;
     const sequence = view.getUint32(2);
-    const timestamp = view.getUint32(6);
-    if (this.lastSequence !== null) {
-      // Counted only: a gap is a loss or DTX silence, and the worklet plays both as silence.
-      const gap = (sequence - this.lastSequence - 1) >>> 0;
-      if (gap > 0 && gap < 50) this.stats.lost += gap;
+    let frame = sequence;
+    if (this.lastFrame !== null) {
+      const step = (sequence - (this.lastFrame >>> 0)) | 0; // int32: the shortest way round
+      if (step < -NEW_STREAM_BEHIND) {
+        this.resetStream(); // another tick numbering: a new stream, not 10 s of late frames
+      } else {
+        frame = this.lastFrame + step;
+      }
     }
-    this.lastSequence = sequence;
+    if (this.lastFrame === null || frame > this.lastFrame) {
+      // Counted only: a gap is a loss or DTX silence; which one, the worklet's clock decides.
+      if (this.lastFrame !== null && frame - this.lastFrame - 1 < 50) this.stats.lost += frame - this.lastFrame - 1;
+      this.lastFrame = frame;
+    }
     this.stats.received += 1;
-    if (this.decoder.state !== "configured") return;
-    this.decoder.decode(new EncodedAudioChunk({
-      type: "key",
-      timestamp: Math.round((timestamp / RATE) * 1e6),
-      data: new Uint8Array(buffer, offset + HEADER, length - HEADER),
-    }));
+    if (length - HEADER >= LOUD_PACKET_BYTES) {
+      if (frame - this.lastLoudFrame > 10) mark(this.marks.arrived);
+      this.lastLoudFrame = frame;
+    }
+    if (this.playout === "adaptive") this.playback.port.postMessage({ type: "arrive", frame });
+    // The payload is copied: the frame may wait in `pending` after the message is gone.
+    const payload = new Uint8Array(buffer.slice(offset + HEADER, offset + length));
+    if (this.playout === "fixed") {
+      this.decode(frame, payload, "audio"); // the baseline decodes as frames come
+      return;
+    }
+    if (this.expected === null) this.expected = frame;
+    if (frame < this.expected) {
+      this.stats.late += 1; // its turn at the decoder passed (concealed or played as silence)
+      return;
+    }
+    if (frame > this.expected) {
+      this.pending.set(frame, payload);
+      if (frame - this.expected > MAX_HOLD) {
+        // A long gap is silence (or a burst of loss the worklet plays as silence): go on.
+        this.expected = Math.min(...this.pending.keys());
+        this.decodeInOrder();
+      }
+      return;
+    }
+    this.pending.set(frame, payload);
+    this.decodeInOrder();
+  }
+
+  // Decodes the held frames from `expected` on for as long as they follow each other.
+  decodeInOrder() {
+    while (this.pending.has(this.expected)) {
+      const payload = this.pending.get(this.expected);
+      this.pending.delete(this.expected);
+      this.decode(this.expected, payload, "audio");
+      this.expected += 1;
+    }
+  }
+
+  decode(frame, payload, kind) {
+    if (!this.decoder || this.decoder.state !== "configured") return;
+    this.decoding.push({ frame, kind });
+    this.decoder.decode(new EncodedAudioChunk({ type: "key", timestamp: Math.round((frame * FRAME / RATE) * 1e6), data: payload }));
+    if (kind === "audio") this.plcToc = tocFor20msPlc(payload[0]);
+  }
+
+  // The worklet is about to play `frame` and lacks it. If the decoder already has it, its output
+  // is on the way. Otherwise it is lost or too late: Opus PLC stands in (the decoder's state
+  // stays continuous, and the real frame, if it comes, is dropped as late); frames skipped as
+  // silence, or a stream with nothing decoded yet, get silence.
+  conceal(frame) {
+    if (frame < this.expected && this.decoding.some((entry) => entry.frame === frame)) return;
+    if (this.expected === null || frame < this.expected || this.plcToc === null) {
+      this.playback.port.postMessage({ type: "frame", frame, samples: null, kind: "silent" });
+      return;
+    }
+    for (const held of this.pending.keys()) if (held < frame) this.pending.delete(held);
+    if (this.pending.has(frame)) {
+      this.expected = frame; // it came meanwhile
+    } else {
+      this.stats.concealed += 1;
+      this.decode(frame, new Uint8Array([this.plcToc]), "concealed");
+      this.expected = frame + 1;
+    }
+    this.decodeInOrder();
   }
 
   // The socket was replaced (reconnect): the server's tick numbering starts afresh for us.
   resetStream() {
-    this.lastSequence = null;
+    this.lastFrame = null;
+    this.expected = null;
+    this.pending.clear();
     this.playback?.port.postMessage("flush");
   }
 
@@ -238,9 +372,32 @@ export class SpaceAudio {
         if (this.sending && this.mic === mic) this.startEncoder();
       },
     });
-    encoder.configure(ENCODER_CONFIGS[this.audioMode]);
+    encoder.configure(this.encoderConfig());
     mic.encoder = encoder;
     mic.capture.port.postMessage({ active: true });
+  }
+
+  // The encoder settings for the loss the server last reported on our uplink: in-band FEC (the
+  // next packet carries a low-bitrate copy of this one) only while loss is seen, tuned to it;
+  // off again at 0 %, where it would only spend bits.
+  encoderConfig() {
+    const config = ENCODER_CONFIGS[this.audioMode];
+    if (this.uplinkLoss <= 0) return config;
+    return {
+      ...config,
+      opus: { ...config.opus, useinbandfec: true, packetlossperc: this.uplinkLoss },
+    };
+  }
+
+  // The server's `uplink.quality` report on the frames we publish (docs/protocol.md).
+  setUplinkLoss(lossPercent) {
+    const loss = Math.max(0, Math.min(100, Math.round(Number(lossPercent) || 0)));
+    if (loss === this.uplinkLoss) return;
+    this.uplinkLoss = loss;
+    this.stats.fec = loss > 0 ? 1 : 0;
+    const encoder = this.mic?.encoder;
+    // Reconfiguring a running encoder keeps it (and its frame numbering) going.
+    if (encoder && encoder.state === "configured") encoder.configure(this.encoderConfig());
   }
 
   stopEncoder(mic) {
@@ -282,6 +439,12 @@ export class SpaceAudio {
     chunk.copyTo(frame.subarray(HEADER));
     this.sequence = (this.sequence + 1) >>> 0;
     this.timestamp = (this.timestamp + FRAME) >>> 0;
+    if (this.level >= VOICE_RMS) {
+      if (this.quietBlocks >= 10) mark(this.marks.sent);
+      this.quietBlocks = 0;
+    } else {
+      this.quietBlocks += 1;
+    }
     this.send(frame.buffer);
     this.stats.sent += 1;
   }
@@ -333,13 +496,56 @@ export class SpaceAudio {
     return bins;
   }
 
+  // The playout worklet's counters: underruns (stalls inside sound), accelerated/expanded
+  // (time-scale changes, and the ms they took out or added), late, givenUp, targetMs, delayMs,
+  // delayP50Ms/delayP95Ms (of what was played), plus our own concealed count.
   async bufferStats() {
     if (!this.playback) return null;
+    const stats = await this.ask("stats", "stats");
+    return { ...stats, concealed: this.stats.concealed };
+  }
+
+  // For the latency bench: the context frames at which tone bursts started in what the worklet
+  // played and in what the microphone gave, mapped to performance.timeOrigin + now (ms).
+  async onsets() {
+    const played = (await this.ask("onsets", "onsets")).frames;
+    const captured = this.mic ? await this.captureOnsets() : [];
+    const context = this.context;
+    const stamp = context.getOutputTimestamp();
+    const now = performance.now();
+    const origin = performance.timeOrigin;
+    // Output: a frame is heard when the device plays it; getOutputTimestamp() maps the frame
+    // being output now to performance time (it already lags currentTime by the output latency).
+    const heard = played.map((f) => origin + stamp.performanceTime + (f / RATE - stamp.contextTime) * 1000);
+    // Input: the capture worklet saw the samples when it rendered that frame, about now minus
+    // the frames rendered since (the fake device's own capture delay is not included).
+    const seen = captured.map((f) => origin + now - (context.currentTime - f / RATE) * 1000);
+    return { heard, seen, ...this.marks, outputLatency: context.outputLatency, baseLatency: context.baseLatency };
+  }
+
+  captureOnsets() {
     return new Promise((resolve) => {
-      const port = this.playback.port;
+      const port = this.mic.capture.port;
       const previous = port.onmessage;
-      port.onmessage = (event) => { port.onmessage = previous; resolve(event.data); };
-      port.postMessage("stats");
+      port.onmessage = (event) => {
+        if (event.data && event.data.type === "onsets") {
+          port.onmessage = previous;
+          resolve(event.data.frames);
+        } else {
+          previous(event);
+        }
+      };
+      port.postMessage("onsets");
     });
+  }
+
+  // Keeps the last `seconds` of what the worklet plays, for recording().
+  record(seconds) {
+    this.playback.port.postMessage({ type: "record", seconds });
+  }
+
+  async recording() {
+    const reply = await this.ask("recording", "recording");
+    return Array.from(reply.samples);
   }
 }
