@@ -138,6 +138,16 @@ class CuttableProxy:
     def stop(self) -> None:
         self.cut()
         self._server.close()
+
+        async def finish() -> None:
+            # The connections' tasks end on the aborted sockets; wait for them, so none is
+            # destroyed pending when the loop stops.
+            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(finish(), self.loop).result(timeout=10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=10)
 

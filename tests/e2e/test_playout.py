@@ -93,8 +93,9 @@ def test_a_listener_behind_jitter_and_loss_hears_the_tone_without_gaps(impaired)
     # loss nor a late frame leaves a silent gap.
     assert longest_silence_ms(samples) <= 20 + longest_silence_ms(control), (stats, before)
     assert stats["concealed"] > before["concealed"], stats
-    # The delay was steered by time-scale changes (here inside the tone: it never stops).
-    assert stats["accelerated"] > 0 and stats["expanded"] > 0, stats
+    # The delay was steered by time-scale changes (here inside the tone: it never stops), in
+    # whichever direction the arrivals of this run needed.
+    assert stats["accelerated"] + stats["expanded"] > 0, stats
     # The target follows the measured jitter: the proxy's uniform 0-40 ms has a p95 of 38 ms
     # (the machine's own jitter only adds to it), and the target is it plus a fixed margin.
     assert stats["jitterP95Ms"] >= 30, stats
