@@ -40,11 +40,7 @@ Targets: tone corr ≥ 0.95, glitchy ≤ 2 %, delay p95 ≤ 80 ms, speech ratio 
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
 import sys
-import tempfile
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,11 +48,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_mixer import speech_like
 
 from spaces.audio import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE
 from spaces.audio.codec import OpusDecoder, OpusEncoder, OpusSettings
 from spaces.audio.mixer import RoomMixer
+from tests.spaces.audio.signals import espeak_installed, speech_like
+from tests.spaces.audio.signals import espeak_speech as spoken
 
 LOSS = 0.05
 JITTER = 0.040
@@ -202,23 +199,15 @@ def speech_score(heard: np.ndarray, source: np.ndarray) -> float:
 
 def espeak_speech(seconds: float) -> np.ndarray | None:
     """Synthesized English speech at 48 kHz, or None without espeak-ng."""
-    if shutil.which("espeak-ng") is None:
+    if not espeak_installed():
         return None
     text = (
         "Welcome to the space. Tonight we talk about building live audio that holds up on real "
         "networks, with loss and jitter, and about how a jitter buffer stretches time. "
     ) * 3
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "speech.wav"
-        subprocess.run(["espeak-ng", "-w", str(path), text], check=True, capture_output=True)
-        with wave.open(str(path)) as source:
-            rate = source.getframerate()
-            samples = np.frombuffer(source.readframes(source.getnframes()), dtype=np.int16)
-    t = np.arange(int(len(samples) * SAMPLE_RATE / rate)) / SAMPLE_RATE
-    resampled = np.interp(t, np.arange(len(samples)) / rate, samples.astype(np.float64))
-    resampled = resampled[: int(seconds * SAMPLE_RATE)]
-    scale = 8000.0 / max(1.0, float(np.percentile(np.abs(resampled), 99)))
-    return np.clip(resampled * scale, -32768, 32767).astype(np.int16)
+    samples = spoken(text)[: int(seconds * SAMPLE_RATE)].astype(np.float64)
+    scale = 8000.0 / max(1.0, float(np.percentile(np.abs(samples), 99)))
+    return np.clip(samples * scale, -32768, 32767).astype(np.int16)
 
 
 def verdict(ok: bool) -> str:

@@ -21,11 +21,8 @@ run, interleaved round by round with the thing measured. Sections:
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
@@ -34,7 +31,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-from av.audio.resampler import AudioResampler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -54,6 +50,13 @@ from spaces.audio import (
     TickTiming,
     pack,
 )
+from tests.spaces.audio.signals import (
+    best_lag_correlation,
+    chord,
+    espeak_installed,
+    espeak_speech,
+    speech_like,
+)
 
 SPEAKERS = 10
 TALKING = 3
@@ -63,34 +66,10 @@ CHOSEN = OpusSettings()
 # -- Signals -------------------------------------------------------------------------------
 
 
-def speech_like(frames: int, pitch: float, seed: int) -> np.ndarray:
-    """A voiced, syllable-rate modulated harmonic signal with breath noise: costs like speech."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(frames * FRAME_SAMPLES) / SAMPLE_RATE
-    vibrato = pitch * (1 + 0.03 * np.sin(2 * np.pi * 5 * t))
-    phase = 2 * np.pi * np.cumsum(vibrato) / SAMPLE_RATE
-    voiced = sum(np.sin(k * phase) / k for k in range(1, 8))
-    syllables = 0.55 + 0.45 * np.sin(2 * np.pi * 4 * t + seed)
-    signal = 6000 * voiced * syllables + rng.normal(0, 300, len(t))
-    return np.clip(signal, -32768, 32767).astype(np.int16)
-
-
 def room_tone(frames: int, seed: int) -> np.ndarray:
     """A quiet open mic: around -64 dBFS of noise, below the talk threshold."""
     rng = np.random.default_rng(seed)
     return rng.normal(0, 20, frames * FRAME_SAMPLES).astype(np.int16)
-
-
-def chord(frames: int, seed: int = 0) -> np.ndarray:
-    """Music-like: a C major triad, each note with harmonics up to 16 kHz, slowly swelling."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(frames * FRAME_SAMPLES) / SAMPLE_RATE
-    signal = np.zeros_like(t)
-    for fundamental in (261.63, 329.63, 392.0):
-        for k in range(1, int(16_000 // fundamental) + 1):
-            signal += np.sin(2 * np.pi * k * fundamental * t + rng.uniform(0, 2 * np.pi)) / k**0.7
-    swell = 0.6 + 0.4 * np.sin(2 * np.pi * 0.5 * t)
-    return (12_000 * swell * signal / np.abs(signal).max()).astype(np.int16)
 
 
 SPOKEN_TEXT = (
@@ -99,34 +78,9 @@ SPOKEN_TEXT = (
 )
 
 
-def espeak_speech() -> np.ndarray | None:
+def espeak_speech_or_none() -> np.ndarray | None:
     """A real (synthesized) voice at 48 kHz, whole frames; None without espeak-ng."""
-    if shutil.which("espeak-ng") is None:
-        return None
-    with tempfile.TemporaryDirectory() as directory:
-        path = Path(directory) / "speech.wav"
-        subprocess.run(["espeak-ng", "-w", str(path), SPOKEN_TEXT], check=True)
-        resampler = AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-        with av.open(str(path)) as container:
-            chunks = [
-                out.to_ndarray().reshape(-1)
-                for frame in container.decode(audio=0)
-                for out in resampler.resample(frame)
-            ]
-            chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
-    signal = np.concatenate(chunks).astype(np.int16)
-    return signal[: len(signal) // FRAME_SAMPLES * FRAME_SAMPLES]
-
-
-def best_lag_correlation(source: np.ndarray, output: np.ndarray, max_lag: int) -> float:
-    """Correlation of ``output`` with ``source`` at the lag (0..max_lag samples) that fits best."""
-    a = source.astype(np.float64)
-    b = output.astype(np.float64)
-    size = 1 << int(np.ceil(np.log2(2 * len(a))))
-    cross = np.fft.irfft(np.conj(np.fft.rfft(a, size)) * np.fft.rfft(b, size), size)[:max_lag]
-    lag = int(np.argmax(cross))
-    a, b = a[: len(a) - lag], b[lag : len(a)]
-    return float(np.dot(a, b) / np.sqrt(np.dot(a, a) * np.dot(b, b) + 1e-9))
+    return espeak_speech(SPOKEN_TEXT) if espeak_installed() else None
 
 
 def frames_of(signal: np.ndarray) -> list[np.ndarray]:
@@ -231,7 +185,7 @@ def end_to_end(signal: np.ndarray, uplink: OpusSettings, mix: OpusSettings) -> n
 
 def bench_modes(frames: int, quick: bool) -> None:
     print("0b. Audio modes end to end (uplink -> RoomMixer -> listener; one speaker)")
-    speech = espeak_speech()
+    speech = espeak_speech_or_none()
     signals = {"speech-like": speech_like(frames, pitch=140, seed=7)}
     if speech is not None:
         signals["espeak"] = speech if not quick else speech[: frames * FRAME_SAMPLES]
@@ -255,7 +209,7 @@ def bench_modes(frames: int, quick: bool) -> None:
         ("", *both("audio", 96_000, complexity=10)),
     ]
     correlations = {
-        (index, name): best_lag_correlation(signal, end_to_end(signal, uplink, mix), 24_000)
+        (index, name): best_lag_correlation(signal, end_to_end(signal, uplink, mix), max_lag=24_000)
         for index, (_, uplink, mix) in enumerate(rows)
         for name, signal in signals.items()
     }

@@ -349,23 +349,21 @@ class SpeakerPlayout:
     def _held_positions(self, count: int) -> np.ndarray:
         """Positions for samples that add delay (a late frame's extension): media time stands
         still at the last sample's while they play."""
-        if len(self._positions):
-            last = int(self._positions[-1])
-        elif self.position is not None:
-            last = self.position + FRAME_SAMPLES - 1
-        else:
-            last = self.jitter.last_slot * FRAME_SAMPLES - 1
-        return np.full(count, last, dtype=np.int64)
+        return np.full(count, self._last_position(), dtype=np.int64)
 
     def _next_positions(self, count: int) -> np.ndarray:
         """Positions for made-up samples: they continue the last buffered (or played) one."""
-        if len(self._positions):
-            last = int(self._positions[-1])
-        elif self.position is not None:
-            last = self.position + FRAME_SAMPLES - 1
-        else:
-            last = self.jitter.last_slot * FRAME_SAMPLES - 1
+        last = self._last_position()
         return np.arange(last + 1, last + 1 + count, dtype=np.int64)
+
+    def _last_position(self) -> int:
+        """The media position of the last sample buffered, else played, else before the
+        jitter buffer's current slot."""
+        if len(self._positions):
+            return int(self._positions[-1])
+        if self.position is not None:
+            return self.position + FRAME_SAMPLES - 1
+        return self.jitter.last_slot * FRAME_SAMPLES - 1
 
     # -- whole-frame path (the bench's baseline) ---------------------------------------------
 

@@ -104,10 +104,15 @@ def chord(frames: int, *, seed: int = 0) -> np.ndarray:
     return (12_000 * swell * signal / np.abs(signal).max()).astype(np.int16)
 
 
-def espeak_speech(text: str) -> np.ndarray:
-    """espeak-ng's voice saying ``text``, at 48 kHz, whole frames (``make test-deps``
-    installs espeak-ng)."""
+def espeak_installed() -> bool:
     import shutil
+
+    return shutil.which("espeak-ng") is not None
+
+
+def espeak_speech(text: str) -> np.ndarray:
+    """espeak-ng's voice saying ``text``, at 48 kHz, whole frames (``make test-deps`` and
+    ``make bench`` install espeak-ng). The benches use it too: one copy of every signal."""
     import subprocess
     import tempfile
     from pathlib import Path
@@ -115,7 +120,7 @@ def espeak_speech(text: str) -> np.ndarray:
     import av
     from av.audio.resampler import AudioResampler
 
-    if shutil.which("espeak-ng") is None:
+    if not espeak_installed():
         raise RuntimeError("espeak-ng is not installed: run `make test-deps`")
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "speech.wav"
