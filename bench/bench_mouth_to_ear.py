@@ -181,7 +181,9 @@ async def probe_listener(url, space_id, token, stop, markers):
             if isinstance(message, str) or message[0] != 2:
                 continue
             sequence = int.from_bytes(message[2:6], "big")
-            if len(message) - 10 >= 60:
+            # The speech mode's room tone is ~70 bytes, a burst ~145: listeners.py's
+            # --marker-bytes default (110) tells them apart.
+            if len(message) - 10 >= 110:
                 if last_large is None or sequence - last_large > 10:
                     markers.append(time.time())
                 last_large = sequence
