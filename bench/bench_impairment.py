@@ -119,9 +119,7 @@ def run(signal: np.ndarray, seed: int, *, impaired: bool, time_stretch: bool) ->
             if (reported > 0) != (fec_percent > 0):
                 fec_percent = reported
                 fec_on_at = now if fec_on_at is None and reported else fec_on_at
-                encoder = OpusEncoder(
-                    OpusSettings(fec=reported > 0, packet_loss_percent=max(reported, 0))
-                )
+                encoder = OpusEncoder(OpusSettings().expecting_loss(reported))
         position = mixer.playout_position("a")
         if position is not None and result.talking:
             sent = (position / FRAME_SAMPLES + 1) * FRAME_SECONDS

@@ -60,7 +60,7 @@ import urllib.request
 import wave
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -540,9 +540,7 @@ class AudioStreamer:
         self.expected_loss_percent = loss_percent
 
     def _encoder_settings(self) -> OpusSettings:
-        settings = self.settings or OpusSettings()
-        loss = self.expected_loss_percent
-        return replace(settings, fec=loss > 0, packet_loss_percent=max(1, loss) if loss else 0)
+        return (self.settings or OpusSettings()).expecting_loss(self.expected_loss_percent)
 
 
 # --- the client ----------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from __future__ import annotations
 import ctypes
 import glob
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import av
@@ -103,6 +103,12 @@ class OpusSettings:
         if self.fec and self.packet_loss_percent == 0:
             # libopus only spends bits on FEC when told to expect loss.
             raise ValueError("in-band FEC needs a non-zero expected packet_loss_percent")
+
+    def expecting_loss(self, loss_percent: int) -> OpusSettings:
+        """These settings for an uplink the server reports ``loss_percent`` on
+        (``uplink.quality``): in-band FEC for that loss (at least 1 %), off at 0."""
+        loss = max(0, min(100, loss_percent))
+        return replace(self, fec=loss > 0, packet_loss_percent=max(1, loss) if loss else 0)
 
 
 AudioMode = Literal["speech", "music"]
