@@ -8,7 +8,9 @@ run, interleaved round by round with the thing measured. Sections:
    decode, best-lag correlation with the source, for speech (synthetic, and espeak-ng's
    voice when installed) and music (a chord with harmonics up to 16 kHz); with the cost of
    each mix encode (µs) and the bandwidth per listener (kB/s). Baseline: the old default
-   (voip 32 kb/s on both hops), in the same run.
+   (voip 32 kb/s on both hops), in the same run. Then music_stereo: per-channel correlation
+   of a stereo chord, channel separation (a left-only and a right-only tone), and the cost
+   of a stereo room's tick against a mono music room's, interleaved.
 1. One mixer tick (10 speakers, 3 talking) against the bare PyAV codec work it implies
    (10 decodes + 4 encodes, same settings). Target: ratio <= 1.3.
 2. Encodes per tick against listener count (must not grow with listeners).
@@ -51,11 +53,14 @@ from spaces.audio import (
     pack,
 )
 from tests.spaces.audio.signals import (
+    amplitude_at,
     best_lag_correlation,
     chord,
     espeak_installed,
     espeak_speech,
+    sine,
     speech_like,
+    stereo,
 )
 
 SPEAKERS = 10
@@ -173,9 +178,9 @@ def end_to_end(signal: np.ndarray, uplink: OpusSettings, mix: OpusSettings) -> n
     encoder = OpusEncoder(uplink)
     mixer = RoomMixer(opus=mix)
     mixer.add_speaker("speaker")
-    listener = OpusDecoder()
+    listener = OpusDecoder(channels=mix.channels)
     frames = frames_of(signal)
-    silence = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+    silence = np.zeros_like(frames[0])
     out = []
     for sequence, frame in enumerate(frames + [silence] * 10):  # flush the jitter buffer
         mixer.push("speaker", sequence, encoder.encode(frame), sequence * FRAME_SECONDS)
@@ -255,7 +260,72 @@ def bench_modes(frames: int, quick: bool) -> None:
     )
     print(
         "   (µs/enc and kB/s: on speech-like input for speech bitrates, on the chord for "
-        ">= 64 kb/s; band: the bandwidth libopus chose most often)\n"
+        ">= 64 kb/s; band: the bandwidth libopus chose most often)"
+    )
+    bench_stereo(frames, quick)
+
+
+def bench_stereo(frames: int, quick: bool) -> None:
+    """music_stereo: quality per channel, separation, and what a stereo room costs."""
+    settings = AUDIO_MODES["music_stereo"]
+    # Two chords of the same notes in independent phases: the channels share little.
+    music = stereo(chord(frames, seed=0), chord(frames, seed=1))
+    heard = end_to_end(music, settings, settings)
+    per_channel = [
+        best_lag_correlation(music[:, side], heard[:, side], max_lag=24_000) for side in (0, 1)
+    ]
+    tones = stereo(sine(440, frames), sine(660, frames))  # 440 Hz left only, 660 right only
+    out = end_to_end(tones, settings, settings)
+    tone_correlation = [
+        best_lag_correlation(tones[:, side], out[:, side], max_lag=24_000) for side in (0, 1)
+    ]
+    out = out[20 * FRAME_SAMPLES : len(tones)]  # settled, before the trailing silence
+    # Separation: a tone's amplitude on its own side over its amplitude on the other.
+    separation = [
+        20 * np.log10(amplitude_at(out[:, own], hz) / max(amplitude_at(out[:, 1 - own], hz), 1e-3))
+        for own, hz in ((0, 440), (1, 660))
+    ]
+    encoder = OpusEncoder(settings)
+    size = statistics.mean(len(encoder.encode(frame)) for frame in frames_of(music))
+    print(
+        f"   music_stereo (audio {settings.bitrate // 1000} kb/s, 2 ch): chord L/R correlation "
+        f"{per_channel[0]:.3f}/{per_channel[1]:.3f}, {size * 50 / 1000:.1f} kB/s; "
+        f"left-only 440 Hz / right-only 660 Hz: correlation {tone_correlation[0]:.3f}/"
+        f"{tone_correlation[1]:.3f}, separation {separation[0]:.0f}/{separation[1]:.0f} dB"
+    )
+    # A room of 10 speakers, 3 of them talking, mono music against music_stereo, interleaved.
+    rooms = {}
+    for name, mode in (("music", AUDIO_MODES["music"]), ("music_stereo", settings)):
+        source = music if mode.channels == 2 else music[:, 0]
+        talking = [OpusEncoder(mode) for _ in range(TALKING)]
+        packets = [
+            [encoder.encode(frame) for frame in frames_of(np.roll(source, 4_800 * index, 0))]
+            for index, encoder in enumerate(talking)
+        ]
+        quiet = OpusEncoder(mode).encode(np.zeros_like(frames_of(source)[0]))
+        mixer = RoomMixer(opus=mode)
+        for speaker in range(SPEAKERS):
+            mixer.add_speaker(speaker)
+        rooms[name] = (mixer, packets, quiet, [])
+    rounds = 5 if quick else 20
+    ticks = len(frames_of(music))
+    sequence = 0
+    for _ in range(rounds):
+        for mixer, packets, quiet, costs in rooms.values():
+            start = time.perf_counter_ns()
+            for tick in range(ticks):
+                now = (sequence + tick) * FRAME_SECONDS
+                for speaker in range(SPEAKERS):
+                    packet = packets[speaker][tick] if speaker < TALKING else quiet
+                    mixer.push(speaker, sequence + tick, packet, now)
+                mixer.tick(now)
+            costs.append((time.perf_counter_ns() - start) / 1000 / ticks)
+        sequence += ticks
+    mono = statistics.median(rooms["music"][3])
+    both = statistics.median(rooms["music_stereo"][3])
+    print(
+        f"   tick, {SPEAKERS} speakers ({TALKING} talking): music {mono:.0f} µs, "
+        f"music_stereo {both:.0f} µs (x{both / mono:.2f}; {rounds} interleaved rounds)\n"
     )
 
 

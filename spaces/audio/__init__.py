@@ -17,6 +17,7 @@ from .codec import (
     OpusEncoder,
     OpusSettings,
     opus_settings_for,
+    packet_is_stereo,
 )
 from .jitter import JitterBuffer, JitterSettings, JitterStats, Playout
 from .levels import LevelsEvent, SpeakerLevel, TalkDetector, frame_level_dbfs
@@ -57,5 +58,6 @@ __all__ = [
     "frame_level_dbfs",
     "opus_settings_for",
     "pack",
+    "packet_is_stereo",
     "unpack",
 ]

@@ -1,5 +1,5 @@
-"""Opus at 48 kHz mono in 20 ms frames: PyAV's libopus wrapper, and libopus itself for the
-live decoder.
+"""Opus at 48 kHz, mono (stereo in the "music_stereo" mode), in 20 ms frames: PyAV's libopus
+wrapper, and libopus itself for the live decoder.
 
 Encoding (and every decode outside the live per-speaker path: recorder, replay, benches) goes
 through PyAV. The live per-speaker decoder is the one exception: it calls the libopus that PyAV
@@ -83,6 +83,8 @@ class OpusSettings:
     The "music" mode (:data:`AUDIO_MODES`) keeps "audio" and raises the bitrate to 96 kb/s:
     a chord with harmonics up to 16 kHz comes out at 0.99 (0.98 at 64 kb/s, 0.996 at
     128 kb/s for a third more bandwidth); libopus codes it fullband (20 kHz).
+    "music_stereo" is music in two channels at 128 kb/s, libopus's own figure for fullband
+    stereo music (its joint-stereo coding spends the extra third on the side signal).
     """
 
     application: Application = "audio"
@@ -90,6 +92,8 @@ class OpusSettings:
     complexity: int = 5
     fec: bool = False
     packet_loss_percent: int = 0
+    # 2: the stream is stereo (frames of shape (960, 2)), and so is a room mixing with it.
+    channels: int = 1
 
     def __post_init__(self) -> None:
         if self.application not in ("voip", "audio", "lowdelay"):
@@ -100,6 +104,8 @@ class OpusSettings:
             raise ValueError(f"Opus complexity must be 0..10, got {self.complexity}")
         if not 0 <= self.packet_loss_percent <= 100:
             raise ValueError(f"packet loss must be 0..100 %, got {self.packet_loss_percent}")
+        if self.channels not in (1, 2):
+            raise ValueError(f"Opus channels must be 1 or 2, got {self.channels}")
         if self.fec and self.packet_loss_percent == 0:
             # libopus only spends bits on FEC when told to expect loss.
             raise ValueError("in-band FEC needs a non-zero expected packet_loss_percent")
@@ -111,14 +117,22 @@ class OpusSettings:
         return replace(self, fec=loss > 0, packet_loss_percent=max(1, loss) if loss else 0)
 
 
-AudioMode = Literal["speech", "music"]
+AudioMode = Literal["speech", "music", "music_stereo"]
 
 # A space's audio mode -> the encoder settings of its uplinks (space_client; the browser's
 # copy is ENCODER_CONFIGS in static/js/spaces/audio.js) and of its mix. One table, both sides.
+# Stereo is a kind of music mode, not a setting of its own: there is no stereo speech, so the
+# rule "stereo only in music" is this table's shape rather than a check somewhere.
 AUDIO_MODES: dict[str, OpusSettings] = {
     "speech": OpusSettings(),
     "music": OpusSettings(application="audio", bitrate=96_000),
+    "music_stereo": OpusSettings(application="audio", bitrate=128_000, channels=2),
 }
+
+
+def packet_is_stereo(payload: bytes) -> bool:
+    """Whether an Opus packet codes two channels: the TOC byte's s bit (RFC 6716 §3.1)."""
+    return bool(payload) and bool(payload[0] & 0x04)
 
 
 def opus_settings_for(mode: str) -> OpusSettings:
@@ -130,7 +144,9 @@ def opus_settings_for(mode: str) -> OpusSettings:
 
 
 class OpusEncoder:
-    """Encodes 960-sample int16 frames to one Opus packet each.
+    """Encodes 960-sample int16 frames to one Opus packet each: shape (960,) for mono
+    settings, (960, 2) for stereo ones (a (960,) frame given to a stereo encoder is coded as
+    centred mono, the same in both channels).
 
     One instance per output stream: Opus is stateful, so a stream must keep its encoder.
     The input ``AudioFrame`` is allocated once and refilled, so an encode does no allocation
@@ -140,8 +156,10 @@ class OpusEncoder:
     def __init__(self, settings: OpusSettings | None = None) -> None:
         self.settings = settings or OpusSettings()
         context = av.CodecContext.create("libopus", "w")
+        channels = self.settings.channels
+        layout = "stereo" if channels == 2 else "mono"
         context.sample_rate = SAMPLE_RATE
-        context.layout = "mono"
+        context.layout = layout
         context.format = "s16"
         context.bit_rate = self.settings.bitrate
         context.options = {
@@ -153,13 +171,17 @@ class OpusEncoder:
         }
         context.open()
         self._context = context
-        self._frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
+        self._frame = av.AudioFrame(format="s16", layout=layout, samples=FRAME_SAMPLES)
         self._frame.sample_rate = SAMPLE_RATE
-        self._samples = np.frombuffer(self._frame.planes[0], dtype=np.int16)[:FRAME_SAMPLES]
+        # Packed s16: stereo is interleaved in the one plane, i.e. a (960, 2) array.
+        samples = np.frombuffer(self._frame.planes[0], dtype=np.int16)[: FRAME_SAMPLES * channels]
+        self._samples = samples.reshape(FRAME_SAMPLES, 2) if channels == 2 else samples
         self._pts = 0
 
     def encode(self, pcm: np.ndarray) -> bytes:
-        """Encode one frame of 960 int16 samples; returns the Opus packet."""
+        """Encode one frame of 960 int16 samples per channel; returns the Opus packet."""
+        if pcm.ndim < self._samples.ndim:
+            pcm = pcm[:, None]  # mono into a stereo stream: both channels
         self._samples[:] = pcm
         self._frame.pts = self._pts
         self._pts += FRAME_SAMPLES
@@ -223,17 +245,20 @@ _OPUS_RESET_STATE = 4028  # opus_defines.h
 class _LibopusDecoder:
     """One libopus decoder state (ctypes). Returns None where PyAV would raise."""
 
-    def __init__(self, lib: ctypes.CDLL) -> None:
+    def __init__(self, lib: ctypes.CDLL, channels: int = 1) -> None:
         error = ctypes.c_int(0)
-        state = lib.opus_decoder_create(SAMPLE_RATE, 1, ctypes.byref(error))
+        state = lib.opus_decoder_create(SAMPLE_RATE, channels, ctypes.byref(error))
         if not state or error.value != 0:
             raise CodecError(f"opus_decoder_create failed ({error.value})")
         self._lib = lib
         self._state = state
+        self._shape = (FRAME_SAMPLES, 2) if channels == 2 else (FRAME_SAMPLES,)
 
     def decode(self, payload: bytes | None, fec: bool = False) -> np.ndarray | None:
-        """``payload`` None: PLC. ``fec``: frame n from packet n + 1's LBRR data."""
-        pcm = np.empty(FRAME_SAMPLES, dtype=np.int16)
+        """``payload`` None: PLC. ``fec``: frame n from packet n + 1's LBRR data. libopus
+        decodes any packet to the decoder's channels: a mono packet comes out in both
+        channels of a stereo decoder, a stereo one downmixed from a mono decoder."""
+        pcm = np.empty(self._shape, dtype=np.int16)  # interleaved, as libopus writes it
         count = self._lib.opus_decode(
             self._state,
             payload,
@@ -258,21 +283,27 @@ class _LibopusDecoder:
 class OpusDecoder:
     """Decodes one speaker's Opus packets to 960-sample int16 frames, and conceals losses.
 
+    ``channels=2``: frames of shape (960, 2), whatever each packet codes (a mono packet is
+    heard in both channels); 1: shape (960,), stereo packets downmixed.
     ``use_libopus=False`` forces the PyAV path (what runs when libopus cannot be loaded).
     """
 
-    def __init__(self, *, use_libopus: bool = True) -> None:
-        self._libopus = _LibopusDecoder(_LIBOPUS) if use_libopus and _LIBOPUS else None
+    def __init__(self, *, channels: int = 1, use_libopus: bool = True) -> None:
+        if channels not in (1, 2):
+            raise ValueError(f"Opus channels must be 1 or 2, got {channels}")
+        self.channels = channels
+        self._shape = (FRAME_SAMPLES, 2) if channels == 2 else (FRAME_SAMPLES,)
+        self._libopus = _LibopusDecoder(_LIBOPUS, channels) if use_libopus and _LIBOPUS else None
         self._context = None
         if self._libopus is None:
             context = av.CodecContext.create("libopus", "r")
             context.sample_rate = SAMPLE_RATE
-            context.layout = "mono"
+            context.layout = "stereo" if channels == 2 else "mono"
             context.format = "s16"
             context.open()
             self._context = context
         self._plc_packet: bytes | None = None
-        self._last = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        self._last = np.zeros(self._shape, dtype=np.int16)
         self._fallback_gain = 0.0
         self.concealed_with_opus = 0
         self.concealed_with_fallback = 0
@@ -295,7 +326,7 @@ class OpusDecoder:
         """Decode one 20 ms packet. Raises ``CodecError`` for corrupt or non-20 ms packets."""
         pcm = self._decode(payload)
         if pcm is None:
-            raise CodecError("packet is not a decodable 20 ms mono Opus frame")
+            raise CodecError("packet is not a decodable 20 ms Opus frame")
         self._plc_packet = bytes((_toc_for_20ms_plc(payload[0]),))
         self._last = pcm
         self._fallback_gain = 1.0
@@ -337,7 +368,7 @@ class OpusDecoder:
         else:
             self._context.flush_buffers()
         self._plc_packet = None
-        self._last = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        self._last = np.zeros(self._shape, dtype=np.int16)
         self._fallback_gain = 0.0
 
     def _decode(self, payload: bytes) -> np.ndarray | None:
@@ -350,5 +381,7 @@ class OpusDecoder:
         if len(frames) != 1 or frames[0].samples != FRAME_SAMPLES:
             return None
         # A view on the decoded frame's own buffer (it keeps the frame alive): to_ndarray()
-        # would stack planes and copy, a fifth of a decode's cost.
-        return np.frombuffer(frames[0].planes[0], dtype=np.int16, count=FRAME_SAMPLES)
+        # would stack planes and copy, a fifth of a decode's cost. Packed s16: interleaved.
+        count = FRAME_SAMPLES * self.channels
+        pcm = np.frombuffer(frames[0].planes[0], dtype=np.int16, count=count)
+        return pcm.reshape(self._shape) if self.channels == 2 else pcm

@@ -15,15 +15,17 @@ _FULL_SCALE_SQUARED = 32768.0 * 32768.0
 
 
 def frame_level_dbfs(pcm: np.ndarray, scratch: np.ndarray | None = None) -> float:
-    """RMS level of an int16 frame in dBFS (a full-scale square wave is 0 dBFS).
+    """RMS level of an int16 frame in dBFS (a full-scale square wave is 0 dBFS), over all its
+    samples: a stereo frame (960, 2) is as loud as the mean power of its two channels.
 
-    ``scratch`` (float32, same length) avoids an allocation on the mixer's hot path.
+    ``scratch`` (float32, same shape) avoids an allocation on the mixer's hot path.
     """
     if scratch is None:
         scratch = pcm.astype(np.float32)
     else:
         np.copyto(scratch, pcm)
-    mean_square = float(np.dot(scratch, scratch)) / len(scratch)
+    # vdot flattens (a stereo frame is one vector of samples) at no cost for a mono one.
+    mean_square = float(np.vdot(scratch, scratch)) / scratch.size
     if mean_square <= 0.0:
         return SILENCE_DBFS
     return max(SILENCE_DBFS, 10.0 * math.log10(mean_square / _FULL_SCALE_SQUARED))

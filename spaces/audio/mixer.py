@@ -28,6 +28,12 @@ Mixing rules:
 * Encoder settings (the space's audio mode) can change while the room plays: from the next
   tick the shared mix and every mix-minus come from fresh encoders with the new settings.
   Opus packets describe themselves (TOC byte), so listeners' decoders simply follow.
+* Stereo (settings with ``channels=2``, the "music_stereo" mode): each speaker is decoded to
+  two channels (a mono uplink, its TOC's s bit clear, comes out the same on both), frames are
+  (960, 2) arrays from decoder to encoder, and mix, mix-minus, levels and talk detection work
+  on them as on mono ones. Switching between mono and stereo gives every speaker a decoder and
+  playout of the new width (their buffered samples are lost: one frame of silence at most).
+  A mono room never touches a second channel, so it costs what it did.
 """
 
 from __future__ import annotations
@@ -222,10 +228,14 @@ class RoomMixer:
         self._decodes = self._concealed = 0  # this tick's, counted by _decode
         self._stats = MixerStats()
         self._retired = _RetiredJitterStats()
+        self._allocate_scratch()
+
+    def _allocate_scratch(self) -> None:
         # Reused every tick: no per-tick numpy allocation.
-        self._sum = np.zeros(FRAME_SAMPLES, dtype=np.int32)
-        self._scratch32 = np.zeros(FRAME_SAMPLES, dtype=np.int32)
-        self._level_scratch = np.zeros(FRAME_SAMPLES, dtype=np.float32)
+        shape = (FRAME_SAMPLES, 2) if self.opus.channels == 2 else (FRAME_SAMPLES,)
+        self._sum = np.zeros(shape, dtype=np.int32)
+        self._scratch32 = np.zeros(shape, dtype=np.int32)
+        self._level_scratch = np.zeros(shape, dtype=np.float32)
 
     # -- Any thread -------------------------------------------------------------------------
 
@@ -265,7 +275,8 @@ class RoomMixer:
 
     def set_opus(self, settings: OpusSettings) -> None:
         """Encode the mix with ``settings`` from the next tick on (the space's audio mode
-        changed). Speakers' decoders are untouched: each packet says how it was coded."""
+        changed). Speakers' decoders are untouched unless the channel count changes: each
+        packet says how it was coded."""
         self._inbox.append((_SET_OPUS, None, settings))
 
     def end_stream(self, speaker_id: SpeakerId, epoch: int) -> None:
@@ -462,17 +473,12 @@ class RoomMixer:
         if tag == _ADD:
             if speaker_id not in speakers:
                 jitter = JitterBuffer(self.jitter_settings)
-                decoder = OpusDecoder()
+                decoder, playout = self._decoding(jitter)
                 speakers[speaker_id] = _Speaker(
                     speaker_id=speaker_id,
                     jitter=jitter,
                     decoder=decoder,
-                    playout=SpeakerPlayout(
-                        jitter,
-                        decoder,
-                        time_stretch=self.time_stretch,
-                        quiet_dbfs=self.talk_threshold_dbfs,
-                    ),
+                    playout=playout,
                     talk=TalkDetector(self.talk_threshold_dbfs, self.talk_hangover_ticks),
                     allowed=message[2],
                 )
@@ -498,13 +504,29 @@ class RoomMixer:
             speaker.jitter.clear()
             speaker.playout.reset()
 
+    def _decoding(self, jitter: JitterBuffer) -> tuple[OpusDecoder, SpeakerPlayout]:
+        """A speaker's decoder and playout, as wide as the mix (``opus.channels``)."""
+        decoder = OpusDecoder(channels=self.opus.channels)
+        playout = SpeakerPlayout(
+            jitter, decoder, time_stretch=self.time_stretch, quiet_dbfs=self.talk_threshold_dbfs
+        )
+        return decoder, playout
+
     def _set_opus(self, settings: OpusSettings) -> None:
         # An Opus encoder's bitrate and application are fixed once PyAV opens it: new ones.
         # Mix-minus encoders are made again the next time their speaker talks.
+        widened = settings.channels != self.opus.channels
         self.opus = settings
         self._shared_encoder = OpusEncoder(settings)
+        if widened:
+            self._allocate_scratch()
         for speaker in self._speakers.values():
             speaker.mix_minus_encoder = None
+            if widened:
+                # Packets still buffered decode as well with the new width: keep the jitter
+                # buffer, replace what holds samples (its counters go on in the totals).
+                self._retired.add(JitterStats(), speaker.playout.stats)
+                speaker.decoder, speaker.playout = self._decoding(speaker.jitter)
         self._stats.settings_changes += 1
 
     def _adopt(self, speaker: _Speaker, epoch: int) -> bool:

@@ -23,6 +23,10 @@ and decides, in whole frames, how much delay the arrivals need. Between it and t
 Nothing here drops or repeats a whole frame inside sound. ``time_stretch=False`` keeps the
 adaptation this replaced (whole frames: a late frame's PLC stays in the stream, owed delay
 given back by skipping a quiet frame or a lost frame's slot), for the bench's baseline.
+
+Stereo (a decoder with two channels): every buffer holds (samples, 2) frames and each edit
+(cut, repeat, crossfade, extension) is done to both channels at the same sample, so the
+channels stay aligned; ``tsm`` looks for the pitch period in their mean.
 """
 
 from __future__ import annotations
@@ -46,7 +50,6 @@ _SETTLE_TICKS = 3
 # (bench_impairment: speech 0.894 of its no-loss score at 0.98, 0.91 at 0.995, tone unchanged).
 _PERIODIC = 0.995
 _HISTORY = 2 * 720 + 240  # played samples kept: two longest pitch periods and a window
-_EMPTY16 = np.zeros(0, dtype=np.int16)
 _EMPTY64 = np.zeros(0, dtype=np.int64)
 
 
@@ -85,7 +88,9 @@ class SpeakerPlayout:
         self.margin = margin
         self.hysteresis = hysteresis
         self.stats = PlayoutStats()
-        self._sync = _EMPTY16
+        # The shape of one sample: () mono, (2,) stereo (the decoder's channels).
+        self._channels: tuple[int, ...] = (2,) if decoder.channels == 2 else ()
+        self._sync = self._zeros(0)
         # Media position of each buffered sample (extended sequence × 960 + offset), so the
         # delay at any tick can be told from the tick's time (benches, tests).
         self._positions = _EMPTY64
@@ -97,9 +102,9 @@ class SpeakerPlayout:
         self._settle = 0  # ticks left without time-stretching after a concealment
         # After a lost frame's extension: (its history, period, its index at the buffer's end).
         self._source: tuple[np.ndarray, float, int] | None = None
-        self._history = np.zeros(_HISTORY, dtype=np.int16)  # the last samples played
+        self._history = self._zeros(_HISTORY)  # the last samples played
         self._quiet = True  # whole-frame mode: the last frame was below the talk threshold
-        self._scratch = np.zeros(FRAME_SAMPLES, dtype=np.float32)
+        self._scratch = np.zeros((FRAME_SAMPLES, *self._channels), dtype=np.float32)
         # The media position (samples) of the first sample of the last frame returned.
         self.position: int | None = None
 
@@ -109,18 +114,22 @@ class SpeakerPlayout:
 
     def reset(self) -> None:
         """Forget the buffered samples (a new stream, a mute, a demotion)."""
-        self._sync = _EMPTY16
+        self._sync = self._zeros(0)
         self._positions = _EMPTY64
         self._owed = 0
         self._late = None
         self._settle = 0
         self._source = None
-        self._history = np.zeros(_HISTORY, dtype=np.int16)
+        self._history = self._zeros(_HISTORY)
         self._quiet = True
         self.position = None
 
+    def _zeros(self, count: int) -> np.ndarray:
+        return np.zeros((count, *self._channels), dtype=np.int16)
+
     def next_frame(self, now: float | None = None) -> np.ndarray | None:
-        """The speaker's 960 samples for this tick, or None when they contribute nothing."""
+        """The speaker's 960 samples for this tick ((960, 2) in stereo), or None when they
+        contribute nothing."""
         if not self.time_stretch:
             return self._next_whole_frame(now)
         jitter = self.jitter
@@ -133,7 +142,7 @@ class SpeakerPlayout:
                     return None
                 # The stream stopped mid-frame (a TSM remainder): play it out, then silence.
                 missing = FRAME_SAMPLES - len(self._sync)
-                self._append(np.zeros(missing, dtype=np.int16), self._next_positions(missing))
+                self._append(self._zeros(missing), self._next_positions(missing))
                 self._late = None
             else:
                 self._take(item)
@@ -238,7 +247,7 @@ class SpeakerPlayout:
         history, period, done, covered = self._late
         self.stats.concealed += 1
         if period == 0:
-            pcm = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+            pcm = self._zeros(FRAME_SAMPLES)
         else:
             pcm = tsm.extend(history, period, done, FRAME_SAMPLES)
             frames_done = done // FRAME_SAMPLES

@@ -21,9 +21,13 @@ signal stays phase-continuous and only its duration changes.
   concealed signal where their waveforms line up (NetEq ``Merge``), so a late frame does not
   jump in phase either.
 
-All functions take and return int16 numpy arrays and do the correlation search in numpy
-(one FFT-free sliding dot product over a few hundred lags); they run only on ticks whose
-buffer needs adapting.
+All functions take and return int16 numpy arrays, mono (samples,) or stereo (samples, 2). A
+stereo signal's correlation at a lag is the lower of its two channels' (a channel quieter
+than ``QUIET_RMS`` is left out): a cut must be inaudible on both sides, so a steady tone on
+one side cannot license a cut through a chord on the other, while a silent side is no
+obstacle. Every edit is applied to both channels at the same sample. They do the correlation
+search in numpy (one FFT-free sliding dot product over a few hundred lags); they run only on
+ticks whose buffer needs adapting.
 """
 
 from __future__ import annotations
@@ -52,14 +56,31 @@ class Stretch:
     correlation: float
 
 
-def _normalized_correlation(x: np.ndarray, start: int, lags: np.ndarray, window: int) -> np.ndarray:
-    """corr(x[start:start+window], x[start+lag:start+lag+window]) for each lag (float64)."""
-    reference = x[start : start + window]
-    span = x[start + int(lags[0]) : start + int(lags[-1]) + window]
+def _sliding_terms(
+    span: np.ndarray, reference: np.ndarray, window: int
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """For each offset of ``reference`` into ``span``: their dot product and the energy of
+    that window of ``span``; and the reference's energy. Stereo: summed over the channels."""
+    if span.ndim == 2:
+        terms = [_sliding_terms(span[:, c], reference[:, c], window) for c in range(2)]
+        return terms[0][0] + terms[1][0], terms[0][1] + terms[1][1], terms[0][2] + terms[1][2]
     dots = np.correlate(span, reference, mode="valid")
     squares = np.concatenate(([0.0], np.cumsum(span * span)))
-    energies = squares[window:] - squares[:-window]
-    ref_energy = float(reference @ reference)
+    return dots, squares[window:] - squares[:-window], float(reference @ reference)
+
+
+def _normalized_correlation(x: np.ndarray, start: int, lags: np.ndarray, window: int) -> np.ndarray:
+    """corr(x[start:start+window], x[start+lag:start+lag+window]) for each lag (float64).
+    Stereo: the lower of the channels' correlations, among those not quiet."""
+    if x.ndim == 2:
+        reference = x[start : start + window]
+        loud = [c for c in range(2) if _rms(reference[:, c]) >= QUIET_RMS] or [0, 1]
+        return np.minimum.reduce(
+            [_normalized_correlation(x[:, c], start, lags, window) for c in loud]
+        )
+    reference = x[start : start + window]
+    span = x[start + int(lags[0]) : start + int(lags[-1]) + window]
+    dots, energies, ref_energy = _sliding_terms(span, reference, window)
     denominator = np.sqrt(np.maximum(energies * ref_energy, 1e-9))
     return dots / denominator
 
@@ -97,13 +118,15 @@ def find_period(
 def _rms(x: np.ndarray) -> float:
     if len(x) == 0:
         return 0.0
-    values = x.astype(np.float64)
+    values = x.astype(np.float64).ravel()
     return float(np.sqrt(values @ values / len(values)))
 
 
 def _crossfade(fading_out: np.ndarray, fading_in: np.ndarray) -> np.ndarray:
     n = len(fading_out)
     ramp = (np.arange(n, dtype=np.float64) + 0.5) / n
+    if fading_out.ndim == 2:
+        ramp = ramp[:, None]  # the same ramp on both channels
     mixed = fading_out * (1.0 - ramp) + fading_in * ramp
     return np.clip(np.rint(mixed), -32768, 32767).astype(np.int16)
 
@@ -212,7 +235,11 @@ def extend(history: np.ndarray, period: float, start: int, count: int) -> np.nda
     # A fractional period is followed exactly by reading between samples (linear
     # interpolation: at voice frequencies, far below Nyquist, its error is inaudible).
     where = len(history) - period + np.mod(np.arange(start, start + count), period)
-    samples = np.interp(where, np.arange(len(history)), history.astype(np.float64))
+    grid = np.arange(len(history))
+    if history.ndim == 1:
+        samples = np.interp(where, grid, history.astype(np.float64))
+    else:
+        samples = np.stack([np.interp(where, grid, channel) for channel in history.T], axis=1)
     return np.clip(np.rint(samples), -32768, 32767).astype(np.int16)
 
 
@@ -225,12 +252,8 @@ def merge_offset(continuation: np.ndarray, following: np.ndarray, *, window: int
         return 0
     signal = continuation.astype(np.float64)
     reference = following[:window].astype(np.float64)
-    ref_energy = float(reference @ reference)
-    if ref_energy < (QUIET_RMS**2) * window:
+    dots, energies, ref_energy = _sliding_terms(signal[: span + window], reference, window)
+    if ref_energy < (QUIET_RMS**2) * reference.size:
         return 0
-    part = signal[: span + window]
-    dots = np.correlate(part, reference, mode="valid")
-    squares = np.concatenate(([0.0], np.cumsum(part * part)))
-    energies = squares[window:] - squares[:-window]
     correlation = dots / np.sqrt(np.maximum(energies * ref_energy, 1e-9))
     return int(np.argmax(correlation))

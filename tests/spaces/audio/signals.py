@@ -18,6 +18,13 @@ def noise(frames: int, *, amplitude: float, seed: int = 0) -> np.ndarray:
     return np.clip(samples, -32768, 32767).astype(np.int16)
 
 
+def stereo(left: np.ndarray | None, right: np.ndarray | None) -> np.ndarray:
+    """A (samples, 2) signal of two mono ones; None is a silent side."""
+    length = len(left if left is not None else right)
+    silent = np.zeros(length, dtype=np.int16)
+    return np.stack([silent if left is None else left, silent if right is None else right], 1)
+
+
 def split_frames(signal: np.ndarray) -> list[np.ndarray]:
     return [signal[i : i + FRAME_SAMPLES] for i in range(0, len(signal), FRAME_SAMPLES)]
 
@@ -28,9 +35,9 @@ def encode(signal: np.ndarray, settings: OpusSettings | None = None) -> list[byt
     return [encoder.encode(frame) for frame in split_frames(signal)]
 
 
-def decode(packets: list[bytes]) -> np.ndarray:
-    """What a client decoder plays for a stream of packets."""
-    decoder = OpusDecoder()
+def decode(packets: list[bytes], *, channels: int = 1) -> np.ndarray:
+    """What a client decoder plays for a stream of packets ((samples, 2) with ``channels=2``)."""
+    decoder = OpusDecoder(channels=channels)
     return np.concatenate([decoder.decode(packet) for packet in packets])
 
 
