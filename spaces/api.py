@@ -52,7 +52,10 @@ class SpaceSerializer(serializers.Serializer):
     is_recording = serializers.BooleanField()
     audio_mode = serializers.ChoiceField(
         choices=Space.AudioMode.choices,
-        help_text="speech, or music: fullband at a higher bitrate, no browser voice processing.",
+        help_text=(
+            "speech; music: fullband at a higher bitrate, no browser voice processing; "
+            "music_stereo: music in two channels."
+        ),
     )
     pinned_voice_tweet_id = serializers.IntegerField(allow_null=True)
 
@@ -279,7 +282,8 @@ class SpaceViewSet(viewsets.ViewSet):
     @extend_schema(request=AudioModeSerializer, responses=SpaceSerializer)
     @action(detail=True, methods=["post"], url_path="audio-mode")
     def audio_mode(self, request, pk=None):
-        """The host switches between speech and music audio (scheduled or live spaces)."""
+        """The host switches between speech, music and music_stereo audio (scheduled or live
+        spaces)."""
         data = self._input(AudioModeSerializer)
         space = self._space(pk)
         services.space_set_audio_mode(space=space, by=request.user, audio_mode=data["audio_mode"])

@@ -92,7 +92,7 @@ _MINUS_HEAD = struct.Struct(">IH")
 _IN_HEAD = struct.Struct(">cI")
 _EPOCH = struct.Struct(">I")
 # The ``A`` message's byte: the index of the mode here.
-AUDIO_MODE_CODES = ("speech", "music")
+AUDIO_MODE_CODES = ("speech", "music", "music_stereo")  # append only: processes may differ
 
 
 def pack_bundle(result: TickResult) -> bytes:
@@ -452,7 +452,7 @@ class MediaPlane:
                 if path is None:
                     return
                 # Opening writes the Ogg headers: off the event loop.
-                recorder = await asyncio.to_thread(MixRecorder, path)
+                recorder = await asyncio.to_thread(MixRecorder, path, channels=mixer.opus.channels)
             except Exception:
                 room.recording_retry = True  # the next lease round tries again
                 logger.exception("media: could not start recording space %s", room.space_id)

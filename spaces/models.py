@@ -43,6 +43,9 @@ class Space(models.Model):
         # Clubhouse's music mode: fullband at a higher bitrate, and speakers' browsers leave
         # the microphone unprocessed (no echo cancellation, noise suppression or gain control).
         MUSIC = "music", "Music: high-quality audio"
+        # Music mode in two channels: speakers' browsers capture and send stereo, the room
+        # mixes and records it so. A mode rather than a flag: stereo applies to music only.
+        MUSIC_STEREO = "music_stereo", "Music in stereo"
 
     title = models.CharField(max_length=120)
     # The one host. Changes only when a co-host takes over after the host's grace period.
@@ -86,7 +89,8 @@ class Space(models.Model):
                 name="space_visibility_valid",
             ),
             models.CheckConstraint(
-                condition=Q(audio_mode__in=["speech", "music"]), name="space_audio_mode_valid"
+                condition=Q(audio_mode__in=["speech", "music", "music_stereo"]),
+                name="space_audio_mode_valid",
             ),
             models.CheckConstraint(
                 condition=~Q(state="scheduled") | Q(scheduled_start__isnull=False),
@@ -101,6 +105,11 @@ class Space(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title} ({self.state})"
+
+    @property
+    def is_music(self) -> bool:
+        """A music mode, mono or stereo (the badge; the browser's unprocessed microphone)."""
+        return self.audio_mode in (self.AudioMode.MUSIC, self.AudioMode.MUSIC_STEREO)
 
     def can_transition_to(self, state: str) -> bool:
         return state in self.TRANSITIONS[self.State(self.state)]

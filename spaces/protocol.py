@@ -66,7 +66,7 @@ COMMANDS: dict[str, set[str]] = {
     "cohost.remove": {"user_id"},
     "pin.set": {"voice_tweet_id"},  # null unpins
     "recording.set": {"is_recording"},
-    "audio_mode.set": {"audio_mode"},  # "speech" | "music"
+    "audio_mode.set": {"audio_mode"},  # "speech" | "music" | "music_stereo"
     "reaction.send": {"emoji"},
     "space.end": set(),
     "leave": set(),

@@ -851,9 +851,10 @@ def space_set_recording(*, space: Space, by, is_recording: bool) -> None:
 
 @transaction.atomic
 def space_set_audio_mode(*, space: Space, by, audio_mode: str) -> None:
-    """The host switches the space between speech and music audio (docs/audio.md, "Codec"),
-    before it starts or while it is live. Everyone sees the mode; the room's mixer and the
-    speakers' clients re-encode with its settings from the event on."""
+    """The host switches the space between speech, music and stereo music audio
+    (docs/audio.md, "Codec modes"), before it starts or while it is live. Everyone sees the
+    mode; the room's mixer and the speakers' clients re-encode with its settings from the
+    event on."""
     _check_audio_mode(audio_mode)
     space = _lock(space)
     if space.state not in (Space.State.SCHEDULED, Space.State.LIVE):

@@ -51,8 +51,17 @@ logger = logging.getLogger(__name__)
 
 # What libopus delays the signal by (its lookahead); the mixer's encoders use the same.
 OPUS_PRE_SKIP = 312
+
+
 # RFC 7845 §5.1: magic, version 1, 1 channel, pre-skip, input rate, gain 0, mapping family 0.
-OPUS_HEAD = b"OpusHead" + struct.pack("<BBHIhB", 1, 1, OPUS_PRE_SKIP, SAMPLE_RATE, 0, 0)
+def opus_head(channels: int = 1) -> bytes:
+    """The ``OpusHead`` (RFC 7845 §5.1) of a file of the mixer's packets: mapping family 0,
+    whose one stream is mono or stereo, so a player's decoder has that many channels (and
+    decodes the file's mono packets, if any, to both)."""
+    return b"OpusHead" + struct.pack("<BBHIhB", 1, channels, OPUS_PRE_SKIP, SAMPLE_RATE, 0, 0)
+
+
+OPUS_HEAD = opus_head(1)
 _TIME_BASE = Fraction(1, SAMPLE_RATE)
 
 # Queue item tags.
@@ -137,12 +146,16 @@ def next_speaker_start(segments: Sequence[dict], position: float) -> float | Non
 
 
 def open_ogg_opus(
-    path: str | os.PathLike[str], *, page_seconds: float = 0.5, flush_packets: bool = True
+    path: str | os.PathLike[str],
+    *,
+    page_seconds: float = 0.5,
+    flush_packets: bool = True,
+    channels: int = 1,
 ) -> tuple[av.container.OutputContainer, av.audio.stream.AudioStream]:
     """An Ogg Opus file with its headers written, ready to mux the mixer's packets into.
 
     ``flush_packets`` makes each packet reach the disk at once (crash safety); the header is
-    checked to be exactly the one the mixer's packets need (``OPUS_HEAD``).
+    checked to be exactly the one the mixer's packets need (``opus_head(channels)``).
     """
     options = {"page_duration": str(round(page_seconds * 1_000_000))}
     if flush_packets:
@@ -150,12 +163,12 @@ def open_ogg_opus(
     container = av.open(str(path), "w", format="ogg", container_options=options)
     try:
         stream = container.add_stream("libopus", rate=SAMPLE_RATE, options={"application": "voip"})
-        stream.codec_context.layout = "mono"
+        stream.codec_context.layout = "stereo" if channels == 2 else "mono"
         stream.time_base = _TIME_BASE
         container.start_encoding()  # opens the idle encoder, writes the header pages
         extradata = stream.codec_context.extradata
-        if extradata != OPUS_HEAD:
-            raise RecorderError(f"unexpected OpusHead {extradata!r}, want {OPUS_HEAD!r}")
+        if extradata != opus_head(channels):
+            raise RecorderError(f"unexpected OpusHead {extradata!r}, want {opus_head(channels)!r}")
     except BaseException:
         container.close()
         raise
@@ -185,7 +198,9 @@ class MixRecorder:
         recorder.close()                       # after detaching; finalizes the file
 
     ``on_mix`` and ``on_levels`` must be called from one thread (the mixer thread); they never
-    block and never touch the disk.
+    block and never touch the disk. ``channels``: the room's (``mixer.opus.channels`` when the
+    segment opens), for the file's header; a room that changes mode mid-segment still records
+    every packet as coded, and the replay's header follows its packets (``replay.join``).
     """
 
     def __init__(
@@ -199,6 +214,7 @@ class MixRecorder:
         merge_gap: float = 0.5,
         paused: bool = False,
         autostart: bool = True,
+        channels: int = 1,
     ) -> None:
         self.path = Path(path)
         self.timeline_path = self.path.with_name(self.path.name + ".timeline.json")
@@ -227,7 +243,9 @@ class MixRecorder:
         self._requests: deque[threading.Event] = deque()
         self._stop = threading.Event()
         self._closed = False
-        self._container, self._stream = open_ogg_opus(self.path, page_seconds=page_seconds)
+        self._container, self._stream = open_ogg_opus(
+            self.path, page_seconds=page_seconds, channels=channels
+        )
         self._fd = os.open(self.path, os.O_RDONLY)  # for fsync only
         self._thread = threading.Thread(
             target=self._run, name=f"salon-recorder-{self.path.name}", daemon=True

@@ -34,7 +34,14 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .codec import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE, CodecError, OpusDecoder
+from .codec import (
+    FRAME_SAMPLES,
+    FRAME_SECONDS,
+    SAMPLE_RATE,
+    CodecError,
+    OpusDecoder,
+    packet_is_stereo,
+)
 from .levels import METER_FLOOR_DBFS, SILENCE_DBFS, frame_level_dbfs, meter_from_dbfs
 from .recorder import OPUS_PRE_SKIP, mux_packet, open_ogg_opus
 
@@ -85,7 +92,7 @@ def read_segment(path: Path) -> list[bytes] | None:
         with av.open(str(path)) as container:
             streams = container.streams.audio
             if len(streams) != 1 or streams[0].codec_context.name != "opus":
-                logger.warning("replay: %s is not a mono Opus recording; skipped", path)
+                logger.warning("replay: %s is not an Opus recording; skipped", path)
                 return None
             try:
                 for packet in container.demux(streams[0]):
@@ -190,7 +197,12 @@ def join_segments(
             shifted.append({**entry, "start": round(start, 3), "end": round(end, 3)})
 
     temporary = output.with_name(output.name + ".part")
-    container, stream = open_ogg_opus(temporary, page_seconds=1.0, flush_packets=False)
+    # Stereo if any packet is (the space was in music_stereo mode for a while): its mono
+    # packets then play centred, its stereo ones keep their sides.
+    channels = 2 if any(packet_is_stereo(payload) for payload in kept) else 1
+    container, stream = open_ogg_opus(
+        temporary, page_seconds=1.0, flush_packets=False, channels=channels
+    )
     try:
         for index, payload in enumerate(kept):
             mux_packet(container, stream, payload, index)

@@ -226,7 +226,11 @@ root.addEventListener("click", (event) => {
     return;
   }
   if (button.dataset.action === "audio-mode") {
-    send({ type: "audio_mode.set", audio_mode: room.space.audio_mode === "music" ? "speech" : "music" });
+    send({ type: "audio_mode.set", audio_mode: room.space.audio_mode === "speech" ? "music" : "speech" });
+    return;
+  }
+  if (button.dataset.action === "audio-stereo") {
+    send({ type: "audio_mode.set", audio_mode: room.space.audio_mode === "music_stereo" ? "music" : "music_stereo" });
     return;
   }
   const message = { type: button.dataset.command };

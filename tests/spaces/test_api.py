@@ -276,3 +276,24 @@ def test_the_host_switches_the_audio_mode_through_the_api():
     services.space_end(space=space, by=host)
     ended = api(host).post(url, {"audio_mode": "speech"}, format="json")
     assert ended.status_code == 409, ended.json()
+
+
+def test_the_host_switches_music_to_stereo_through_the_api():
+    """music_stereo is a mode like the others: set, read back, and created with; the API
+    schema lists it."""
+    host = make_member("hana", host=True)
+    space = make_live_space(host)
+    url = f"/api/v1/spaces/{space.pk}/audio-mode/"
+    response = api(host).post(url, {"audio_mode": "music_stereo"}, format="json")
+    assert response.status_code == 200 and response.json()["audio_mode"] == "music_stereo"
+    assert api(host).get(f"/api/v1/spaces/{space.pk}/").json()["audio_mode"] == "music_stereo"
+    back = api(host).post(url, {"audio_mode": "music"}, format="json")
+    assert back.json()["audio_mode"] == "music"
+    bad = api(host).post(url, {"audio_mode": "speech_stereo"}, format="json")
+    assert bad.status_code == 400 and "audio_mode" in bad.json()
+    created = api(host).post(
+        "/api/v1/spaces/", {"title": "Duo", "audio_mode": "music_stereo"}, format="json"
+    )
+    assert created.status_code == 201 and created.json()["audio_mode"] == "music_stereo"
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    assert "music_stereo" in str(schema["components"]["schemas"])

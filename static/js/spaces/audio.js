@@ -25,12 +25,15 @@ const ENCODER_CONFIGS = {
             opus: { frameDuration: 20000, application: "audio", complexity: 5 } },
   music: { codec: "opus", sampleRate: RATE, numberOfChannels: 1, bitrate: 96000,
            opus: { frameDuration: 20000, application: "audio", complexity: 5 } },
+  music_stereo: { codec: "opus", sampleRate: RATE, numberOfChannels: 2, bitrate: 128000,
+                  opus: { frameDuration: 20000, application: "audio", complexity: 5 } },
 };
 // The browser's voice processing per mode: music wants the instrument as it sounds, so no
 // echo canceller, noise suppressor or gain control pumping it (listeners should use headphones).
 const MIC_PROCESSING = {
   speech: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
   music: { echoCancellation: false, noiseSuppression: false, autoGainControl: false },
+  music_stereo: { echoCancellation: false, noiseSuppression: false, autoGainControl: false },
 };
 const DECODER_CONFIG = { codec: "opus", sampleRate: RATE, numberOfChannels: 1 };
 // Frames after a missing one wait (it may come late, or the worklet asks for its concealment
@@ -299,7 +302,8 @@ export class SpaceAudio {
     return this.mic !== null;
   }
 
-  // The space's audio mode ("speech" or "music"). The next packets use its encoder settings; an
+  // The space's audio mode ("speech", "music" or "music_stereo"). The next packets use its
+  // encoder settings (channels too: stereo captures and sends two); an
   // open microphone is opened again with the mode's voice processing (browsers cannot switch
   // echo cancellation or noise suppression on a live track), and sending goes on.
   async setAudioMode(mode) {
@@ -314,8 +318,11 @@ export class SpaceAudio {
   async openMicrophone() {
     if (this.mic) return;
     const mode = this.audioMode;
+    const channels = ENCODER_CONFIGS[mode].numberOfChannels;
+    // A stereo mode asks for two channels; a mono microphone still gives one, which the
+    // capture node's explicit channel count spreads over both (the server hears it centred).
     const stream = await navigator.mediaDevices.getUserMedia({
-      audio: { channelCount: 1, sampleRate: RATE, ...MIC_PROCESSING[mode] },
+      audio: { channelCount: channels, sampleRate: RATE, ...MIC_PROCESSING[mode] },
     });
     if (this.mic) { // two calls raced: keep the first
       stream.getTracks().forEach((track) => track.stop());
@@ -330,14 +337,15 @@ export class SpaceAudio {
     const capture = new AudioWorkletNode(this.context, "salon-capture", {
       numberOfInputs: 1,
       numberOfOutputs: 1,
-      channelCount: 1,
+      channelCount: channels,
       channelCountMode: "explicit",
+      processorOptions: { channels },
     });
     capture.port.onmessage = (event) => this.captured(event.data);
     source.connect(capture);
     // Connected so the graph pulls it; it outputs silence.
     capture.connect(this.context.destination);
-    this.mic = { stream, source, capture, encoder: null };
+    this.mic = { stream, source, capture, encoder: null, channels };
     stream.getAudioTracks().forEach((track) => track.addEventListener("ended", () => this.closeMicrophone()));
     if (this.sending) this.startEncoder();
   }
@@ -408,21 +416,23 @@ export class SpaceAudio {
     this.level = 0;
   }
 
+  // One block from the capture worklet: 960 samples per channel, planar (left, then right).
   captured(block) {
     const encoder = this.mic?.encoder;
     if (!this.sending || !encoder || encoder.state !== "configured") return;
     let energy = 0;
     for (let i = 0; i < block.length; i++) energy += block[i] * block[i];
     this.level = Math.sqrt(energy / block.length);
+    const channels = this.mic.channels;
     const data = new AudioData({
       format: "f32-planar",
       sampleRate: RATE,
-      numberOfFrames: block.length,
-      numberOfChannels: 1,
+      numberOfFrames: block.length / channels,
+      numberOfChannels: channels,
       timestamp: Math.round((this.captureClock / RATE) * 1e6),
       data: block,
     });
-    this.captureClock += block.length;
+    this.captureClock += block.length / channels;
     encoder.encode(data);
     data.close();
   }

@@ -93,7 +93,10 @@ export class Room {
         return event.voice_tweet_id ? "A voice tweet was pinned" : "The pin was removed";
       case "audio_mode.changed":
         this.space.audio_mode = event.audio_mode;
-        return event.audio_mode === "music" ? "Music mode: high-quality audio" : "Back to speech mode";
+        return {
+          music: "Music mode: high-quality audio",
+          music_stereo: "Music mode in stereo",
+        }[event.audio_mode] || "Back to speech mode";
       case "recording.changed":
         this.space.is_recording = event.is_recording;
         return event.is_recording ? "Recording started" : "Recording stopped";

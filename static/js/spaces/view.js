@@ -118,13 +118,21 @@ export function render(root, room) {
   root.querySelector('[data-role="controls"]').replaceChildren(...ownControls(room));
   root.querySelector('[data-role="host-controls"]').hidden = !room.isModerator;
   root.querySelector('[data-role="recording"]').hidden = !room.space.is_recording;
-  const music = room.space.audio_mode === "music";
-  root.querySelector('[data-role="audio-mode"]').hidden = !music;
-  // Only the host chooses the mode (services.space_set_audio_mode).
+  const mode = room.space.audio_mode;
+  const music = mode === "music" || mode === "music_stereo";
+  const badge = root.querySelector('[data-role="audio-mode"]');
+  badge.hidden = !music;
+  badge.textContent = mode === "music_stereo" ? "♪ Music mode · stereo" : "♪ Music mode";
+  // Only the host chooses the mode (services.space_set_audio_mode); stereo is music's option.
+  const host = room.me?.role === "host";
   const modeToggle = root.querySelector('[data-action="audio-mode"]');
-  modeToggle.hidden = room.me?.role !== "host";
+  modeToggle.hidden = !host;
   modeToggle.textContent = music ? "Switch to speech mode" : "♪ Switch to music mode";
   modeToggle.setAttribute("aria-pressed", String(music));
+  const stereoToggle = root.querySelector('[data-action="audio-stereo"]');
+  stereoToggle.hidden = !host || !music;
+  stereoToggle.textContent = mode === "music_stereo" ? "Switch to mono" : "Switch to stereo";
+  stereoToggle.setAttribute("aria-pressed", String(mode === "music_stereo"));
   const pinned = root.querySelector('[data-role="pinned"]');
   pinned.hidden = !room.space.pinned_voice_tweet_id;
   pinned.textContent = room.space.pinned_voice_tweet_id ? `📌 Voice tweet #${room.space.pinned_voice_tweet_id}` : "";

@@ -654,14 +654,16 @@ class FixedPlaybackProcessor extends AudioWorkletProcessor {
   }
 }
 
-// Cuts the microphone (already resampled to the context's 48 kHz) into 960-sample blocks and
-// posts them, with their RMS level, to the main thread, which encodes them. `active` is switched
+// Cuts the microphone (already resampled to the context's 48 kHz) into 960-sample blocks (per
+// channel, planar: `processorOptions.channels` of them, 2 in stereo music mode) and posts them
+// to the main thread, which encodes them. `active` is switched
 // by the page: while muted nothing is posted at all. It also notes tone-burst onsets in what the
 // microphone gives (the mouth-to-ear bench asks with "onsets").
 class CaptureProcessor extends AudioWorkletProcessor {
-  constructor() {
+  constructor(options) {
     super();
-    this.block = new Float32Array(FRAME);
+    this.channels = options?.processorOptions?.channels === 2 ? 2 : 1;
+    this.block = new Float32Array(FRAME * this.channels);
     this.filled = 0;
     this.active = false;
     this.onsets = new OnsetDetector();
@@ -683,13 +685,16 @@ class CaptureProcessor extends AudioWorkletProcessor {
     let offset = 0;
     while (offset < input.length) {
       const n = Math.min(input.length - offset, FRAME - this.filled);
-      this.block.set(input.subarray(offset, offset + n), this.filled);
+      for (let c = 0; c < this.channels; c++) {
+        const channel = inputs[0][c] || input; // the node's explicit count: both are there
+        this.block.set(channel.subarray(offset, offset + n), c * FRAME + this.filled);
+      }
       this.filled += n;
       offset += n;
       if (this.filled === FRAME) {
         const block = this.block;
         this.port.postMessage(block, [block.buffer]);
-        this.block = new Float32Array(FRAME);
+        this.block = new Float32Array(FRAME * this.channels);
         this.filled = 0;
       }
     }

@@ -217,3 +217,65 @@ def test_switching_a_playing_room_between_mono_and_stereo():
     levels = [rms(frame) for frame in split_frames(heard[10 * FRAME_SAMPLES :, 0])]
     assert sum(level < 1000 for level in levels[:130]) <= 2  # at most a frame at each switch
     assert mixer.stats().settings_changes == 2
+
+
+def record_segment(path, mode: str, signal: np.ndarray) -> None:
+    """One recorded segment of a room in ``mode`` with one speaker sending ``signal``."""
+    from spaces.audio.recorder import MixRecorder
+
+    settings = AUDIO_MODES[mode]
+    mixer = RoomMixer(opus=settings)
+    recorder = MixRecorder(path, channels=settings.channels)
+    mixer.mix_observers.append(recorder.on_mix)
+    run_room(mixer, {"a": encode(signal, settings)})
+    recorder.close()
+
+
+def player_decode(path) -> np.ndarray:
+    """What a standard player (FFmpeg through PyAV) plays of a file: (samples, channels)."""
+    import av
+
+    with av.open(str(path)) as container:
+        frames = [frame.to_ndarray() for frame in container.decode(audio=0)]
+    return np.concatenate(frames, axis=1).T  # planar (channels, n) blocks
+
+
+def test_a_stereo_room_is_recorded_and_replayed_in_stereo(tmp_path):
+    """A speech segment, then a music_stereo one with a left-only tone: the joined replay has
+    a stereo header, the speech plays on both sides and the tone on the left only."""
+    import av
+
+    from spaces.audio.recorder import opus_head
+    from spaces.audio.replay import join_segments
+
+    record_segment(tmp_path / "1.ogg", "speech", sine(300, 100))
+    record_segment(tmp_path / "2.ogg", "music_stereo", stereo(sine(440, 100), None))
+    with av.open(str(tmp_path / "2.ogg")) as container:
+        assert container.streams.audio[0].codec_context.extradata == opus_head(2)
+
+    output = tmp_path / "replay.ogg"
+    join_segments([tmp_path / "1.ogg", tmp_path / "2.ogg"], output)
+    with av.open(str(output)) as container:
+        assert container.streams.audio[0].codec_context.extradata == opus_head(2)
+    played = player_decode(output)
+    assert played.shape[1] == 2
+    half = len(played) // 2
+    speech, music = played[FRAME_SAMPLES * 10 : half - FRAME_SAMPLES * 10], played[half + SETTLED :]
+    left_300 = amplitude_at(speech[:, 0], 300)
+    assert left_300 > 0.5 * 8000 / 32768  # full scale is 1.0 in what players decode
+    assert abs(left_300 - amplitude_at(speech[:, 1], 300)) < 0.02 * left_300
+    assert amplitude_at(music[:, 1], 440) < 0.01 * amplitude_at(music[:, 0], 440)
+    assert amplitude_at(music[:, 0], 440) > 0.5 * 8000 / 32768
+
+
+def test_a_replay_of_mono_packets_keeps_a_mono_header(tmp_path):
+    """Only a replay with stereo packets gets a stereo header: mono ones stay as they were."""
+    import av
+
+    from spaces.audio.recorder import OPUS_HEAD
+    from spaces.audio.replay import join_segments
+
+    record_segment(tmp_path / "1.ogg", "music", sine(300, 60))
+    join_segments([tmp_path / "1.ogg"], tmp_path / "replay.ogg")
+    with av.open(str(tmp_path / "replay.ogg")) as container:
+        assert container.streams.audio[0].codec_context.extradata == OPUS_HEAD
