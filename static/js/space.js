@@ -121,6 +121,7 @@ function onEvent(event) {
 // leaving. Frames go out only while the server's view of us says unmuted, so none is refused.
 async function syncAudio() {
   if (!audio) return;
+  if (room.space) audio.followMix(room.space.audio_mode); // listeners too: stereo playback
   const me = room.me;
   const onStage = !!me && me.role !== "listener" && room.space?.state === "live" && !superseded;
   if (!onStage) {
@@ -196,7 +197,7 @@ async function startAudio() {
   window.salonAudio = {
     dominantFrequency: () => audio.dominantFrequency(),
     bandLevel: (hz) => audio.bandLevel(hz),
-    stats: () => ({ ...audio.stats, state: audio.context.state, microphone: audio.hasMicrophone, sending: audio.sending, superseded, joins, audioMode: audio.audioMode, microphoneProcessing: audio.microphoneProcessing() }),
+    stats: () => ({ ...audio.stats, state: audio.context.state, microphone: audio.hasMicrophone, sending: audio.sending, superseded, joins, audioMode: audio.audioMode, channels: audio.channels, microphoneProcessing: audio.microphoneProcessing() }),
     bufferStats: () => audio.bufferStats(),
     onsets: () => audio.onsets(),
     record: (seconds) => audio.record(seconds),

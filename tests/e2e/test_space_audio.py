@@ -306,3 +306,36 @@ def test_the_host_adds_fec_while_the_server_reports_uplink_loss(stage):
     host_page.wait_for_function(
         "(before) => window.salonAudio.stats().sent > before + 25", arg=sent
     )
+
+
+def test_the_host_turns_stereo_on_and_the_listener_plays_two_channels(stage):
+    """Music mode, then the host's stereo toggle: the badge says stereo, the host's encoder
+    sends stereo Opus (the TOC's stereo bit), the listener's page receives stereo mix frames
+    and plays two channels, and still hears the (mono, so centred) tone."""
+    host_page, listener_page = stage["host_page"], stage["listener_page"]
+    wait_until_heard(listener_page, 440)
+    stereo_toggle = host_page.locator('[data-action="audio-stereo"]')
+    assert stereo_toggle.is_hidden()  # stereo is an option of music mode
+    host_page.get_by_role("button", name="Switch to music mode").click()
+    host_page.get_by_role("button", name="Switch to stereo").click()
+
+    badge = listener_page.locator('[data-role="audio-mode"]')
+    badge.wait_for(state="visible")
+    listener_page.wait_for_function(
+        "() => document.querySelector('[data-role=\"audio-mode\"]').textContent"
+        ".includes('stereo')"
+    )
+    host_page.get_by_role("button", name="Switch to mono").wait_for()
+    host_page.wait_for_function(
+        """() => { const s = window.salonAudio.stats();
+                   return s.audioMode === "music_stereo" && s.stereoSent > 50
+                     && !s.microphoneProcessing.noiseSuppression; }""",
+        timeout=HEAR_TIMEOUT,
+    )
+    listener_page.wait_for_function(
+        "() => { const s = window.salonAudio.stats(); "
+        "return s.channels === 2 && s.stereoReceived > 50; }",
+        timeout=HEAR_TIMEOUT,
+    )
+    wait_until_heard(listener_page, 440)
+    assert listener_page.locator('[data-action="audio-stereo"]').is_hidden()

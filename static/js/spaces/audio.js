@@ -35,7 +35,9 @@ const MIC_PROCESSING = {
   music: { echoCancellation: false, noiseSuppression: false, autoGainControl: false },
   music_stereo: { echoCancellation: false, noiseSuppression: false, autoGainControl: false },
 };
-const DECODER_CONFIG = { codec: "opus", sampleRate: RATE, numberOfChannels: 1 };
+// The decoder has the mode's channels: a stereo decoder plays a mono packet on both sides, a
+// mono one downmixes a stereo packet, so packets of the old mode still in flight play either way.
+const decoderConfig = (channels) => ({ codec: "opus", sampleRate: RATE, numberOfChannels: channels });
 // Frames after a missing one wait (it may come late, or the worklet asks for its concealment
 // when its turn comes) while the gap is at most this many frames (200 ms, above any usual
 // target delay); a longer gap is silence (a quiet room sends nothing): decoding goes on.
@@ -95,7 +97,8 @@ export class SpaceAudio {
     this.decoding = []; // frames given to the decoder, in order, whose output is to come
     this.plcToc = null; // TOC byte of a 20 ms packet like the last one decoded
     this.replies = new Map(); // reply type → resolvers, for bufferStats() and onsets
-    this.stats = { received: 0, bundles: 0, lost: 0, late: 0, concealed: 0, decodeErrors: 0, sent: 0, fec: 0 };
+    // stereoSent / stereoReceived: packets whose TOC byte has the stereo bit (RFC 6716 §3.1).
+    this.stats = { received: 0, bundles: 0, lost: 0, late: 0, concealed: 0, decodeErrors: 0, sent: 0, fec: 0, stereoSent: 0, stereoReceived: 0 };
     this.uplinkLoss = 0; // the server's last uplink.quality loss_percent for our stream
     // For the latency bench: when the first loud frame after a quiet stretch was sent (by a
     // speaker) or arrived (at a listener), as performance.timeOrigin + now, the last 64.
@@ -109,6 +112,7 @@ export class SpaceAudio {
     this.captureClock = 0; // samples handed to the encoder, for AudioData timestamps
     this.level = 0;
     this.audioMode = "speech";
+    this.channels = 1; // of the room's mix: the decoder's and the playout's
   }
 
   // Sets up playback; the context may come up "suspended" (autoplay rules): see `blocked`.
@@ -117,11 +121,13 @@ export class SpaceAudio {
     this.context.addEventListener("statechange", () => this.onStateChange());
     await this.context.audioWorklet.addModule(new URL("./worklet.js", import.meta.url));
     const processor = this.playout === "fixed" ? "salon-playback-fixed" : "salon-playback";
+    // Two outputs: a stereo room plays its sides; a mono one the same on both.
     this.playback = new AudioWorkletNode(this.context, processor, {
       numberOfInputs: 0,
-      outputChannelCount: [1],
+      outputChannelCount: [2],
     });
     this.playback.port.onmessage = (event) => this.fromPlayback(event.data);
+    if (this.channels === 2) this.playback.port.postMessage({ type: "channels", channels: 2 });
     this.analyser = this.context.createAnalyser();
     this.analyser.fftSize = 8192;
     this.analyser.smoothingTimeConstant = 0.5;
@@ -151,17 +157,24 @@ export class SpaceAudio {
         this.openDecoder();
       },
     });
-    this.decoder.configure(DECODER_CONFIG);
+    this.decoder.configure(decoderConfig(this.channels));
   }
 
   // One decoded frame: outputs come in the order packets went in, one per packet.
+  // A stereo frame goes to the worklet as its left (`samples`) and right channel.
   decoded(data) {
     const entry = this.decoding.shift();
     const samples = new Float32Array(data.numberOfFrames);
     data.copyTo(samples, { planeIndex: 0, format: "f32-planar" });
+    let right = null;
+    if (data.numberOfChannels > 1) {
+      right = new Float32Array(data.numberOfFrames);
+      data.copyTo(right, { planeIndex: 1, format: "f32-planar" });
+    }
     data.close();
     if (!entry) return;
-    this.playback.port.postMessage({ type: "frame", frame: entry.frame, samples, kind: entry.kind }, [samples.buffer]);
+    const transfer = right ? [samples.buffer, right.buffer] : [samples.buffer];
+    this.playback.port.postMessage({ type: "frame", frame: entry.frame, samples, right, kind: entry.kind }, transfer);
   }
 
   fromPlayback(data) {
@@ -223,6 +236,7 @@ export class SpaceAudio {
       this.lastFrame = frame;
     }
     this.stats.received += 1;
+    if (view.getUint8(HEADER) & 0x04) this.stats.stereoReceived += 1;
     if (length - HEADER >= LOUD_PACKET_BYTES) {
       if (frame - this.lastLoudFrame > 10) mark(this.marks.arrived);
       this.lastLoudFrame = frame;
@@ -290,6 +304,24 @@ export class SpaceAudio {
     this.decodeInOrder();
   }
 
+  // Every member, listener or speaker: the room's mix has the channels of the space's mode.
+  followMix(mode) {
+    if (mode in ENCODER_CONFIGS) this.setChannels(ENCODER_CONFIGS[mode].numberOfChannels);
+  }
+
+  // The room's mix is mono or stereo from now on: the decoder and the playout follow. The
+  // decoder is configured again (its state is per channel layout); the frames it held are
+  // concealed, as after a decode error.
+  setChannels(channels) {
+    if (channels === this.channels) return;
+    this.channels = channels;
+    this.playback?.port.postMessage({ type: "channels", channels });
+    if (this.decoder && this.decoder.state !== "closed") {
+      this.decoder.close();
+      this.openDecoder();
+    }
+  }
+
   // The socket was replaced (reconnect): the server's tick numbering starts afresh for us.
   resetStream() {
     this.lastFrame = null;
@@ -309,6 +341,7 @@ export class SpaceAudio {
   async setAudioMode(mode) {
     if (!(mode in ENCODER_CONFIGS) || mode === this.audioMode) return;
     this.audioMode = mode;
+    this.followMix(mode);
     if (!this.mic) return;
     this.closeMicrophone();
     await this.openMicrophone();
@@ -457,6 +490,7 @@ export class SpaceAudio {
     }
     this.send(frame.buffer);
     this.stats.sent += 1;
+    if (frame[HEADER] & 0x04) this.stats.stereoSent += 1;
   }
 
   close() {

@@ -111,6 +111,13 @@ class PlayoutProcessor extends AudioWorkletProcessor {
   constructor() {
     super();
     this.slots = new Float32Array(SLOTS * FRAME);
+    // Stereo (music_stereo rooms, {type: "channels", channels: 2}): the right channel's
+    // slots and sync buffer, edited at every write to the left ones, at the same index, so
+    // time-scale changes cut both sides alike. Mono rooms never touch them.
+    this.stereo = false;
+    this.slots2 = new Float32Array(SLOTS * FRAME);
+    this.sync2 = new Float32Array(SYNC);
+    this.sig = this.at; // what findPeriod() analyses: the left channel, or in stereo the mid
     this.slotFrame = new Float64Array(SLOTS);
     this.slotKind = new Uint8Array(SLOTS); // 1 audio, 2 concealed, 3 silent
     this.sync = new Float32Array(SYNC);
@@ -163,7 +170,8 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     else if (data === "recording") this.port.postMessage(this.recordingCopy());
     else if (data === "flush") this.reset();
     else if (data.type === "arrive") this.arrive(data.frame);
-    else if (data.type === "frame") this.store(data.frame, data.samples, data.kind);
+    else if (data.type === "frame") this.store(data.frame, data.samples, data.kind, data.right);
+    else if (data.type === "channels") this.setChannels(data.channels);
     else if (data.type === "record") {
       this.recording = new Float32Array(Math.round(data.seconds * sampleRate));
       this.recorded = 0;
@@ -219,12 +227,26 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     this.read = 0;
     this.size = this.target;
     this.sync.fill(0, 0, this.size);
+    if (this.stereo) this.sync2.fill(0, 0, this.size);
     this.minCurrent = now - frame * FRAME;
     this.minPrevious = this.minCurrent;
     this.windowStart = now;
   }
 
-  store(frame, samples, kind) {
+  // Two channels from now on, or one. Going stereo, what is buffered plays on both sides.
+  setChannels(channels) {
+    const stereo = channels === 2;
+    if (stereo === this.stereo) return;
+    if (stereo) {
+      this.slots2.set(this.slots);
+      this.sync2.set(this.sync);
+    }
+    this.stereo = stereo;
+    this.sig = stereo ? this.mid : this.at;
+  }
+
+  // `right`: a stereo frame's right channel (`samples` is the left), else the frame is mono.
+  store(frame, samples, kind, right) {
     if (this.idle || frame < this.nextFrame) {
       this.counters.late += 1; // its slot has played (as concealment or silence)
       return;
@@ -241,10 +263,17 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     const base = slot * FRAME;
     if (this.slotKind[slot] === 3 || !samples) {
       this.slots.fill(0, base, base + FRAME);
+      if (this.stereo) this.slots2.fill(0, base, base + FRAME);
     } else {
       const n = Math.min(FRAME, samples.length);
       for (let i = 0; i < n; i++) this.slots[base + i] = samples[i];
       for (let i = n; i < FRAME; i++) this.slots[base + i] = 0;
+      if (this.stereo) {
+        const other = right || samples;
+        const m = Math.min(FRAME, other.length);
+        for (let i = 0; i < m; i++) this.slots2[base + i] = other[i];
+        for (let i = m; i < FRAME; i++) this.slots2[base + i] = 0;
+      }
     }
   }
 
@@ -257,6 +286,7 @@ class PlayoutProcessor extends AudioWorkletProcessor {
       const base = slot * FRAME;
       for (let i = 0; i < FRAME; i++) {
         sync[write] = this.slots[base + i];
+        if (this.stereo) this.sync2[write] = this.slots2[base + i];
         write = (write + 1) & (SYNC - 1);
       }
       const kind = this.slotKind[slot];
@@ -267,6 +297,7 @@ class PlayoutProcessor extends AudioWorkletProcessor {
         for (let i = 0; i < FRAME; i++) {
           const v = Math.abs(this.slots[base + i]);
           if (v > peak) peak = v;
+          if (this.stereo && Math.abs(this.slots2[base + i]) > peak) peak = Math.abs(this.slots2[base + i]);
         }
         this.loudTail = peak >= LOUD;
         this.inSound = true;
@@ -282,6 +313,7 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     } else {
       for (let i = 0; i < FRAME; i++) {
         sync[write] = 0;
+        if (this.stereo) this.sync2[write] = 0;
         write = (write + 1) & (SYNC - 1);
       }
       this.inSound = false;
@@ -331,17 +363,32 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     return this.sync[(this.read + i) & (SYNC - 1)];
   }
 
+  at2(i) {
+    return this.sync2[(this.read + i) & (SYNC - 1)];
+  }
+
+  // Stereo: the mid signal, for the period search; and the louder side, for silence.
+  mid(i) {
+    const j = (this.read + i) & (SYNC - 1);
+    return 0.5 * (this.sync[j] + this.sync2[j]);
+  }
+
+  magnitude(i) {
+    const left = Math.abs(this.at(i));
+    return this.stereo ? Math.max(left, Math.abs(this.at2(i))) : left;
+  }
+
   // How many of the next `limit` samples are silent before the first that is not.
   silentPrefix(limit) {
     let n = 0;
-    while (n < limit && Math.abs(this.at(n)) < SILENT) n++;
+    while (n < limit && this.magnitude(n) < SILENT) n++;
     return n;
   }
 
   peak(length) {
     let peak = 0;
     for (let i = 0; i < length; i++) {
-      const v = Math.abs(this.at(i));
+      const v = this.magnitude(i);
       if (v > peak) peak = v;
     }
     return peak;
@@ -355,7 +402,7 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     const n = d.length - 1;
     for (let j = 0; j < n; j++) {
       let sum = 0;
-      for (let k = 0; k < DECIMATE; k++) sum += this.at(origin + j * DECIMATE + k);
+      for (let k = 0; k < DECIMATE; k++) sum += this.sig(origin + j * DECIMATE + k);
       d[j] = sum;
     }
     const w = WINDOW / DECIMATE;
@@ -381,13 +428,13 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     const lo = Math.max(T_MIN, lag - DECIMATE + 1);
     const hi = Math.min(T_MAX, lag + DECIMATE - 1);
     let full0 = 0;
-    for (let i = 0; i < WINDOW; i++) full0 += this.at(origin + i) * this.at(origin + i);
+    for (let i = 0; i < WINDOW; i++) full0 += this.sig(origin + i) * this.sig(origin + i);
     for (let t = lo; t <= hi; t++) {
       let cross = 0;
       let e1 = 0;
       for (let i = 0; i < WINDOW; i++) {
-        const b = this.at(origin + i + t);
-        cross += this.at(origin + i) * b;
+        const b = this.sig(origin + i + t);
+        cross += this.sig(origin + i) * b;
         e1 += b * b;
       }
       const c = cross / Math.sqrt(full0 * e1 + 1e-20);
@@ -428,6 +475,7 @@ class PlayoutProcessor extends AudioWorkletProcessor {
         const w = (i + 0.5) / t;
         const j = (this.read + t + i) & (SYNC - 1);
         this.sync[j] = this.at(i) * (1 - w) + this.sync[j] * w;
+        if (this.stereo) this.sync2[j] = this.at2(i) * (1 - w) + this.sync2[j] * w;
       }
       this.read = (this.read + t) & (SYNC - 1);
       this.size -= t;
@@ -440,6 +488,7 @@ class PlayoutProcessor extends AudioWorkletProcessor {
         if (n <= 0) return;
         this.read = (this.read - n) & (SYNC - 1);
         for (let i = 0; i < n; i++) this.sync[(this.read + i) & (SYNC - 1)] = 0;
+        if (this.stereo) for (let i = 0; i < n; i++) this.sync2[(this.read + i) & (SYNC - 1)] = 0;
         this.size += n;
         this.position -= n;
         this.changed(n, 0, false);
@@ -452,10 +501,12 @@ class PlayoutProcessor extends AudioWorkletProcessor {
       const t = this.lag;
       const from = (this.read - t) & (SYNC - 1);
       for (let i = 0; i < t; i++) this.sync[(from + i) & (SYNC - 1)] = this.at(i);
+      if (this.stereo) for (let i = 0; i < t; i++) this.sync2[(from + i) & (SYNC - 1)] = this.at2(i);
       for (let i = 0; i < t; i++) {
         const w = (i + 0.5) / t;
         const j = (this.read + i) & (SYNC - 1);
         this.sync[j] = this.at(t + i) * (1 - w) + this.sync[(from + i) & (SYNC - 1)] * w;
+        if (this.stereo) this.sync2[j] = this.at2(t + i) * (1 - w) + this.sync2[(from + i) & (SYNC - 1)] * w;
       }
       this.read = from;
       this.size += t;
@@ -478,6 +529,7 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     const t = this.correlation >= 0.5 ? this.lag : WINDOW;
     const from = (this.read - t) & (SYNC - 1);
     for (let i = 0; i < t; i++) this.sync[(from + i) & (SYNC - 1)] *= BRIDGE_GAIN;
+    if (this.stereo) for (let i = 0; i < t; i++) this.sync2[(from + i) & (SYNC - 1)] *= BRIDGE_GAIN;
     this.read = from;
     this.size = t;
     this.position -= t;
@@ -508,9 +560,11 @@ class PlayoutProcessor extends AudioWorkletProcessor {
       this.adapt(now);
       this.fill(out.length + GUARD);
       let produced = 0;
+      const right = this.stereo ? outputs[0][1] : null;
       while (produced < out.length && (this.size > 0 || this.bridge())) {
         const n = Math.min(out.length - produced, this.size);
         for (let i = 0; i < n; i++) out[produced + i] = this.sync[(this.read + i) & (SYNC - 1)];
+        if (right) for (let i = 0; i < n; i++) right[produced + i] = this.sync2[(this.read + i) & (SYNC - 1)];
         this.read = (this.read + n) & (SYNC - 1);
         this.size -= n;
         this.position += n;
@@ -530,7 +584,7 @@ class PlayoutProcessor extends AudioWorkletProcessor {
       for (let i = 0; i < out.length; i++) recording[(this.recorded + i) % recording.length] = out[i];
       this.recorded += out.length;
     }
-    for (let c = 1; c < outputs[0].length; c++) outputs[0][c].set(out);
+    for (let c = this.stereo ? 2 : 1; c < outputs[0].length; c++) outputs[0][c].set(out);
     return true;
   }
 
