@@ -322,8 +322,7 @@ def test_the_host_turns_stereo_on_and_the_listener_plays_two_channels(stage):
     badge = listener_page.locator('[data-role="audio-mode"]')
     badge.wait_for(state="visible")
     listener_page.wait_for_function(
-        "() => document.querySelector('[data-role=\"audio-mode\"]').textContent"
-        ".includes('stereo')"
+        "() => document.querySelector('[data-role=\"audio-mode\"]').textContent.includes('stereo')"
     )
     host_page.get_by_role("button", name="Switch to mono").wait_for()
     host_page.wait_for_function(
