@@ -650,6 +650,37 @@ async def test_the_uplink_follows_the_spaces_audio_mode(fake_server, tmp_path):
     assert min(got[5:50]) > 160 and max(got[55:]) < 120
 
 
+async def test_in_music_stereo_the_client_sends_its_mono_file_as_centred_stereo(
+    fake_server, tmp_path
+):
+    """Snapshot says music_stereo: every uplink packet is stereo Opus (TOC s bit), and it
+    decodes to the file's tone on both sides."""
+    from spaces.audio.codec import AUDIO_MODES, packet_is_stereo
+
+    from .audio import signals
+
+    payloads: list[bytes] = []
+
+    async def room(connection):
+        snapshot = SNAPSHOT | {"space": {"id": 3, "audio_mode": "music_stereo"}}
+        await connection.send(json.dumps(snapshot))
+        while len(payloads) < 50:
+            payloads.append(unpack(await connection.recv()).payload)
+        await connection.close(4000, "bye")
+
+    path = tmp_path / "tone.wav"
+    write_tone(path, seconds=1.0)
+    client = SpaceClient(await fake_server(room), token="k", clock=FakeClock())
+    await client.connect(3)
+    assert client.streamer.settings == AUDIO_MODES["music_stereo"]
+    await client.stream_wav(path)
+    await client.wait_closed(timeout=10)
+    assert all(packet_is_stereo(payload) for payload in payloads)
+    pcm = signals.decode(payloads, channels=2)[20 * 960 :]
+    left, right = (signals.amplitude_at(pcm[:, side], 440) for side in (0, 1))
+    assert left > 6000 and abs(left - right) < 0.02 * left
+
+
 async def test_a_loss_report_turns_in_band_fec_on_and_off(tmp_path):
     """After ``expect_loss(20)`` the streamer's packets carry in-band FEC for the frame
     before them; after ``expect_loss(0)`` none does; a new connection starts without."""
