@@ -29,7 +29,7 @@ from .media import get_media_plane
 from .models import Participant, Space
 from .presence import listener_batch
 from .protocol import COMMANDS
-from .selectors import room_version, space_snapshot
+from .selectors import participant_data, room_version, space_snapshot_shared
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
             if ticket is not None and ticket.role == Participant.Role.LISTENER:
                 frame = await self._join_listener(ticket)
             else:
-                frame = json.dumps(await self._join())
+                frame = await self._join()
         except errors.SpaceError as error:
             await self._leave_groups()
             await self.close(code=error.close_code, reason=error.message)
@@ -236,11 +236,11 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
         asyncio.get_running_loop().create_task(self._close_now(code, reason))
 
     @db_call
-    def _join(self) -> dict:
+    def _join(self) -> str:
         participant = services.participant_join(space_id=self.space_id, user=self.user)
         self.space = participant.space
         self.role, self.is_muted = participant.role, participant.is_muted
-        return space_snapshot(space=self.space, user=self.user)
+        return space_snapshot_shared(space_id=self.space_id).frame(participant_data(participant))
 
     def _may_publish(self) -> bool:
         # The same rule as Participant.may_publish, on the state this socket was last told.

@@ -139,31 +139,11 @@ SNAPSHOT_LISTENERS = 50
 
 def space_snapshot(*, space: Space, user) -> dict:
     """The first frame a socket receives: the room as the member may see it. Everyone who needs
-    attention (the stage, raised hands, invitations, the member) and the newest listeners."""
-    notable = list(
-        space.participants.select_related("user").filter(
-            ~Q(role=Participant.Role.LISTENER)
-            | Q(hand_raised=True)
-            | Q(invited_to_speak=True)
-            | Q(user=user)
-        )
-    )
-    seen = {p.user_id for p in notable}
-    counts = participant_counts(space_id=space.pk)
-    sample = [
-        p
-        for p in _newest_listeners(space.pk, big=counts["listener_count"] > SNAPSHOT_LISTENERS)
-        if p["user_id"] not in seen
-    ]
-    you = next((p for p in notable if p.user_id == user.pk), None)
-    stage = [p for p in notable if p.role != Participant.Role.LISTENER]
-    return {
-        "type": "snapshot",
-        "space": space_data(space, stage=stage, counts=counts),
-        "participants": [participant_data(p) for p in notable] + sample[:SNAPSHOT_LISTENERS],
-        "you": participant_data(you) if you else None,
-        "reactions": list(REACTIONS),
-    }
+    attention (the stage, raised hands, invitations, the member) and the newest listeners.
+    (Sockets send ``SharedSnapshot.frame``; this is its content, for the tests and the API.)"""
+    you = space.participants.select_related("user").filter(user=user).first()
+    shared = space_snapshot_shared(space_id=space.pk)
+    return json.loads(shared.frame(participant_data(you) if you else None))
 
 
 # --- The shared snapshot ---------------------------------------------------------------------
@@ -201,19 +181,19 @@ class SharedSnapshot:
         self.state = space.state
         self.listener_count = counts["listener_count"]
         self.notable = {p["user_id"]: p for p in notable}
-        listed = notable + [p for p in sample if p["user_id"] not in self.notable]
-        self.listed = {p["user_id"] for p in listed[: len(notable) + SNAPSHOT_LISTENERS]}
         stage = [p for p in notable if p["role"] != Participant.Role.LISTENER]
         head = {
             "type": "snapshot",
             "space": space_data(space, stage=_StageView.wrap(stage), counts=counts),
             "reactions": list(REACTIONS),
         }
-        # '{"type": ..., "reactions": [...], "you": ' + you + ', "participants": [' + ... + ']}'
+        # '{"type": ..., "reactions": [...], "you": ' + you + ', "participants": [...]}'
         self._head = json.dumps(head)[:-1] + ', "you": '
-        items = ", ".join(json.dumps(p) for p in listed[: len(notable) + SNAPSHOT_LISTENERS])
-        self._participants = ', "participants": [' + items
-        self._empty = not items
+        self._notable = [json.dumps(p) for p in notable]
+        # One more than is listed: the member may be among the newest and is listed anyway.
+        self._sample = [
+            (p["user_id"], json.dumps(p)) for p in sample if p["user_id"] not in self.notable
+        ][: SNAPSHOT_LISTENERS + 1]
         self.loaded_at = time.monotonic()
 
     def you(self, *, user_id: int, fallback: dict) -> dict:
@@ -221,12 +201,16 @@ class SharedSnapshot:
         invitation), else ``fallback`` (a plain listener, from their ticket)."""
         return self.notable.get(user_id, fallback)
 
-    def frame(self, you: dict) -> str:
+    def frame(self, you: dict | None) -> str:
+        """The snapshot frame for one member: the shared part, ``you``, and ``you`` among the
+        participants; the other listeners are the newest SNAPSHOT_LISTENERS but the member."""
+        you_id = you["user_id"] if you is not None else None
+        items = list(self._notable)
+        items += [text for user_id, text in self._sample if user_id != you_id][:SNAPSHOT_LISTENERS]
         you_json = json.dumps(you)
-        if you["user_id"] in self.listed:
-            return self._head + you_json + self._participants + "]}"
-        sep = "" if self._empty else ", "
-        return self._head + you_json + self._participants + sep + you_json + "]}"
+        if you is not None and you_id not in self.notable:
+            items.append(you_json)
+        return self._head + you_json + ', "participants": [' + ", ".join(items) + "]}"
 
 
 class _StageView:
