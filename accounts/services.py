@@ -65,6 +65,13 @@ def _check_moderator(by: User, user: User) -> None:
         raise errors.PermissionDenied("Only a superuser can suspend a superuser.")
 
 
+def _revoke_join_tickets(user_id: int) -> None:
+    """The member's space join tickets stop working on commit (spaces/tickets.py)."""
+    from spaces.tickets import tickets_revoke_on_commit
+
+    tickets_revoke_on_commit(user_id=user_id)
+
+
 @transaction.atomic
 def user_suspend(*, user: User, by: User, reason: str) -> User:
     """Suspend a member: no login, no session, no API token, open sockets closed on commit."""
@@ -90,6 +97,7 @@ def user_suspend(*, user: User, by: User, reason: str) -> User:
     Token.objects.filter(user_id=user.pk).delete()
     audit_record(actor=by, action="user.suspend", target=user, reason=reason)
     disconnect_user(user_id=user.pk, code=CLOSE_FORBIDDEN, reason="account suspended")
+    _revoke_join_tickets(user.pk)
     return user
 
 
@@ -365,6 +373,9 @@ def block_create(*, blocker: User, blocked: User) -> Block:
     if blocker.pk == blocked.pk:
         raise errors.AccountsError("You cannot block yourself.", code="self")
     block, _ = Block.objects.get_or_create(blocker=blocker, blocked=blocked)
+    # Either may host the other's space: neither's join tickets may open it any more.
+    _revoke_join_tickets(blocker.pk)
+    _revoke_join_tickets(blocked.pk)
     Follow.objects.filter(follower_id=blocker.pk, followee_id=blocked.pk).delete()
     Follow.objects.filter(follower_id=blocked.pk, followee_id=blocker.pk).delete()
     return block

@@ -407,6 +407,17 @@ SALON_SPACE_HOST_GRACE_SECONDS = env_int("SALON_SPACE_HOST_GRACE_SECONDS", 300)
 SALON_SPACE_HEARTBEAT_SECONDS = env_int("SALON_SPACE_HEARTBEAT_SECONDS", 10)
 SALON_SPACE_PRESENCE_TIMEOUT_SECONDS = env_int("SALON_SPACE_PRESENCE_TIMEOUT_SECONDS", 15)
 SALON_SPACE_STALE_SECONDS = env_int("SALON_SPACE_STALE_SECONDS", 30)
+# Join tickets (spaces/tickets.py, docs/protocol.md "Join tickets"): how long one is valid.
+# Short, because a ticket issued before a ban is refused through a revocation entry that must
+# outlive it, and because the client asks for a new one at each (re)connect anyway.
+SALON_JOIN_TICKET_SECONDS = env_int("SALON_JOIN_TICKET_SECONDS", 60)
+# Listeners who join with a ticket are written to the database in one batch per room per this
+# many seconds (spaces/presence.py): a join wave costs a few transactions, not one per socket.
+SALON_LISTENER_BATCH_SECONDS = float(os.environ.get("SALON_LISTENER_BATCH_SECONDS", "0.25"))
+# Joins one process works on at once, and how many more wait in line; past both a socket is
+# closed 1013 with "retry after N s" (docs/protocol.md) instead of slowing the room down.
+SALON_JOIN_CONCURRENCY = env_int("SALON_JOIN_CONCURRENCY", 64)
+SALON_JOIN_QUEUE = env_int("SALON_JOIN_QUEUE", 1000)
 # Audio frames a speaker may send: 50 a second is real time; the rest absorbs network bursts.
 # A socket over the limit is closed (1008): a flooding speaker never slows the room. The burst
 # is 3 s of audio because a stalled server (or network) delivers a speaker's backlog at once.

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 
 from config.private_media import media_link
 
-from . import errors, selectors, services
+from . import errors, selectors, services, tickets
 from .models import Replay, Space
 from .protocol import REACTIONS
 
@@ -26,6 +26,12 @@ class SpaceAPIError(APIException):
     def __init__(self, error: errors.SpaceError):
         self.status_code = error.http_status
         super().__init__(detail={"code": error.code, "detail": error.message})
+
+
+class JoinTicketSerializer(serializers.Serializer):
+    ticket = serializers.CharField()
+    expires_in = serializers.IntegerField(help_text="seconds the ticket is valid for")
+    role = serializers.CharField()
 
 
 class HostSerializer(serializers.Serializer):
@@ -288,6 +294,14 @@ class SpaceViewSet(viewsets.ViewSet):
         space = self._space(pk)
         services.space_set_audio_mode(space=space, by=request.user, audio_mode=data["audio_mode"])
         return self._out(space)
+
+    @extend_schema(request=None, responses={200: JoinTicketSerializer})
+    @action(detail=True, methods=["post"])
+    def ticket(self, request, pk=None):
+        """A join ticket for ``/ws/spaces/{id}/?ticket=`` (docs/protocol.md, "Join tickets"):
+        the socket then joins without a database query. Ask for one at each (re)connect."""
+        issued = tickets.ticket_issue(space=self._space(pk), user=request.user)
+        return Response(JoinTicketSerializer(issued).data)
 
     # --- the member's own stage actions (they must be in the space) ---
 

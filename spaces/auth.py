@@ -1,6 +1,8 @@
 """Websocket authentication beyond the session cookie.
 
-Browsers authenticate with the session cookie, behind the same-origin check. Other clients (apps,
+The fast path is a join ticket (``?ticket=``, spaces/tickets.py): signed by the page or the API
+after the access check, checked by the consumer without a database query. Browsers otherwise
+authenticate with the session cookie, behind the same-origin check. Other clients (apps,
 bots, load tests) send their API token, either as ``Authorization: Token <key>`` (preferred) or
 as ``?token=<key>`` where headers cannot be set; a token is never sent ambiently by a browser, so
 the origin check does not apply to it. A suspended member is refused in both cases: the scope
@@ -26,6 +28,12 @@ def _token_from_scope(scope) -> str | None:
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     tokens = query.get("token")
     return tokens[0] if tokens else None
+
+
+def _ticket_from_scope(scope) -> str | None:
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    tickets = query.get("ticket")
+    return tickets[0] if tickets else None
 
 
 @db_call
@@ -58,6 +66,13 @@ class TokenAuthMiddleware:
         self.token_app = token_app
 
     async def __call__(self, scope, receive, send):
+        ticket = _ticket_from_scope(scope)
+        if ticket is not None:
+            # A join ticket (spaces/tickets.py): the consumer checks it, without a query. Like a
+            # token it is never sent ambiently, so neither the origin check nor the session
+            # (a query per handshake) applies.
+            scope = dict(scope, join_ticket=ticket, user=AnonymousUser())
+            return await self.token_app(scope, receive, send)
         key = _token_from_scope(scope)
         if key is None:
             return await self.session_app(scope, receive, send)

@@ -52,6 +52,7 @@ import contextlib
 import itertools
 import json
 import logging
+import re
 import secrets
 import time
 import urllib.error
@@ -94,7 +95,7 @@ NORMAL_CLOSE_CODES = (1000, 4000)
 # Close codes after which the client reconnects (docs/protocol.md, "Reconnecting"): the
 # network or the server failed, or the server lost track of the member. Every other close
 # was meant (left, removed, banned, forbidden, ended, flooding) and ends the session.
-RECONNECT_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013, 1014, 4408})
+RECONNECT_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013, 1014, 4408, 4411})
 RECONNECT_FIRST = 0.5  # seconds; doubles per failed attempt
 RECONNECT_MAX = 15.0
 _UINT32 = wire.UINT32_MODULO
@@ -148,6 +149,34 @@ def fetch_token(base_url: str, login: str, password: str, *, timeout: float = 10
         raise LoginFailed(error.code, _error_detail(error)) from None
     except (urllib.error.URLError, OSError) as error:
         raise LoginFailed(None, f"cannot reach {url}: {error}") from None
+
+
+def fetch_join_ticket(base_url: str, token: str, space_id: int, *, timeout: float = 10.0) -> str:
+    """A join ticket for the space (docs/protocol.md, "Join tickets"), blocking: the socket
+    then joins without a database query on the server."""
+    url = _http_url(base_url) + f"/api/v1/spaces/{int(space_id)}/ticket/"
+    request = urllib.request.Request(  # noqa: S310 - the scheme is checked in _http_url
+        url,
+        data=b"",
+        method="POST",
+        headers={"Authorization": f"Token {token}", "Accept": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return json.loads(response.read())["ticket"]
+    except urllib.error.HTTPError as error:
+        raise LoginFailed(error.code, _error_detail(error)) from None
+    except (urllib.error.URLError, OSError, ValueError, KeyError) as error:
+        raise LoginFailed(None, f"cannot get a join ticket from {url}: {error}") from None
+
+
+_RETRY_AFTER = re.compile(r"retry after (\d+) s")
+
+
+def retry_after_seconds(code: int | None, reason: str) -> float | None:
+    """The wait a 1013 close asks for ("retry after N s": the server's join line is full)."""
+    match = _RETRY_AFTER.search(reason or "") if code == 1013 else None
+    return float(match.group(1)) if match else None
 
 
 def _error_detail(error: urllib.error.HTTPError) -> str:
@@ -555,6 +584,7 @@ class SpaceClient:
     oldest are dropped, and counted, when nobody reads them). :meth:`next_event` reads it.
     ``keep_audio=False`` counts mix frames without decoding them (no recording).
     ``reconnect``: open the socket again after a drop (see the module docstring);
+    ``use_tickets``: join with a join ticket asked for with the token (docs/protocol.md);
     ``on_connection_change`` is called with a line for humans when it drops and comes back.
     """
 
@@ -569,9 +599,12 @@ class SpaceClient:
         max_events: int = 1000,
         reconnect: bool = True,
         on_connection_change: Callable[[str], None] | None = None,
+        use_tickets: bool = True,
     ) -> None:
         self.base_url = base_url
         self.token = token
+        # Each socket joins with a fresh join ticket (the server's fast path), else the token.
+        self.use_tickets = use_tickets
         self.receiver = MixReceiver(decode=keep_audio)
         self.streamer = AudioStreamer(clock=clock, settings=opus_settings)
         # Set: the uplink keeps these settings whatever the space's audio mode.
@@ -638,10 +671,21 @@ class SpaceClient:
     async def _open(self, timeout: float) -> ClientConnection:
         """A new socket to the space, once its snapshot has been routed."""
         url = space_socket_url(self.base_url, self.space_id)
+        headers = {"Authorization": f"Token {self.token}"}
+        if self.use_tickets:
+            try:
+                ticket = await asyncio.to_thread(
+                    fetch_join_ticket, self.base_url, self.token, self.space_id, timeout=timeout
+                )
+            except LoginFailed as error:
+                # The token still joins (the slow path); the socket says why if it cannot.
+                logger.info("no join ticket (%s); joining with the token", error)
+            else:
+                url += "?" + urllib.parse.urlencode({"ticket": ticket})
         try:
             socket = await websocket_connect(
                 url,
-                additional_headers={"Authorization": f"Token {self.token}"},
+                additional_headers=headers,
                 open_timeout=timeout,
                 # Frames are ~100 bytes: compression would cost CPU on both ends for nothing.
                 compression=None,
@@ -700,6 +744,11 @@ class SpaceClient:
             try:
                 self._socket = await self._open(timeout=10.0)
             except ClientClosed as closed:
+                asked = retry_after_seconds(closed.code, closed.reason)
+                if asked is not None:
+                    # The join line was full: at least that long, spread over as long again.
+                    await asyncio.sleep(asked * (1 + secrets.randbelow(1001) / 1000))
+                    continue
                 if closed.code in RECONNECT_CLOSE_CODES:
                     continue
                 self._mark_closed(closed)

@@ -7,6 +7,8 @@ own and caches no role: every command reloads the participant inside its service
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import json
 import logging
 import time
@@ -19,13 +21,15 @@ from django.conf import settings
 from accounts.consumers import MemberSocketMixin
 from config.db import db_call
 
-from . import errors, services
+from . import errors, services, tickets
 from .audio import wire
 from .audio.codec import MAX_PACKET_BYTES
+from .joins import JoinsBusy, join_gate, snapshot_cache
 from .media import get_media_plane
 from .models import Participant, Space
+from .presence import listener_batch
 from .protocol import COMMANDS
-from .selectors import space_snapshot
+from .selectors import participant_data, room_version, space_snapshot_shared
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +46,8 @@ CLOSE_TOO_BIG = 1009
 CLOSE_POLICY = 1008
 # The server failed handling something for this socket (RFC 6455): the client reconnects.
 CLOSE_INTERNAL = 1011
+# The process's join line is full (RFC 6455 "try again later"); the reason says when.
+CLOSE_TRY_AGAIN_LATER = 1013
 MAX_AUDIO_MESSAGE = wire.HEADER_BYTES + MAX_PACKET_BYTES
 # Errors about audio frames are answered at most this often, so a bad client is not flooded.
 AUDIO_ERROR_INTERVAL = 5.0
@@ -69,6 +75,8 @@ class FrameRateLimit:
 class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     space: Space | None = None
     joined = False
+    # Joined with a listener ticket: presence is written in batches (spaces/presence.py).
+    batched = False
     media = None
     # What the server decided this member may do with audio; refreshed by their own events.
     role: str = Participant.Role.LISTENER
@@ -118,30 +126,16 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         # Accept first so a refusal carries a close code and a reason the client can show.
         await self.accept()
-        self.user = self.scope["user"]
         self.space_id = int(self.scope["url_route"]["kwargs"]["space_id"])
-        if not self.user.is_authenticated:
-            if self.scope.get("auth_refused") == "suspended":
-                await self.close(code=errors.CLOSE_FORBIDDEN, reason="your account is suspended")
-            else:
-                await self.close(
-                    code=errors.CLOSE_UNAUTHENTICATED, reason="authentication required"
-                )
-            return
-        self.group = services.space_group(self.space_id)
-        # Join the groups before joining the space, so no event after the snapshot is missed;
-        # channel-layer events are only handled once connect() returns, i.e. after the snapshot.
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.join_member_group()
         try:
-            snapshot = await self._join()
-        except errors.SpaceError as error:
-            await self._leave_groups()
-            await self.close(code=error.close_code, reason=error.message)
+            async with join_gate().admit():
+                joined = await self._authorize_and_join()
+        except JoinsBusy as busy:
+            # The client comes back after that long (docs/protocol.md, "Join tickets").
+            await self.close(code=CLOSE_TRY_AGAIN_LATER, reason=str(busy))
             return
-        self.joined = True
-        self.connected_at = time.time()
-        await self.send_json(snapshot)
+        if not joined:
+            return
         self.frame_limit = FrameRateLimit(
             settings.SALON_AUDIO_MAX_FRAMES_PER_SECOND, settings.SALON_AUDIO_FRAME_BURST
         )
@@ -157,17 +151,96 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
             user_id=self.user.pk,
             publishing=self.publishing,
         )
-        # This process refreshes its participants in one query per room (spaces/presence.py).
-        self.media.heartbeats.add(self.space_id, self.channel_name, self.user.pk, self._gone)
+        if not self.batched:
+            # This process refreshes its participants in one query per room (spaces/presence.py);
+            # a batched listener from when its batch is written (_admitted).
+            self.media.heartbeats.add(self.space_id, self.channel_name, self.user.pk, self._gone)
         if self.publishing:
             await self._announce_stream()
 
+    async def _authorize_and_join(self) -> bool:
+        """Authenticate, join and send the snapshot; False when the socket was closed instead."""
+        ticket = None
+        if self.scope.get("join_ticket") is not None:
+            try:
+                ticket = await tickets.ticket_check(
+                    self.scope["join_ticket"], space_id=self.space_id
+                )
+            except errors.SpaceError as error:
+                await self.close(code=error.close_code, reason=error.message)
+                return False
+            self.user = tickets.ticket_member(ticket)
+            self.scope["user"] = self.user
+        else:
+            self.user = self.scope["user"]
+        if not self.user.is_authenticated:
+            if self.scope.get("auth_refused") == "suspended":
+                await self.close(code=errors.CLOSE_FORBIDDEN, reason="your account is suspended")
+            else:
+                await self.close(
+                    code=errors.CLOSE_UNAUTHENTICATED, reason="authentication required"
+                )
+            return False
+        self.group = services.space_group(self.space_id)
+        # Join the groups before joining the space, so no event after the snapshot is missed;
+        # channel-layer events are only handled once connect() returns, i.e. after the snapshot.
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.join_member_group()
+        try:
+            if ticket is not None and ticket.role == Participant.Role.LISTENER:
+                frame = await self._join_listener(ticket)
+            else:
+                frame = await self._join()
+        except errors.SpaceError as error:
+            await self._leave_groups()
+            await self.close(code=error.close_code, reason=error.message)
+            return False
+        self.joined = True
+        self.connected_at = time.time()
+        await self.send(text_data=frame)
+        if self.batched:
+            listener_batch().join(
+                space_id=self.space_id,
+                user_id=self.user.pk,
+                key=self.channel_name,
+                on_admitted=self._admitted,
+                on_refused=self._refused,
+            )
+        return True
+
+    async def _join_listener(self, ticket) -> str:
+        """The fast path (docs/protocol.md, "Join tickets"): no query. The room is the shared
+        snapshot of its version; the member's presence is written with the next batch."""
+        version = await room_version(space_id=self.space_id)
+        shared = await snapshot_cache().get(space_id=self.space_id, version=version)
+        if shared.state != Space.State.LIVE:
+            raise errors.SpaceStateError(f"the space is {shared.state}")
+        you = shared.you(user_id=self.user.pk, fallback=tickets.listener_data(ticket))
+        self.space = copy.copy(shared.space)
+        self.role, self.is_muted = you["role"], you["is_muted"]
+        self.batched = True
+        return shared.frame(you)
+
+    def _admitted(self) -> None:
+        # The batch with this socket's join was written.
+        if self.joined and self.media is not None:
+            self.media.heartbeats.add(self.space_id, self.channel_name, self.user.pk, self._gone)
+
+    def _refused(self, error: Exception) -> None:
+        if not self.joined:
+            return
+        if isinstance(error, errors.SpaceError):
+            code, reason = error.close_code, error.message
+        else:
+            code, reason = CLOSE_INTERNAL, "server error; reconnect"
+        asyncio.get_running_loop().create_task(self._close_now(code, reason))
+
     @db_call
-    def _join(self) -> dict:
+    def _join(self) -> str:
         participant = services.participant_join(space_id=self.space_id, user=self.user)
         self.space = participant.space
         self.role, self.is_muted = participant.role, participant.is_muted
-        return space_snapshot(space=self.space, user=self.user)
+        return space_snapshot_shared(space_id=self.space_id).frame(participant_data(participant))
 
     def _may_publish(self) -> bool:
         # The same rule as Participant.may_publish, on the state this socket was last told.
@@ -219,6 +292,11 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
         await self._leave_groups()
         if self.joined:
             self.joined = False
+            if self.batched:
+                listener_batch().leave(
+                    space_id=self.space_id, user_id=self.user.pk, key=self.channel_name
+                )
+                return
             await db_call(services.participant_disconnect)(
                 space_id=self.space_id, user_id=self.user.pk
             )
@@ -460,7 +538,12 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
         await self._close_now(errors.CLOSE_ENDED, "the space has ended")
 
     async def _close_now(self, code: int, reason: str) -> None:
-        # The participant row is already gone: nothing to decrement on disconnect.
+        # The participant row is already gone: nothing to decrement on disconnect. A batched
+        # join not written yet must not be written now (a leave of a row gone changes nothing).
+        if self.joined and self.batched:
+            listener_batch().leave(
+                space_id=self.space_id, user_id=self.user.pk, key=self.channel_name
+            )
         self.joined = False
         # Stop this socket's audio at once, before the close handshake completes.
         await self._leave_audio()

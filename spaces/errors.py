@@ -11,6 +11,8 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_PRESENCE_LOST = 4408
 CLOSE_CAPACITY = 4409
 CLOSE_ENDED = 4410
+# The join ticket is invalid, expired, for another space or revoked: ask for a new one.
+CLOSE_TICKET_REFUSED = 4411
 
 __all__ = [
     "CLOSE_BANNED",
@@ -21,6 +23,7 @@ __all__ = [
     "CLOSE_NOT_FOUND",
     "CLOSE_PRESENCE_LOST",
     "CLOSE_REMOVED",
+    "CLOSE_TICKET_REFUSED",
     "CLOSE_UNAUTHENTICATED",
 ]
 

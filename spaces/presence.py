@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -116,8 +117,10 @@ class AudiencePresence:
         if pending is None:
             return
         self.changes_seen += 1
-        if message.get("joined"):
-            joined = message["joined"]
+        for joined in [message["joined"]] if message.get("joined") else []:
+            pending.left.discard(joined["user_id"])
+            pending.joined[joined["user_id"]] = joined
+        for joined in message.get("joined_many") or ():  # a batch (ListenerBatch)
             pending.left.discard(joined["user_id"])
             pending.joined[joined["user_id"]] = joined
         if message.get("left") is not None:
@@ -215,3 +218,130 @@ class Heartbeats:
                 if user_id not in present and sockets.get(key) is not None:
                     self.remove(space_id, key)
                     asyncio.get_running_loop().create_task(on_gone())
+
+
+@dataclass
+class _Join:
+    space_id: int
+    user_id: int
+    on_admitted: Callable[[], None]
+    on_refused: Callable[[Exception], None]
+
+
+@dataclass
+class _Batch:
+    joins: dict[str, _Join] = field(default_factory=dict)  # socket key → join
+    leaves: dict[int, int] = field(default_factory=dict)  # user id → sockets closed
+
+
+class ListenerBatch:
+    """One per process: the presence of sockets that joined with a listener ticket, written to
+    the database in one transaction per room every ``interval`` (services.listeners_apply).
+
+    A join wave used to be a transaction per socket on the database threads; now it is a few
+    per second. A socket is *admitted* once its batch committed: only then is it refreshed by
+    the heartbeats (which would take a row not written yet for a participant gone) and only
+    then does its close count one connection less. The rules stay the database's: a member the
+    batch refuses (banned since the ticket, space ended, full) has ``on_refused`` called.
+
+    If the process dies, joins not written yet were never counted, and closes not written yet
+    leave rows that no heartbeat refreshes any more: the sweep removes them as for any process
+    that died (SALON_SPACE_STALE_SECONDS).
+    """
+
+    def __init__(self, *, interval: float, apply: Callable[..., dict] | None = None) -> None:
+        self.interval = interval
+        self.apply = apply
+        self.rooms: dict[int, _Batch] = {}
+        # Sockets whose join is being written, and those of them that closed meanwhile.
+        self._writing: dict[str, _Join] = {}
+        self._closed_while_writing: set[str] = set()
+        self._task: asyncio.Task | None = None
+        self.batches_written = 0
+
+    def join(
+        self,
+        *,
+        space_id: int,
+        user_id: int,
+        key: str,
+        on_admitted: Callable[[], None],
+        on_refused: Callable[[Exception], None],
+    ) -> None:
+        self.rooms.setdefault(space_id, _Batch()).joins[key] = _Join(
+            space_id, user_id, on_admitted, on_refused
+        )
+        self._wake()
+
+    def leave(self, *, space_id: int, user_id: int, key: str) -> None:
+        """The socket closed: one connection less, once its join has been written."""
+        batch = self.rooms.get(space_id)
+        if batch is not None and batch.joins.pop(key, None) is not None:
+            return  # never written: nothing to take back
+        if key in self._writing:
+            self._closed_while_writing.add(key)
+            return
+        batch = self.rooms.setdefault(space_id, _Batch())
+        batch.leaves[user_id] = batch.leaves.get(user_id, 0) + 1
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        while self.rooms:
+            await asyncio.sleep(self.interval)
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write every room's batch (the loop calls this each interval; tests call it)."""
+        if self.apply is None:
+            from .services import listeners_apply
+
+            self.apply = listeners_apply
+        rooms, self.rooms = self.rooms, {}
+        for space_id, batch in rooms.items():
+            joins: dict[int, int] = {}
+            for join in batch.joins.values():
+                joins[join.user_id] = joins.get(join.user_id, 0) + 1
+            self._writing.update(batch.joins)
+            try:
+                refused = await db_call(self.apply)(
+                    space_id=space_id, joins=joins, leaves=batch.leaves
+                )
+            except Exception as error:
+                # The sockets whose join failed close (1011) and reconnect; closes not written
+                # are the sweep's, as after a crash (see the class docstring).
+                logger.exception("presence: writing listeners of space %s failed", space_id)
+                refused = dict.fromkeys(joins, error)
+            self.batches_written += 1
+            for key, join in batch.joins.items():
+                del self._writing[key]
+                closed = key in self._closed_while_writing
+                self._closed_while_writing.discard(key)
+                if join.user_id in refused:
+                    if not closed:
+                        join.on_refused(refused[join.user_id])
+                elif closed:
+                    self.leave(space_id=space_id, user_id=join.user_id, key=key)
+                else:
+                    join.on_admitted()
+
+
+_batches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def listener_batch() -> ListenerBatch:
+    """This process's batch (one per event loop, so tests with a loop each start afresh)."""
+    from django.conf import settings
+
+    loop = asyncio.get_running_loop()
+    batch = _batches.get(loop)
+    if batch is None:
+        batch = _batches[loop] = ListenerBatch(interval=settings.SALON_LISTENER_BATCH_SECONDS)
+    return batch

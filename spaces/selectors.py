@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from django.conf import settings
@@ -138,31 +139,108 @@ SNAPSHOT_LISTENERS = 50
 
 def space_snapshot(*, space: Space, user) -> dict:
     """The first frame a socket receives: the room as the member may see it. Everyone who needs
-    attention (the stage, raised hands, invitations, the member) and the newest listeners."""
-    notable = list(
-        space.participants.select_related("user").filter(
-            ~Q(role=Participant.Role.LISTENER)
-            | Q(hand_raised=True)
-            | Q(invited_to_speak=True)
-            | Q(user=user)
+    attention (the stage, raised hands, invitations, the member) and the newest listeners.
+    (Sockets send ``SharedSnapshot.frame``; this is its content, for the tests and the API.)"""
+    you = space.participants.select_related("user").filter(user=user).first()
+    shared = space_snapshot_shared(space_id=space.pk)
+    return json.loads(shared.frame(participant_data(you) if you else None))
+
+
+# --- The shared snapshot ---------------------------------------------------------------------
+#
+# Every joiner of a room gets the same room: it is loaded and serialized once per *room
+# version* and process, and only the member's own part ("you") is added per socket. Every
+# service event that changes what a snapshot shows bumps the version (services._send_now), in
+# the cache, so every process sees it. Counts and the listener sample change with every join;
+# they are reused for at most SHARED_SNAPSHOT_SECONDS (the audience digests bring the rest).
+SHARED_SNAPSHOT_SECONDS = 1.0
+
+
+def _room_version_key(space_id: int) -> str:
+    return f"salon:room-version:{space_id}"
+
+
+def room_version_bump(*, space_id: int) -> None:
+    """What the room's snapshot shows changed: the next joiner loads it again."""
+    from django.core.cache import cache
+
+    cache.set(_room_version_key(space_id), time.time_ns(), timeout=24 * 3600)
+
+
+async def room_version(*, space_id: int):
+    from django.core.cache import cache
+
+    return await cache.aget(_room_version_key(space_id))
+
+
+class SharedSnapshot:
+    """A room's snapshot without the member's part, serialized once (``frame`` adds it)."""
+
+    def __init__(self, *, space: Space, notable: list[dict], counts: dict, sample: list[dict]):
+        self.space = space
+        self.state = space.state
+        self.listener_count = counts["listener_count"]
+        self.notable = {p["user_id"]: p for p in notable}
+        stage = [p for p in notable if p["role"] != Participant.Role.LISTENER]
+        head = {
+            "type": "snapshot",
+            "space": space_data(space, stage=_StageView.wrap(stage), counts=counts),
+            "reactions": list(REACTIONS),
+        }
+        # '{"type": ..., "reactions": [...], "you": ' + you + ', "participants": [...]}'
+        self._head = json.dumps(head)[:-1] + ', "you": '
+        self._notable = [json.dumps(p) for p in notable]
+        # One more than is listed: the member may be among the newest and is listed anyway.
+        self._sample = [
+            (p["user_id"], json.dumps(p)) for p in sample if p["user_id"] not in self.notable
+        ][: SNAPSHOT_LISTENERS + 1]
+        self.loaded_at = time.monotonic()
+
+    def you(self, *, user_id: int, fallback: dict) -> dict:
+        """The member as the room shows them: their row if it needs attention (stage, hand,
+        invitation), else ``fallback`` (a plain listener, from their ticket)."""
+        return self.notable.get(user_id, fallback)
+
+    def frame(self, you: dict | None) -> str:
+        """The snapshot frame for one member: the shared part, ``you``, and ``you`` among the
+        participants; the other listeners are the newest SNAPSHOT_LISTENERS but the member."""
+        you_id = you["user_id"] if you is not None else None
+        items = list(self._notable)
+        items += [text for user_id, text in self._sample if user_id != you_id][:SNAPSHOT_LISTENERS]
+        you_json = json.dumps(you)
+        if you is not None and you_id not in self.notable:
+            items.append(you_json)
+        return self._head + you_json + ', "participants": [' + ", ".join(items) + "]}"
+
+
+class _StageView:
+    """``space_data`` reads role and user_id of stage participants: a dict serves as well."""
+
+    def __init__(self, data: dict):
+        self.role = data["role"]
+        self.user_id = data["user_id"]
+
+    @classmethod
+    def wrap(cls, stage: list[dict]) -> list:
+        return [cls(p) for p in stage]
+
+
+def space_snapshot_shared(*, space_id: int) -> SharedSnapshot:
+    """Loads the room for ``SharedSnapshot`` (three queries; once per version and second)."""
+    from .errors import SpaceNotFound
+
+    space = Space.objects.select_related("host").filter(pk=space_id).first()
+    if space is None:
+        raise SpaceNotFound("no such space")
+    notable = [
+        participant_data(p)
+        for p in space.participants.select_related("user").filter(
+            ~Q(role=Participant.Role.LISTENER) | Q(hand_raised=True) | Q(invited_to_speak=True)
         )
-    )
-    seen = {p.user_id for p in notable}
-    counts = participant_counts(space_id=space.pk)
-    sample = [
-        p
-        for p in _newest_listeners(space.pk, big=counts["listener_count"] > SNAPSHOT_LISTENERS)
-        if p["user_id"] not in seen
     ]
-    you = next((p for p in notable if p.user_id == user.pk), None)
-    stage = [p for p in notable if p.role != Participant.Role.LISTENER]
-    return {
-        "type": "snapshot",
-        "space": space_data(space, stage=stage, counts=counts),
-        "participants": [participant_data(p) for p in notable] + sample[:SNAPSHOT_LISTENERS],
-        "you": participant_data(you) if you else None,
-        "reactions": list(REACTIONS),
-    }
+    counts = participant_counts(space_id=space.pk)
+    sample = _newest_listeners(space.pk, big=counts["listener_count"] > SNAPSHOT_LISTENERS)
+    return SharedSnapshot(space=space, notable=notable, counts=counts, sample=sample)
 
 
 # In a join wave every newcomer's snapshot lists the same newest listeners: a big room reuses

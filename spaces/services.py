@@ -47,11 +47,13 @@ from .models import (
 from .protocol import REACTIONS
 from .selectors import (
     participant_data,
+    room_version_bump,
     space_is_banned,
     space_is_visible_to,
     user_can_host,
     user_moderates_all_spaces,
 )
+from .tickets import tickets_revoke_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +72,14 @@ def channel_message_type(event_type: str) -> str:
     return "space." + event_type.replace(".", "_")
 
 
+# Events that change nothing a snapshot shows: they leave the shared snapshot in place.
+_SNAPSHOT_UNCHANGED = frozenset({"reaction"})
+
+
 def _send_now(space_id: int, event: dict) -> None:
+    if event["type"] not in _SNAPSHOT_UNCHANGED:
+        # Before the event: a member who joins after it must not get the room from before.
+        room_version_bump(space_id=space_id)
     message = {"type": channel_message_type(event["type"]), "event": event}
     async_to_sync(get_channel_layer().group_send)(space_group(space_id), message)
 
@@ -86,10 +95,18 @@ def presence_group(space_id: int) -> str:
     return f"space-{space_id}-presence"
 
 
-def _audience_change(space_id: int, *, joined: dict | None = None, left: int | None = None):
-    """A listener came or went. Not an event to every member (a join wave would cost N² sends):
+def _audience_change(
+    space_id: int,
+    *,
+    joined: dict | None = None,
+    left: int | None = None,
+    joined_many: list[dict] | None = None,
+):
+    """Listeners came or went. Not an event to every member (a join wave would cost N² sends):
     each server process folds these into at most one ``audience.changed`` a second."""
     message = {"type": "space.presence", "space_id": space_id, "joined": joined, "left": left}
+    if joined_many:
+        message["joined_many"] = joined_many
     transaction.on_commit(
         lambda: async_to_sync(get_channel_layer().group_send)(presence_group(space_id), message)
     )
@@ -445,6 +462,101 @@ def participants_refresh(*, space_id: int, user_ids: set[int]) -> set[int]:
     return ids
 
 
+def _by_count(counts: dict[int, int]) -> dict[int, list[int]]:
+    grouped: dict[int, list[int]] = {}
+    for user_id, count in counts.items():
+        grouped.setdefault(count, []).append(user_id)
+    return grouped
+
+
+@transaction.atomic
+def listeners_apply(
+    *, space_id: int, joins: dict[int, int], leaves: dict[int, int]
+) -> dict[int, errors.SpaceError]:
+    """One batch of ticket joins and socket closes of one room (spaces/presence.py), in one
+    transaction: ``joins``/``leaves`` map a member to how many of their sockets opened/closed.
+
+    The same rules as ``participant_join``, for the whole batch at once: the space is live, the
+    member is not banned, blocked by the host or suspended (a ticket checked these when it was
+    issued; this catches what changed since), and listeners fit the capacity. Members already
+    in the room (a reconnect, another tab) count one more connection whatever their role.
+    Returns the refused members and why; their sockets close.
+    """
+    from accounts.models import Block
+
+    User = get_user_model()
+    refused: dict[int, errors.SpaceError] = {}
+    space = Space.objects.select_for_update().filter(pk=space_id).first()
+    now = timezone.now()
+    for count, user_ids in _by_count(leaves).items():
+        Participant.objects.filter(space_id=space_id, user_id__in=user_ids).update(
+            connection_count=Greatest(F("connection_count") - count, 0), last_seen=now
+        )
+    if not joins:
+        return refused
+    if space is None or space.state != Space.State.LIVE:
+        error = (
+            errors.SpaceNotFound("no such space")
+            if space is None
+            else errors.SpaceStateError(f"the space is {space.state}")
+        )
+        return dict.fromkeys(joins, error)
+    existing = set(
+        Participant.objects.filter(space=space, user_id__in=joins).values_list("user_id", flat=True)
+    )
+    for count, user_ids in _by_count({u: n for u, n in joins.items() if u in existing}).items():
+        Participant.objects.filter(space=space, user_id__in=user_ids).update(
+            connection_count=F("connection_count") + count, last_seen=now
+        )
+    newcomers = [user_id for user_id in joins if user_id not in existing]
+    if not newcomers:
+        return refused
+    for user_id in SpaceBan.objects.filter(space=space, user_id__in=newcomers).values_list(
+        "user_id", flat=True
+    ):
+        refused[user_id] = errors.SpaceBanned("you were removed from this space")
+    blocks = Block.objects.filter(
+        Q(blocker_id=space.host_id, blocked_id__in=newcomers)
+        | Q(blocked_id=space.host_id, blocker_id__in=newcomers)
+    ).values_list("blocker_id", "blocked_id")
+    for blocker_id, blocked_id in blocks:
+        other = blocked_id if blocker_id == space.host_id else blocker_id
+        refused.setdefault(other, errors.SpaceBlocked("you cannot join this host's spaces"))
+    users = {
+        user.pk: user
+        for user in User.objects.filter(pk__in=newcomers).only(
+            "username", "display_name", "is_active"
+        )
+    }
+    for user_id in newcomers:
+        user = users.get(user_id)
+        if user is None or not user.is_active:
+            refused.setdefault(user_id, errors.SpaceSuspended("your account is suspended"))
+    admitted = [user_id for user_id in newcomers if user_id not in refused]
+    room = settings.SALON_SPACE_CAPACITY - (
+        Participant.objects.filter(space=space, role=Role.LISTENER).count()
+    )
+    for user_id in admitted[max(room, 0) :]:
+        refused[user_id] = errors.SpaceFull("this space is full")
+    admitted = admitted[: max(room, 0)]
+    created = Participant.objects.bulk_create(
+        [
+            Participant(
+                space=space,
+                user=users[user_id],
+                role=Role.HOST if user_id == space.host_id else Role.LISTENER,
+                connection_count=joins[user_id],
+                last_seen=now,
+            )
+            for user_id in admitted
+        ]
+    )
+    audience = [participant_data(p) for p in created if p.role == Role.LISTENER]
+    if audience:
+        _audience_change(space.pk, joined_many=audience)
+    return refused
+
+
 def _depart(space: Space, participant: Participant, *, reason: str) -> None:
     """Caller holds the space lock. Removes the participant; a departing host starts the grace
     period."""
@@ -590,6 +702,8 @@ def _set_role(participant: Participant, role: str, *, by) -> None:
     participant.save(
         update_fields=["role", "hand_raised", "invited_to_speak", "is_muted", "muted_by_moderator"]
     )
+    # A ticket carries the role: one issued before this change would rejoin with the old one.
+    tickets_revoke_on_commit(user_id=participant.user_id)
     _broadcast(
         participant.space_id,
         "role.changed",
@@ -776,6 +890,7 @@ def participant_remove(*, space: Space, by, user_id: int, ban: bool = False) -> 
         space.save(update_fields=["host_absent_since"])
     if ban:
         SpaceBan.objects.get_or_create(space=space, user=target.user, defaults={"banned_by": by})
+        tickets_revoke_on_commit(user_id=target.user_id)
     if site_moderator or ban:
         audit_record(
             actor=by,

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from config.private_media import private_file_response, private_media_view
 
-from . import errors, selectors, services
+from . import errors, selectors, services, tickets
 from .forms import SpaceForm
 from .models import Replay, Space, SpaceSubscription
 
@@ -59,6 +59,12 @@ def space_create(request: HttpRequest):
 def space_detail(request: HttpRequest, pk: int):
     space = _space_or_404(request, pk)
     subscribed = SpaceSubscription.objects.filter(space=space, user=request.user).exists()
+    try:
+        # The first socket joins with this (docs/protocol.md, "Join tickets"); reconnects ask
+        # the API for a new one.
+        join_ticket = tickets.ticket_issue(space=space, user=request.user)["ticket"]
+    except errors.SpaceError:
+        join_ticket = ""  # the socket then says why it cannot join
     return render(
         request,
         "spaces/detail.html",
@@ -66,6 +72,7 @@ def space_detail(request: HttpRequest, pk: int):
             "space": space,
             "is_host": space.host_id == request.user.pk,
             "is_subscribed": subscribed,
+            "join_ticket": join_ticket,
             "space_data": selectors.space_data(space),
             "replay": selectors.replay_for_member(user=request.user, space_id=space.pk),
         },

@@ -19,7 +19,10 @@ const CLOSE_REASONS = {
 // Closes that nobody meant (docs/protocol.md, "Reconnecting"): the network dropped (1006), the
 // server went away or failed (1001, 1011–1014), or it lost track of us (4408). Every other code
 // was meant — left, removed, banned, forbidden, ended, flooding — and the page stays closed.
-const RECONNECT_CODES = new Set([1001, 1006, 1011, 1012, 1013, 1014, 4408]);
+const RECONNECT_CODES = new Set([1001, 1006, 1011, 1012, 1013, 1014, 4408, 4411]);
+// A join ticket (docs/protocol.md, "Join tickets"): the page's for the first socket, a new one
+// from the API for each reconnect. Without one (the API unreachable) the session cookie serves.
+let joinTicket = root.dataset.joinTicket || null;
 const RETRY_FIRST = 500;
 const RETRY_MAX = 15000;
 let socket = null;
@@ -33,10 +36,32 @@ let microphoneRefused = false;
 let superseded = false;
 let joins = 0; // snapshots received: 1 + the reconnects that came through
 
-function connect() {
+async function freshTicket() {
+  try {
+    const response = await fetch(root.dataset.apiUrl + "ticket/", {
+      method: "POST",
+      headers: { "X-CSRFToken": csrfToken() },
+      credentials: "same-origin",
+    });
+    return response.ok ? (await response.json()).ticket : null;
+  } catch {
+    return null;
+  }
+}
+
+// "retry after 3 s" (close 1013: the server's join line is full): how long it asks us to wait.
+function retryAfterMs(event) {
+  const match = event.code === 1013 && /retry after (\d+) s/.exec(event.reason || "");
+  return match ? Number(match[1]) * 1000 : 0;
+}
+
+async function connect() {
   retryTimer = null;
+  const ticket = joinTicket ?? (await freshTicket());
+  joinTicket = null; // used once: a reconnect asks for a new one
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  socket = new WebSocket(`${scheme}://${location.host}${root.dataset.wsPath}`);
+  const query = ticket ? `?ticket=${encodeURIComponent(ticket)}` : "";
+  socket = new WebSocket(`${scheme}://${location.host}${root.dataset.wsPath}${query}`);
   socket.binaryType = "arraybuffer";
   audio?.resetStream();
   showStatus(root, "Connecting…");
@@ -63,7 +88,10 @@ function connect() {
     root.dataset.connection = "reconnecting";
     showStatus(root, "Connection lost, reconnecting…");
     // Random: every listener of a restarted server would otherwise come back at the same moment.
-    retryTimer = setTimeout(connect, retryDelay * (0.5 + Math.random() / 2));
+    // A full join line says when to come back: at least that long, spread over as long again.
+    const asked = retryAfterMs(event);
+    const wait = asked ? asked * (1 + Math.random()) : retryDelay * (0.5 + Math.random() / 2);
+    retryTimer = setTimeout(connect, wait);
     retryDelay = Math.min(retryDelay * 2, RETRY_MAX);
   });
 }

@@ -185,7 +185,8 @@ def test_a_join_wave_reuses_the_listener_sample_of_a_big_room(django_assert_num_
         for user in crowd
     )
     selectors.space_snapshot(space=space, user=crowd[0])
-    with django_assert_num_queries(2):  # who needs attention, and the counts
+    # The member, the space, who needs attention, and the counts: not the sample.
+    with django_assert_num_queries(4):
         second = selectors.space_snapshot(space=space, user=crowd[1])
 
     assert second["you"]["user_id"] == crowd[1].pk
