@@ -17,9 +17,9 @@ HEADERS = [(b"host", b"127.0.0.1"), (b"origin", b"http://127.0.0.1")]
 
 async def _first_output(role: str, path: str) -> dict:
     communicator = WebsocketCommunicator(RoleRouter(application, role=role), path, HEADERS)
-    connected, _ = await communicator.connect()
+    connected, _ = await communicator.connect(timeout=10)
     assert connected is True
-    output = await communicator.receive_output()
+    output = await communicator.receive_output(timeout=10)
     await communicator.disconnect()
     return output
 
