@@ -174,7 +174,7 @@ async def neighbours(
     args = [
         fanout.PYTHON, str(ROOT / "bench" / "listeners.py"), "--url", live_url,
         "--space", str(space_id), "--tokens", str(wave_tokens), "--processes", "1",
-        "--ramp", "5000", "--seconds", "1",
+        "--ramp", "5000", "--seconds", f"{max(5.0, until - time.time()):.0f}",
     ]  # fmt: skip
     with open(wave_out, "wb") as stdout:
         wave = fanout.spawn(args, log=workdir / "wave.log", stdout=stdout)
