@@ -168,7 +168,12 @@ class Server:
 
 
 def start_salon(
-    workdir: Path, *, profile: bool, bundle_from: int = 0, port: int | None = None
+    workdir: Path,
+    *,
+    profile: bool,
+    bundle_from: int = 0,
+    port: int | None = None,
+    role: str = "all",
 ) -> Server:
     port = port or free_port()
     log = workdir / f"daphne-{port}.log"
@@ -187,7 +192,7 @@ def start_salon(
     if profile:
         profile_path = workdir / f"daphne-{port}.prof"
         args += ["-m", "cProfile", "-o", str(profile_path)]
-    args += ["manage.py", "serve", "--port", str(port)]
+    args += ["manage.py", "serve", "--port", str(port), "--role", role]
     process = spawn(args, log=log, env=env)
     url = f"http://127.0.0.1:{port}"
     wait_for_http(f"{url}/healthz", process, log)

@@ -53,7 +53,8 @@ Summary (stdout, one JSON object)::
                      "reconnect_seconds": {"p50", "p95", "max"}},    # dropped -> snapshot
      "window": {"start", "end", "seconds"},                          # the steady window
      "frames": {"received", "bytes", "jumps", "skipped", "out_of_order", "invalid",
-                "per_connection": {"min", "p50", "max"}},
+                "per_connection": {"min", "p50", "max"},
+                "longest_gap_seconds": {"p50", "p95", "max"}},  # per socket, steady window
      "ticks": {"seen", "expected", "delivered", "undelivered", "fully_delivered"},  # steady
      "per_second": [{"t": 1795000000, "frames": 99850, "open": 2000}, ...],
      "markers": [{"sequence", "receivers", "first", "p50", "p95", "p99", "last"}, ...],
@@ -136,6 +137,10 @@ class Connection:
     bins: dict = field(default_factory=dict)
     closes: list = field(default_factory=list)
     watched: list = field(default_factory=list)
+    # When the last mix frame arrived, and (arrival time, seconds since the previous frame) of
+    # every gap longer than GAP_SECONDS: a listener's longest silence, for the steady window.
+    last_at: float | None = None
+    gaps: list = field(default_factory=list)
 
 
 @dataclass
@@ -171,6 +176,9 @@ class WorkerState:
             return
         connection.frames += 1
         connection.bytes += len(message)
+        if connection.last_at is not None and now - connection.last_at > GAP_SECONDS:
+            connection.gaps.append((now, now - connection.last_at))
+        connection.last_at = now
         second = int(now)
         self.per_second[second] += 1
         if self.settings.timeline:
@@ -204,6 +212,8 @@ class WorkerState:
             connection.last_large = sequence
 
 
+# Mix frames come every 20 ms (two at a time every 40 ms when bundled): a longer wait is a gap.
+GAP_SECONDS = 0.045
 RECONNECT_FIRST = 0.5
 RECONNECT_MAX = 4.0
 
@@ -406,6 +416,13 @@ def summarize(settings: Settings, args, results: list[dict], started: float) -> 
                 raw.write("\n")
 
     frames = [c["frames"] for c in opened]
+    # Each socket's longest gap between mix frames inside the steady window (0: none longer
+    # than GAP_SECONDS).
+    longest_gaps = [
+        max((gap for at, gap in c["gaps"] if window_start <= at <= window_end), default=0.0)
+        for c in opened
+    ]
+    g50, g95, gmax = quantiles(longest_gaps, 0.5, 0.95, 1.0)
     returns = [back - gone for c in opened for gone, back in c["reconnects"]]
     r50, r95, rmax = quantiles(returns, 0.5, 0.95, 1.0)
     p50, p95, cmax = quantiles(connect_times, 0.5, 0.95, 1.0)
@@ -440,6 +457,7 @@ def summarize(settings: Settings, args, results: list[dict], started: float) -> 
             "out_of_order": sum(c["out_of_order"] for c in opened),
             "invalid": sum(c["invalid"] for c in opened),
             "per_connection": {"min": fmin, "p50": f50, "max": fmax},
+            "longest_gap_seconds": {"p50": _round(g50), "p95": _round(g95), "max": _round(gmax)},
         },
         "ticks": {
             "seen": len(steady),

@@ -13,6 +13,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from config.request_bodies import RequestBodyLimitMiddleware, RequestBodyLimits  # noqa: E402
+from config.roles import RoleRouter, current_role  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 from config.websocket_origin import SameOriginValidator  # noqa: E402
 from spaces.auth import SuspendedMemberMiddleware, TokenAuthMiddleware  # noqa: E402
@@ -33,3 +34,7 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# ``manage.py serve --role web|live`` serves part of this (config/roles.py); ``all`` everything.
+if current_role() != "all":
+    application = RoleRouter(application, role=current_role())

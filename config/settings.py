@@ -418,11 +418,17 @@ SALON_LISTENER_BATCH_SECONDS = float(os.environ.get("SALON_LISTENER_BATCH_SECOND
 # closed 1013 with "retry after N s" (docs/protocol.md) instead of slowing the room down.
 SALON_JOIN_CONCURRENCY = env_int("SALON_JOIN_CONCURRENCY", 64)
 SALON_JOIN_QUEUE = env_int("SALON_JOIN_QUEUE", 1000)
-# Audio frames a speaker may send: 50 a second is real time; the rest absorbs network bursts.
-# A socket over the limit is closed (1008): a flooding speaker never slows the room. The burst
-# is 3 s of audio because a stalled server (or network) delivers a speaker's backlog at once.
-SALON_AUDIO_MAX_FRAMES_PER_SECOND = env_int("SALON_AUDIO_MAX_FRAMES_PER_SECOND", 60)
-SALON_AUDIO_FRAME_BURST = env_int("SALON_AUDIO_FRAME_BURST", 150)
+# How fast a speaker may send, in media time (spaces/audio/pacing.py): at most this percent of
+# real time sustained (the margin is for a sender's audio clock running fast), and a backlog of
+# up to this many seconds of delayed audio at once (a stalled network or server delivers it in
+# one burst). A socket over the limit is closed (1008): a flooding speaker never slows the room.
+SALON_AUDIO_MAX_SPEED_PERCENT = env_int("SALON_AUDIO_MAX_SPEED_PERCENT", 105)
+SALON_AUDIO_BACKLOG_SECONDS = env_int("SALON_AUDIO_BACKLOG_SECONDS", 10)
+if SALON_AUDIO_MAX_SPEED_PERCENT < 100 or SALON_AUDIO_BACKLOG_SECONDS < 1:
+    raise ImproperlyConfigured(
+        "SALON_AUDIO_MAX_SPEED_PERCENT must be at least 100 (real time) and "
+        "SALON_AUDIO_BACKLOG_SECONDS at least 1"
+    )
 # From this many sockets in one room on one process, listeners get the mix two frames per
 # message (spaces/fanout.py): half the sends, for 10 ms more latency on average. 0: never.
 SALON_AUDIO_BUNDLE_FROM = env_int("SALON_AUDIO_BUNDLE_FROM", 1000)

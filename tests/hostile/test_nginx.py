@@ -112,14 +112,26 @@ def _self_signed_certificate(directory: Path) -> tuple[Path, Path]:
 class Nginx:
     """nginx as a child process on free loopback ports, everything it writes under ``directory``."""
 
-    def __init__(self, directory: Path, *, upstream_port: int, static_root: Path):
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        static_root: Path,
+        upstream_port: int | None = None,
+        web_port: int | None = None,
+        live_port: int | None = None,
+    ):
+        """In front of one ``--role all`` process (``upstream_port``), or of a web and a live
+        one (``web_port``, ``live_port``)."""
         self.directory = directory
         self.https_port, self.http_port = free_port(), free_port()
         cert, key = _self_signed_certificate(directory)
         config = documented_site_config()
         for old, new in [
-            ("server 127.0.0.1:8001;", f"server 127.0.0.1:{upstream_port};"),
+            ("server 127.0.0.1:8001;", f"server 127.0.0.1:{web_port or upstream_port};"),
             ("server 127.0.0.1:8002;", ""),
+            ("server 127.0.0.1:8101;", f"server 127.0.0.1:{live_port or upstream_port};"),
+            ("server 127.0.0.1:8102;", ""),
             ("listen 80;", f"listen 127.0.0.1:{self.http_port};"),
             ("listen [::]:80;", ""),
             ("listen 443 ssl http2;", f"listen 127.0.0.1:{self.https_port} ssl http2;"),

@@ -211,7 +211,7 @@ async def test_a_first_talk_spurt_reaches_a_listener_whole(fake_clock_plane, soc
     socket sends 3 s of 440 Hz into a new room, each frame 15 ms before a tick of the room's
     (fake) clock, as a real-time paced client does: the listener's socket receives all of it,
     the tone running on without the 20 ms jump a skipped frame leaves."""
-    settings.SALON_AUDIO_FRAME_BURST = 1000  # the fake clock paces this speaker, not wall time
+    settings.SALON_AUDIO_BACKLOG_SECONDS = 60  # the fake clock paces this speaker, not wall time
     plane, runner, clock = fake_clock_plane
     host = await sync_to_async(make_member)("host", host=True)
     space = await sync_to_async(make_live_space)(host)
@@ -237,3 +237,92 @@ async def test_a_first_talk_spurt_reaches_a_listener_whole(fake_clock_plane, soc
                 pass
 
     assert tone_correlation(decode_mix(listener_socket.audio), tone_pcm(440, count)) > 0.99
+
+
+class FakeWall:
+    """The wall clock the speakers' flood limit reads, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def paced_room(monkeypatch, sockets):
+    """The host on stage and unmuted, their flood limit on a wall clock the test moves."""
+    from spaces import consumers
+
+    wall = FakeWall()
+    monkeypatch.setattr(consumers, "media_clock", wall)
+    host = await sync_to_async(make_member)("host", host=True)
+    space = await sync_to_async(make_live_space)(host)
+    host_socket = await sockets.open(space.pk, host)
+    await host_socket.send({"type": "mute.set", "muted": False})
+    await host_socket.receive_type("mute.changed", user_id=host.pk)
+    return space, host_socket, wall
+
+
+def speaker_frame(sequence: int, *, step_samples: int = 960) -> bytes:
+    """A 440 Hz frame numbered ``sequence``, its timestamp ``step_samples`` per frame."""
+    payload = wire.unpack(_TONE[sequence % len(_TONE)]).payload
+    timestamp = (sequence * step_samples) % wire.UINT32_MODULO
+    return wire.pack(wire.FrameKind.SPEAKER_AUDIO, sequence, timestamp, payload)
+
+
+_TONE = tone_frames(440, 50)
+
+
+async def send_handled(space, socket, frame: bytes) -> bool:
+    """Send one frame and wait until the consumer handled it: True if it reached the mixer,
+    False if the socket was cut off from the room's audio instead (closed for abuse)."""
+    plane = current_media_plane()
+    before = plane.frames_in
+    await socket.communicator.send_to(bytes_data=frame)
+    await until(lambda: plane.frames_in > before or not plane.fanout.has_room(space.pk))
+    return plane.frames_in > before
+
+
+@pytest.mark.parametrize("stall", [2.0, 5.0])
+async def test_seconds_of_delayed_honest_frames_are_accepted(paced_room, stall):
+    """Issue #17: a stall delivers seconds of a speaker's frames at once. By their own numbers
+    they are real-time audio, so the speaker stays connected and every frame reaches the mixer
+    (the old limit, 60 frames a second in bursts of 150, closed the speaker after 3 s)."""
+    space, host_socket, wall = paced_room
+    for sequence in range(50):  # one second at real time
+        assert await send_handled(space, host_socket, speaker_frame(sequence))
+        wall.now += FRAME_SECONDS
+    wall.now += stall  # the stall: nothing arrives, then all its frames at once
+    backlog_end = 50 + round(stall / FRAME_SECONDS)
+    for sequence in range(50, backlog_end):
+        await host_socket.communicator.send_to(bytes_data=speaker_frame(sequence))
+    await until(lambda: current_media_plane().frames_in == backlog_end)
+    for sequence in range(backlog_end, backlog_end + 100):  # and on at real time
+        assert await send_handled(space, host_socket, speaker_frame(sequence))
+        wall.now += FRAME_SECONDS
+
+    await host_socket.send({"type": "hand.raise"})  # still connected: the server answers
+    assert (await host_socket.receive_type("error"))["code"] != "bad_audio_frame"
+
+
+@pytest.mark.parametrize(
+    ("frames_per_tick", "step_samples"),
+    [(2, 960), (1, 1920), (2, 3600 * 48_000)],
+    ids=["twice real time by count", "timestamps twice as fast", "forged timestamps"],
+)
+async def test_a_speaker_faster_than_real_time_is_closed(paced_room, frames_per_tick,
+                                                         step_samples):  # fmt: skip
+    """Faster than real time by count, by the frames' own timestamps, or with timestamps
+    jumping an hour ahead to buy credit: the socket is closed with 1008."""
+    space, host_socket, wall = paced_room
+    sequence, forwarded = 0, True
+    while forwarded and sequence < 50 * 60:
+        for _ in range(frames_per_tick):
+            frame = speaker_frame(sequence, step_samples=step_samples)
+            forwarded = forwarded and await send_handled(space, host_socket, frame)
+            sequence += 1
+        wall.now += FRAME_SECONDS
+
+    closed = await host_socket.receive_close()
+    assert (closed["code"], closed["reason"]) == (1008, "too many audio frames")

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from config.roles import CLOSE_MISDIRECTED
 from spaces.errors import (
     CLOSE_BANNED,
     CLOSE_CAPACITY,
@@ -29,7 +30,7 @@ def test_every_close_code_is_documented():
     """Each close code the consumer uses is in the doc's table."""
     for code in (
         CLOSE_LEFT, CLOSE_REMOVED, CLOSE_BANNED, CLOSE_UNAUTHENTICATED, CLOSE_FORBIDDEN,
-        CLOSE_NOT_FOUND, CLOSE_CAPACITY, CLOSE_ENDED,
+        CLOSE_NOT_FOUND, CLOSE_CAPACITY, CLOSE_ENDED, CLOSE_MISDIRECTED,
     ):  # fmt: skip
         assert f"| {code} |" in DOC, code
 

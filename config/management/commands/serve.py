@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from config.http_server import BodyStreamingServer, BoundedHTTPFactory
+from config.roles import ROLE_ENVIRONMENT, ROLES
 
 # Close codes RFC 6455 lets an endpoint send besides 1000 and 3000-4999, which autobahn's
 # sendClose refuses from an application: 1008 (policy violation), 1009 (message too big).
@@ -70,6 +71,16 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument(
+            "--role",
+            choices=ROLES,
+            default="all",
+            help=(
+                "web: pages, the API, uploads and notifications; live: the space sockets "
+                "(/ws/spaces/) and their audio; all (the default): everything "
+                "(docs/deploy.md routes by path)."
+            ),
+        )
+        parser.add_argument(
             "--proxy-headers",
             action="store_true",
             help=(
@@ -78,7 +89,9 @@ class Command(BaseCommand):
             ),
         )
 
-    def handle(self, *args, host: str, port: int, proxy_headers: bool, **options):
+    def handle(self, *args, host: str, port: int, role: str, proxy_headers: bool, **options):
+        # Read by config.asgi when daphne (or the collector tuning below) first imports it.
+        os.environ[ROLE_ENVIRONMENT] = role
         # Twisted listens with a backlog of 50 by default, little for a wave of listeners
         # joining a big room while the event loop is busy.
         interface = host.strip("[]").replace(":", r"\:")
@@ -105,8 +118,9 @@ class Command(BaseCommand):
                 "networks, comma-separated), or every client counts as the proxy"
             )
         argv.append("config.asgi:application")
-        if settings.CELERY_TASK_ALWAYS_EAGER:
-            # No celery beat process in the embedded default: schedules run in this process.
+        if settings.CELERY_TASK_ALWAYS_EAGER and role != "live":
+            # No celery beat process in the embedded default: schedules run in this process
+            # (in the web processes when the roles are split: a live one keeps to its rooms).
             from config.background import EmbeddedBeat
 
             EmbeddedBeat().start()
