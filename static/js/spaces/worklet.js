@@ -142,6 +142,7 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     this.minCurrent = Infinity; // fastest frame (arrival − media time) of this window
     this.minPrevious = Infinity; // and of the one before
     this.windowStart = 0;
+    this.rebased = 0; // reference moves not yet applied to the histogram (under 1 ms)
     this.hist.fill(0);
     // A prior of 20 ms until jitter is measured: the first frames of a stream have told us
     // nothing yet. It fades with the histogram's forgetting within a few seconds.
@@ -179,6 +180,7 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     const now = currentFrame;
     if (this.idle) this.start(frame, now);
     const offset = now - frame * FRAME;
+    const base = this.minOffset;
     if (now - this.windowStart >= MIN_WINDOW) {
       this.minPrevious = this.minCurrent;
       this.minCurrent = offset;
@@ -186,6 +188,7 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     } else if (offset < this.minCurrent) {
       this.minCurrent = offset;
     }
+    this.rebase(this.minOffset - base);
     const relative = offset - this.minOffset;
     const hist = this.hist;
     const since = this.lastArrival === -Infinity ? 1 : frame - this.lastArrival;
@@ -196,6 +199,33 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     hist[Math.min(BINS - 1, Math.floor(relative / MS))] += 1;
     this.target = this.targetFromHistogram();
     if (frame > this.arrivedMax) this.arrivedMax = frame;
+  }
+
+  // The fastest-frame reference moved by `delta` samples: the delays in the histogram were
+  // measured from the old one, so they move by as much the other way, as if measured from the
+  // new one. Without this, a step in the stream's timing (the server skipped ticks after a
+  // stall, so every later frame comes S ms later for its number) is counted twice: as S ms of
+  // jitter while the old reference lasts (the delay then needed, measured from it), and again,
+  // after the reference has moved up by S, as S ms of delay over the new one, held until the
+  // histogram forgets it (several seconds of S ms too much, measured at 200+ ms in the bench).
+  rebase(delta) {
+    this.rebased += delta;
+    const bins = Math.trunc(this.rebased / MS);
+    if (bins === 0) return;
+    this.rebased -= bins * MS;
+    const hist = this.hist;
+    if (bins > 0) {
+      let below = 0; // delays under the new reference: a frame as fast as the fastest
+      for (let i = 0; i < Math.min(bins + 1, BINS); i++) below += hist[i];
+      for (let i = 1; i < BINS; i++) hist[i] = i + bins < BINS ? hist[i + bins] : 0;
+      hist[0] = below;
+    } else {
+      let above = 0; // the last bin holds everything beyond it
+      for (let i = Math.max(0, BINS - 1 + bins); i < BINS; i++) above += hist[i];
+      for (let i = BINS - 2; i >= 0; i--) hist[i] = i + bins >= 0 ? hist[i + bins] : 0;
+      hist[BINS - 1] = above;
+    }
+    this.target = this.targetFromHistogram();
   }
 
   targetFromHistogram() {
