@@ -19,9 +19,11 @@ const SLOTS = 64; // frames kept ahead of the playout point: 1.28 s
 const SYNC = 32768; // decoded samples ready to play (a ring): silence ahead, TSM lookahead
 // A frame is decided this many samples before its first sample plays: time for a concealment
 // request to go to the main thread, through the decoder and back. Messages reach the worklet
-// only between the device's callbacks, and Chromium renders several 128-frame quanta per
-// callback (4 here: 10.7 ms), so the answer may come a callback later: then the bridge below
-// fills in (a longer guard would cost every listener that much delay to save a rare bridge).
+// only between the device's callbacks: at audio.js's latencyHint 0 a callback is one 128-frame
+// quantum (2.7 ms), so the guard spans two; where the platform's buffer is larger (4 quanta,
+// 10.7 ms, at "interactive" on Linux) the answer may come a callback later, and the bridge
+// below fills in (a longer guard would cost every listener that much delay to save a rare
+// bridge).
 const GUARD = 256;
 // Frames missing after a sound stream are concealed (Opus PLC) for this many in a row; then the
 // gap is silence (the server sends quiet frames for 200 ms before it stops, so a real end of
