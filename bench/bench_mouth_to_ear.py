@@ -4,7 +4,7 @@ Run: .venv/bin/python bench/bench_mouth_to_ear.py [--bursts 12] [--impaired]
 
 What it does. It starts PostgreSQL and Redis (tests.services), one ``manage.py serve``
 (tests.live.ServerProcess) and one Chromium (Playwright) whose fake microphone plays a WAV of
-tone bursts (200 ms of 440 Hz at −10 dBFS, then 800 ms of silence: long enough for the room to
+tone bursts (200 ms of 440 Hz at −10 dBFS, then 807 ms of silence: long enough for the room to
 go quiet and stop sending, so every burst starts a new talk spurt after DTX). In that browser
 a host page unmutes and a listener page listens. It runs twice in the same run, on fresh
 spaces: with the pre-#16 fixed 60 ms worklet (``window.salonPlayout = "fixed"``, the
@@ -59,7 +59,11 @@ import bench_fanout as fanout  # noqa: E402
 
 RATE = 48_000
 BURST_SECONDS = 0.2
-PERIOD_SECONDS = 1.0
+# Not a whole number of 20 ms frames: a burst starts 7 ms later in the host's capture block
+# than the one before, so the blocks' wait for their last sample (0-20 ms) is sampled over its
+# range, as a talker's onsets are, rather than fixed for a whole run by the phase at which
+# capture happened to start (which moved a run's figures by up to 20 ms).
+PERIOD_SECONDS = 1.007
 # Not measured: joining, the noise suppressor settling, and the server's jitter buffer giving
 # back the delay the host page's start-up stalls made it take (one frame a second at most).
 WARMUP_BURSTS = 10
