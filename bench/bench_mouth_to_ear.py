@@ -136,13 +136,22 @@ def browser_run(playwright, *, server_url, listen_url, host, listener, mode, bur
         pages["host"].get_by_role("button", name="Unmute your microphone").click()
         pages["host"].get_by_role("button", name="Mute your microphone").wait_for()
         deadline = time.monotonic() + (bursts + WARMUP_BURSTS) * PERIOD_SECONDS + 30
+        # Each onset's time as mapped at the first poll after it (context frame -> ms): a
+        # glitch of the render thread (the context clock stops while performance time goes
+        # on) would shift every earlier onset by its length if they were all mapped at the end.
+        first_seen, first_heard = {}, {}
         while time.monotonic() < deadline:
-            heard = pages["listener"].evaluate("window.salonAudio.onsets()")["heard"]
-            if len(heard) >= bursts + WARMUP_BURSTS + 1:
+            seen = pages["host"].evaluate("window.salonAudio.onsets()")
+            heard = pages["listener"].evaluate("window.salonAudio.onsets()")
+            for frame, at in zip(seen["captured"], seen["seen"], strict=True):
+                first_seen.setdefault(frame, at)
+            for frame, at in zip(heard["played"], heard["heard"], strict=True):
+                first_heard.setdefault(frame, at)
+            if len(first_heard) >= bursts + WARMUP_BURSTS + 1:
                 break
             pages["listener"].wait_for_timeout(500)  # measuring: the bursts take their time
-        seen = pages["host"].evaluate("window.salonAudio.onsets()")
-        heard = pages["listener"].evaluate("window.salonAudio.onsets()")
+        seen["seen"] = sorted(first_seen.values())
+        heard["heard"] = sorted(first_heard.values())
         stats = pages["listener"].evaluate("window.salonAudio.bufferStats()")
     finally:
         browser.close()

@@ -144,7 +144,7 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     this.minCurrent = Infinity; // fastest frame (arrival − media time) of this window
     this.minPrevious = Infinity; // and of the one before
     this.windowStart = 0;
-    this.rebased = 0; // reference moves not yet applied to the histogram (under 1 ms)
+    this.rebased = 0; // reference rises not yet applied to the histogram (under 1 ms)
     this.hist.fill(0);
     // A prior of 20 ms until jitter is measured: the first frames of a stream have told us
     // nothing yet. It fades with the histogram's forgetting within a few seconds.
@@ -203,30 +203,28 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     if (frame > this.arrivedMax) this.arrivedMax = frame;
   }
 
-  // The fastest-frame reference moved by `delta` samples: the delays in the histogram were
-  // measured from the old one, so they move by as much the other way, as if measured from the
-  // new one. Without this, a step in the stream's timing (the server skipped ticks after a
-  // stall, so every later frame comes S ms later for its number) is counted twice: as S ms of
-  // jitter while the old reference lasts (the delay then needed, measured from it), and again,
-  // after the reference has moved up by S, as S ms of delay over the new one, held until the
-  // histogram forgets it (several seconds of S ms too much, measured at 200+ ms in the bench).
+  // The fastest-frame reference rose by `delta` samples (a window renewed without the old
+  // fastest frame): the delays in the histogram were measured from the old one, so they move
+  // down by as much, as if measured from the new one. Without this, a step in the stream's
+  // timing (the server skipped ticks after a stall, so every later frame comes S ms later for
+  // its number) is counted twice: as S ms of jitter while the old reference lasts (the delay
+  // then needed, measured from it), and again, after the reference has moved up by S, as S ms
+  // of delay over the new one, held until the histogram forgets it (several seconds of S ms
+  // too much, measured at 200+ ms in the bench). A falling reference (a faster frame) moves
+  // nothing: the delays before it describe a slower path that has passed (a page's first
+  // frames come late while it loads), and counting them again as jitter over the faster one
+  // held that start-up lateness as delay for seconds.
   rebase(delta) {
+    if (delta <= 0) return;
     this.rebased += delta;
     const bins = Math.trunc(this.rebased / MS);
     if (bins === 0) return;
     this.rebased -= bins * MS;
     const hist = this.hist;
-    if (bins > 0) {
-      let below = 0; // delays under the new reference: a frame as fast as the fastest
-      for (let i = 0; i < Math.min(bins + 1, BINS); i++) below += hist[i];
-      for (let i = 1; i < BINS; i++) hist[i] = i + bins < BINS ? hist[i + bins] : 0;
-      hist[0] = below;
-    } else {
-      let above = 0; // the last bin holds everything beyond it
-      for (let i = Math.max(0, BINS - 1 + bins); i < BINS; i++) above += hist[i];
-      for (let i = BINS - 2; i >= 0; i--) hist[i] = i + bins >= 0 ? hist[i + bins] : 0;
-      hist[BINS - 1] = above;
-    }
+    let below = 0; // delays under the new reference: a frame as fast as the fastest
+    for (let i = 0; i < Math.min(bins + 1, BINS); i++) below += hist[i];
+    for (let i = 1; i < BINS; i++) hist[i] = i + bins < BINS ? hist[i + bins] : 0;
+    hist[0] = below;
     this.target = this.targetFromHistogram();
   }
 
