@@ -4,7 +4,7 @@ Run: .venv/bin/python bench/bench_mouth_to_ear.py [--bursts 12] [--impaired]
 
 What it does. It starts PostgreSQL and Redis (tests.services), one ``manage.py serve``
 (tests.live.ServerProcess) and one Chromium (Playwright) whose fake microphone plays a WAV of
-tone bursts (200 ms of 440 Hz at −10 dBFS, then 800 ms of silence: long enough for the room to
+tone bursts (200 ms of 440 Hz at −10 dBFS, then 807 ms of silence: long enough for the room to
 go quiet and stop sending, so every burst starts a new talk spurt after DTX). In that browser
 a host page unmutes and a listener page listens. It runs twice in the same run, on fresh
 spaces: with the pre-#16 fixed 60 ms worklet (``window.salonPlayout = "fixed"``, the
@@ -59,7 +59,11 @@ import bench_fanout as fanout  # noqa: E402
 
 RATE = 48_000
 BURST_SECONDS = 0.2
-PERIOD_SECONDS = 1.0
+# Not a whole number of 20 ms frames: a burst starts 7 ms later in the host's capture block
+# than the one before, so the blocks' wait for their last sample (0-20 ms) is sampled over its
+# range, as a talker's onsets are, rather than fixed for a whole run by the phase at which
+# capture happened to start (which moved a run's figures by up to 20 ms).
+PERIOD_SECONDS = 1.007
 # Not measured: joining, the noise suppressor settling, and the server's jitter buffer giving
 # back the delay the host page's start-up stalls made it take (one frame a second at most).
 WARMUP_BURSTS = 10
@@ -132,13 +136,22 @@ def browser_run(playwright, *, server_url, listen_url, host, listener, mode, bur
         pages["host"].get_by_role("button", name="Unmute your microphone").click()
         pages["host"].get_by_role("button", name="Mute your microphone").wait_for()
         deadline = time.monotonic() + (bursts + WARMUP_BURSTS) * PERIOD_SECONDS + 30
+        # Each onset's time as mapped at the first poll after it (context frame -> ms): a
+        # glitch of the render thread (the context clock stops while performance time goes
+        # on) would shift every earlier onset by its length if they were all mapped at the end.
+        first_seen, first_heard = {}, {}
         while time.monotonic() < deadline:
-            heard = pages["listener"].evaluate("window.salonAudio.onsets()")["heard"]
-            if len(heard) >= bursts + WARMUP_BURSTS + 1:
+            seen = pages["host"].evaluate("window.salonAudio.onsets()")
+            heard = pages["listener"].evaluate("window.salonAudio.onsets()")
+            for frame, at in zip(seen["captured"], seen["seen"], strict=True):
+                first_seen.setdefault(frame, at)
+            for frame, at in zip(heard["played"], heard["heard"], strict=True):
+                first_heard.setdefault(frame, at)
+            if len(first_heard) >= bursts + WARMUP_BURSTS + 1:
                 break
             pages["listener"].wait_for_timeout(500)  # measuring: the bursts take their time
-        seen = pages["host"].evaluate("window.salonAudio.onsets()")
-        heard = pages["listener"].evaluate("window.salonAudio.onsets()")
+        seen["seen"] = sorted(first_seen.values())
+        heard["heard"] = sorted(first_heard.values())
         stats = pages["listener"].evaluate("window.salonAudio.bufferStats()")
     finally:
         browser.close()

@@ -100,3 +100,47 @@ def test_a_listener_behind_jitter_and_loss_hears_the_tone_without_gaps(impaired)
     # (the machine's own jitter only adds to it), and the target is it plus a fixed margin.
     assert stats["jitterP95Ms"] >= 30, stats
     assert stats["targetMs"] - stats["jitterP95Ms"] < 20, stats
+
+
+# Runs the playout processor of worklet.js in a page, outside an AudioContext: the audio
+# thread's globals are stubbed and `currentFrame` is a clock the script sets, so the
+# arrivals below are a timeline, not a race.
+STEPPED_ARRIVALS = """(source) => {
+  const registered = {};
+  let clock = 0;
+  globalThis.sampleRate = 48000;
+  globalThis.AudioWorkletProcessor = class { constructor() { this.port = { postMessage() {} }; } };
+  globalThis.registerProcessor = (name, processor) => { registered[name] = processor; };
+  Object.defineProperty(globalThis, "currentFrame", { get: () => clock, configurable: true });
+  new Function(source)();
+  const playout = new registered["salon-playback"]();
+  const targets = [];
+  for (let frame = 0; frame < 700; frame++) {
+    // 0-5 ms of jitter; from frame 200 on, every frame 220 ms later for its number (the
+    // server skipped 11 ticks in a stall).
+    const jitter = ((frame * 7919) % 241);
+    clock = Math.max(clock, frame * 960 + jitter + (frame >= 200 ? 220 * 48 : 0));
+    playout.arrive(frame);
+    targets.push(playout.target / 48);
+  }
+  return targets;
+}"""
+
+
+def test_a_step_in_arrival_timing_is_not_kept_as_delay_once_the_reference_moves(
+    launch_browser,
+):
+    """After frames start arriving 220 ms later for their number, the target covers the step
+    while the old fastest-frame reference lasts, then returns to the jitter once it moves."""
+    from pathlib import Path
+
+    source = (Path(__file__).resolve().parents[2] / "static/js/spaces/worklet.js").read_text()
+    page = launch_browser().new_page()
+    targets = page.evaluate(STEPPED_ARRIVALS, source)
+    before = targets[199]
+    assert before < 30  # 5 ms of jitter plus the margin
+    # Measured from the old reference, the step is delay the arrivals need.
+    assert max(targets[200:300]) > 200
+    # 4 s after the step both reference windows are past it (2-4 s): the histogram moved
+    # with the reference, so the step is not counted again as delay over the new one.
+    assert max(targets[400:]) < before + 10

@@ -19,9 +19,11 @@ const SLOTS = 64; // frames kept ahead of the playout point: 1.28 s
 const SYNC = 32768; // decoded samples ready to play (a ring): silence ahead, TSM lookahead
 // A frame is decided this many samples before its first sample plays: time for a concealment
 // request to go to the main thread, through the decoder and back. Messages reach the worklet
-// only between the device's callbacks, and Chromium renders several 128-frame quanta per
-// callback (4 here: 10.7 ms), so the answer may come a callback later: then the bridge below
-// fills in (a longer guard would cost every listener that much delay to save a rare bridge).
+// only between the device's callbacks: at audio.js's latencyHint 0 a callback is one 128-frame
+// quantum (2.7 ms), so the guard spans two; where the platform's buffer is larger (4 quanta,
+// 10.7 ms, at "interactive" on Linux) the answer may come a callback later, and the bridge
+// below fills in (a longer guard would cost every listener that much delay to save a rare
+// bridge).
 const GUARD = 256;
 // Frames missing after a sound stream are concealed (Opus PLC) for this many in a row; then the
 // gap is silence (the server sends quiet frames for 200 ms before it stops, so a real end of
@@ -149,6 +151,7 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     this.minCurrent = Infinity; // fastest frame (arrival − media time) of this window
     this.minPrevious = Infinity; // and of the one before
     this.windowStart = 0;
+    this.rebased = 0; // reference rises not yet applied to the histogram (under 1 ms)
     this.hist.fill(0);
     // A prior of 20 ms until jitter is measured: the first frames of a stream have told us
     // nothing yet. It fades with the histogram's forgetting within a few seconds.
@@ -187,6 +190,7 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     const now = currentFrame;
     if (this.idle) this.start(frame, now);
     const offset = now - frame * FRAME;
+    const base = this.minOffset;
     if (now - this.windowStart >= MIN_WINDOW) {
       this.minPrevious = this.minCurrent;
       this.minCurrent = offset;
@@ -194,6 +198,7 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     } else if (offset < this.minCurrent) {
       this.minCurrent = offset;
     }
+    this.rebase(this.minOffset - base);
     const relative = offset - this.minOffset;
     const hist = this.hist;
     const since = this.lastArrival === -Infinity ? 1 : frame - this.lastArrival;
@@ -204,6 +209,31 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     hist[Math.min(BINS - 1, Math.floor(relative / MS))] += 1;
     this.target = this.targetFromHistogram();
     if (frame > this.arrivedMax) this.arrivedMax = frame;
+  }
+
+  // The fastest-frame reference rose by `delta` samples (a window renewed without the old
+  // fastest frame): the delays in the histogram were measured from the old one, so they move
+  // down by as much, as if measured from the new one. Without this, a step in the stream's
+  // timing (the server skipped ticks after a stall, so every later frame comes S ms later for
+  // its number) is counted twice: as S ms of jitter while the old reference lasts (the delay
+  // then needed, measured from it), and again, after the reference has moved up by S, as S ms
+  // of delay over the new one, held until the histogram forgets it (several seconds of S ms
+  // too much, measured at 200+ ms in the bench). A falling reference (a faster frame) moves
+  // nothing: the delays before it describe a slower path that has passed (a page's first
+  // frames come late while it loads), and counting them again as jitter over the faster one
+  // held that start-up lateness as delay for seconds.
+  rebase(delta) {
+    if (delta <= 0) return;
+    this.rebased += delta;
+    const bins = Math.trunc(this.rebased / MS);
+    if (bins === 0) return;
+    this.rebased -= bins * MS;
+    const hist = this.hist;
+    let below = 0; // delays under the new reference: a frame as fast as the fastest
+    for (let i = 0; i < Math.min(bins + 1, BINS); i++) below += hist[i];
+    for (let i = 1; i < BINS; i++) hist[i] = i + bins < BINS ? hist[i + bins] : 0;
+    hist[0] = below;
+    this.target = this.targetFromHistogram();
   }
 
   targetFromHistogram() {
