@@ -82,6 +82,9 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     joined = False
     # Joined with a listener ticket: presence is written in batches (spaces/presence.py).
     batched = False
+    # A batched listener's participant row exists once its batch is written: set then (or when
+    # the batch refuses it). Commands act on that row, so they wait for it.
+    written: asyncio.Event | None = None
     media = None
     # What the server decided this member may do with audio; refreshed by their own events.
     role: str = Participant.Role.LISTENER
@@ -226,14 +229,17 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
         self.space = copy.copy(shared.space)
         self.role, self.is_muted = you["role"], you["is_muted"]
         self.batched = True
+        self.written = asyncio.Event()
         return shared.frame(you)
 
     def _admitted(self) -> None:
         # The batch with this socket's join was written.
+        self.written.set()
         if self.joined and self.media is not None:
             self.media.heartbeats.add(self.space_id, self.channel_name, self.user.pk, self._gone)
 
     def _refused(self, error: Exception) -> None:
+        self.written.set()
         if not self.joined:
             return
         if isinstance(error, errors.SpaceError):
@@ -346,6 +352,12 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
             return
         if not self.joined:
             return
+        if self.written is not None and not self.written.is_set():
+            # Raised a hand straight after the snapshot: the batch writes the row within
+            # SALON_LISTENER_BATCH_SECONDS, and the batch always ends in _admitted or _refused.
+            await self.written.wait()
+            if not self.joined or self.refusing:
+                return
         arguments = {key: content[key] for key in COMMANDS[kind]}
         if kind == "participant.remove":
             arguments["ban"] = content.get("ban") is True
