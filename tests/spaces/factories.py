@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 
 from spaces import services
+from spaces.models import Participant
 from spaces.protocol import validate_event
 from spaces.selectors import HOSTS_GROUP
 
@@ -132,10 +135,21 @@ def cookie_socket(space_id: int, cookie: bytes) -> WebsocketCommunicator:
     return WebsocketCommunicator(application, f"/ws/spaces/{space_id}/", headers=headers)
 
 
+def _wait_for_participant(space, user, timeout: float = 10.0) -> None:
+    """A listener who joined with a ticket is written with the next batch (spaces/presence.py,
+    ListenerBatch): wait for its row, as a host can only act on a listener it can see."""
+    deadline = time.monotonic() + timeout
+    while not Participant.objects.filter(space=space, user=user).exists():
+        if time.monotonic() > deadline:
+            return  # the service below says why
+        time.sleep(0.02)
+
+
 def put_on_stage(space, host, user, role: str) -> None:
     """Give a participant ``role`` through the same services the host would use."""
     if role == "listener":
         return
+    _wait_for_participant(space, user)
     services.hand_raise(space=space, user=user)
     services.hand_approve(space=space, by=host, user_id=user.pk)
     if role == "cohost":
