@@ -158,7 +158,33 @@ class AudiencePresence:
         self.deliver_text(space_id, json.dumps(event))
 
 
-class Heartbeats:
+class _RoomLoop:
+    """A per-process loop that runs ``round()`` every ``interval`` while ``rooms`` has work,
+    started on demand by ``_wake()`` (Heartbeats and ListenerBatch)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.rooms: dict = {}
+        self._task: asyncio.Task | None = None
+
+    def _wake(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        while self.rooms:
+            await asyncio.sleep(self.interval)
+            await self.round()
+
+    async def round(self) -> None:
+        raise NotImplementedError
+
+
+class Heartbeats(_RoomLoop):
     """One per process: keeps this process's participants fresh with one query per room.
 
     Each socket used to refresh its own participant every few seconds: 2,000 listeners made
@@ -169,17 +195,15 @@ class Heartbeats:
     """
 
     def __init__(self, *, interval: float, refresh: Callable[..., set[int]] | None = None):
-        self.interval = interval
+        super().__init__(interval)
         self.refresh = refresh
         # space id → socket key → (user id, on_gone)
         self.rooms: dict[int, dict[str, tuple[int, Callable]]] = {}
-        self._task: asyncio.Task | None = None
         self.rounds = 0
 
     def add(self, space_id: int, key: str, user_id: int, on_gone: Callable) -> None:
         self.rooms.setdefault(space_id, {})[key] = (user_id, on_gone)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._wake()
 
     def remove(self, space_id: int, key: str) -> None:
         sockets = self.rooms.get(space_id)
@@ -188,14 +212,8 @@ class Heartbeats:
             if not sockets:
                 del self.rooms[space_id]
 
-    def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-
-    async def _run(self) -> None:
-        while self.rooms:
-            await asyncio.sleep(self.interval)
-            await self.beat()
+    async def round(self) -> None:
+        await self.beat()
 
     async def beat(self) -> None:
         """Refresh every room once (the loop calls this each interval; tests call it)."""
@@ -234,7 +252,7 @@ class _Batch:
     leaves: dict[int, int] = field(default_factory=dict)  # user id → sockets closed
 
 
-class ListenerBatch:
+class ListenerBatch(_RoomLoop):
     """One per process: the presence of sockets that joined with a listener ticket, written to
     the database in one transaction per room every ``interval`` (services.listeners_apply).
 
@@ -250,13 +268,12 @@ class ListenerBatch:
     """
 
     def __init__(self, *, interval: float, apply: Callable[..., dict] | None = None) -> None:
-        self.interval = interval
+        super().__init__(interval)
         self.apply = apply
         self.rooms: dict[int, _Batch] = {}
         # Sockets whose join is being written, and those of them that closed meanwhile.
         self._writing: dict[str, _Join] = {}
         self._closed_while_writing: set[str] = set()
-        self._task: asyncio.Task | None = None
         self.batches_written = 0
 
     def join(
@@ -285,18 +302,8 @@ class ListenerBatch:
         batch.leaves[user_id] = batch.leaves.get(user_id, 0) + 1
         self._wake()
 
-    def _wake(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-    def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-
-    async def _run(self) -> None:
-        while self.rooms:
-            await asyncio.sleep(self.interval)
-            await self.flush()
+    async def round(self) -> None:
+        await self.flush()
 
     async def flush(self) -> None:
         """Write every room's batch (the loop calls this each interval; tests call it)."""
