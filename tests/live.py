@@ -171,6 +171,10 @@ class ImpairingProxy(CuttableProxy):
         self.random = random.Random(seed)
         self.passed = 0
         self.dropped = 0
+        # How much later than planned the proxy itself delivered a frame (its thread starved on
+        # a loaded machine), at worst, since the last reset: a network impairment the test did
+        # not ask for.
+        self.worst_overrun = 0.0
 
     async def _accept(self, reader, writer) -> None:
         upstream_reader, upstream_writer = await asyncio.open_connection(
@@ -228,9 +232,10 @@ class ImpairingProxy(CuttableProxy):
                 self.dropped += 1
                 continue
             self.passed += 1
-            loop.call_later(self.random.uniform(0, self.jitter), self._deliver, writer, frame)
+            delay = self.random.uniform(0, self.jitter)
+            loop.call_later(delay, self._deliver, writer, frame, loop.time() + delay)
 
-    @staticmethod
-    def _deliver(writer, frame: bytes) -> None:
+    def _deliver(self, writer, frame: bytes, due: float) -> None:
+        self.worst_overrun = max(self.worst_overrun, asyncio.get_running_loop().time() - due)
         if not writer.is_closing():
             writer.write(frame)

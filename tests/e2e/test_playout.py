@@ -84,14 +84,23 @@ def test_a_listener_behind_jitter_and_loss_hears_the_tone_without_gaps(impaired)
         wait_until_heard(page, 440)
     play_on(far, 100)  # the target has learnt the network
     before = far.evaluate("window.salonAudio.bufferStats()")
+    impaired.proxy.worst_overrun = 0.0
     stats = play_on(far, 150)  # 3 s: what the recordings hold
     samples = np.array(far.evaluate("window.salonAudio.recording()"), dtype=np.float32)
     control = np.array(direct.evaluate("window.salonAudio.recording()"), dtype=np.float32)
+    # The proxy runs in this test's process: on a loaded machine its own thread can deliver a
+    # frame later than the 0-40 ms it drew, an impairment beyond the one under test (a stall
+    # past the bridge's 120 ms is given up as silence). It counts against the bound.
+    overrun_ms = impaired.proxy.worst_overrun * 1000
 
     assert impaired.proxy.dropped > 0
     # What was played: waiting for a frame is bridged with the last pitch period, so neither a
     # loss nor a late frame leaves a silent gap.
-    assert longest_silence_ms(samples) <= 20 + longest_silence_ms(control), (stats, before)
+    assert longest_silence_ms(samples) <= 20 + longest_silence_ms(control) + overrun_ms, (
+        stats,
+        before,
+        overrun_ms,
+    )
     assert stats["concealed"] > before["concealed"], stats
     # The delay was steered by time-scale changes (here inside the tone: it never stops), in
     # whichever direction the arrivals of this run needed.
