@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install install-dev test-deps worker beat bench fault-run clean
+.PHONY: run test lint install install-dev test-deps worker beat bench bench-check fault-run clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,10 @@ bench: install-dev
 
 ## fault-run: 2,000 listeners on two daphne processes for 60 s while the Celery worker, one daphne
 ## and Redis are killed and restarted; PASS/FAIL per check (FAULT_ARGS="--listeners 200 --seconds 30")
+## bench-check: every bench in its --quick form, failing on an error, a traceback or a nan (CI)
+bench-check: install-dev test-deps
+	$(BIN)/python bench/smoke.py
+
 fault-run: install-dev test-deps
 	$(BIN)/python bench/fault_run.py $(FAULT_ARGS)
 

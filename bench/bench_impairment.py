@@ -216,7 +216,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--quick", action="store_true", help="one seed, 2 s (a smoke run)")
     args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.seconds = 1, 2.0
     frames = int(args.seconds / FRAME_SECONDS)
     t = np.arange(frames * FRAME_SAMPLES) / SAMPLE_RATE
     tone = np.round(8000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)

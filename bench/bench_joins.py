@@ -398,6 +398,7 @@ def parse_args(argv=None):
     parser.add_argument("--probes", type=int, default=8)
     parser.add_argument("--modes", default="ticket,token")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="a wave of 40, tickets only")
     # --role wave
     parser.add_argument("--url")
     parser.add_argument("--space", type=int)
@@ -405,6 +406,8 @@ def parse_args(argv=None):
     parser.add_argument("--mode")
     parser.add_argument("--hold", type=float, default=4.0, help="seconds a wave socket stays")
     args = parser.parse_args(argv)
+    if args.quick and args.role == "driver":
+        args.wave, args.probes, args.modes = 40, 2, "ticket"
     args.modes = [m for m in args.modes.split(",") if m]
     return args
 

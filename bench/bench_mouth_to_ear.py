@@ -238,7 +238,10 @@ def main(argv=None) -> None:
     parser.add_argument("--bursts", type=int, default=12)
     parser.add_argument("--impaired", action="store_true")
     parser.add_argument("--server-seconds", type=float, default=12.0)
+    parser.add_argument("--quick", action="store_true", help="3 bursts, 3 s (a smoke run)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.bursts, args.server_seconds = 3, 3.0
 
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API runs a loop
     workdir = Path(tempfile.mkdtemp(prefix="bench-m2e-"))

@@ -56,9 +56,9 @@ def run_round(
         mixer.add_speaker(index)
     untimed_tick = mixer.tick
 
-    def timed_tick():
+    def timed_tick(now=None):
         start = time.perf_counter()
-        result = untimed_tick()
+        result = untimed_tick(now)
         durations.append((time.perf_counter() - start) * 1000)
         return result
 

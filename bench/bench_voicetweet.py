@@ -60,7 +60,9 @@ def ffmpeg_transcode(ffmpeg: str, source: Path, target: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repetitions", type=int, default=5)
-    repetitions = parser.parse_args().repetitions
+    parser.add_argument("--quick", action="store_true", help="one repetition")
+    args = parser.parse_args()
+    repetitions = 1 if args.quick else args.repetitions
 
     with tempfile.TemporaryDirectory(prefix="bench-voicetweet-") as scratch:
         workdir = Path(scratch)
