@@ -46,8 +46,11 @@ What it does, for each number of daphne processes and each room size:
 7. Lag growth: marker latency per 10 s window, for every size; the largest runs ``--lag-seconds``
    (60).
 
-Targets (the issue's bench items 3 and 4): p95 server-added (probe) latency <= 60 ms at 500;
-listeners per CPU-core-second >= 0.7 x the bare broadcast; latency flat over 60 s.
+Targets (issue 17, one live process): server-added (probe) p95 <= 20 ms at 500 listeners and
+<= 40 ms at 1,000, flat per 10 s window over 60 s; no more lost than bare; listeners per
+CPU-core-second >= 1.0 x the bare broadcast, unbundled; memory <= 25 KiB per listener (the
+servers' resident memory at its highest with the listeners in, less before they came, per
+socket opened), given back when they leave (the share of that growth gone once they have).
 
 Everything listens on 127.0.0.1. Every process this bench starts is stopped when it ends, fails
 or is interrupted. ``--profile`` runs each daphne under cProfile (it slows it down: its figures
@@ -367,6 +370,17 @@ def process_cpu_ticks(pid: int) -> int | None:
     return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
 
 
+def process_rss_kib(pid: int) -> int:
+    """Resident memory of a process, KiB (0 once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0
+
+
 def machine_ticks() -> tuple[int, int]:
     """(busy, total) jiffies over all CPUs."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -391,10 +405,16 @@ def find_pid(name: str, port: int) -> int | None:
 class CpuSampler:
     pids: dict[str, int]  # label → pid
     samples: list[tuple[float, dict[str, int], tuple[int, int]]] = field(default_factory=list)
+    # Resident memory of the servers (not Redis), summed, KiB: the highest seen.
+    rss_peak: int = 0
+
+    def servers_rss(self) -> int:
+        return sum(process_rss_kib(pid) for label, pid in self.pids.items() if label != "redis")
 
     def sample(self) -> None:
         ticks = {label: process_cpu_ticks(pid) or 0 for label, pid in self.pids.items()}
         self.samples.append((time.time(), ticks, machine_ticks()))
+        self.rss_peak = max(self.rss_peak, self.servers_rss())
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -520,6 +540,11 @@ class Result:
     wave_srv_max: float | None = None
     markers: int = 0
     mean_bytes: float = 0.0
+    # Server memory (KiB, all its processes): before the listeners, at the highest while they
+    # were in, and once they had all left.
+    rss_before: int = 0
+    rss_peak: int = 0
+    rss_after: int = 0
     lag: list[tuple[float, float, float, int]] = field(default_factory=list)
     srv_lag: list[tuple[float, float, float, int]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -625,6 +650,19 @@ def analyse(
 # --- one measurement --------------------------------------------------------------------------
 
 
+async def settled_rss(sampler: CpuSampler, *, quiet: float = 2.0, limit: float = 20.0) -> int:
+    """The servers' memory once the listeners have gone: polled until it has not fallen for
+    ``quiet`` seconds (the servers are still closing sockets and freeing them)."""
+    lowest, since, deadline = sampler.servers_rss(), time.monotonic(), time.monotonic() + limit
+    while time.monotonic() - since < quiet and time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
+        now = sampler.servers_rss()
+        if now < lowest - 256:
+            lowest, since = now, time.monotonic()
+        lowest = min(lowest, now)
+    return lowest
+
+
 async def measure(
     kind: str,
     servers: list[Server],
@@ -646,6 +684,7 @@ async def measure(
     if redis_pid is not None and kind == "salon":
         pids["redis"] = redis_pid
     sampler = CpuSampler(pids)
+    rss_before = sampler.servers_rss()
     stop, ready = asyncio.Event(), asyncio.Event()
     report = SpeakerReport()
     sampling = asyncio.create_task(sampler.run(stop))
@@ -661,9 +700,12 @@ async def measure(
                 ready_wait.cancel()
                 await speaker  # raises the speaker's failure
         tag = f"{kind}-{size}-p{len(servers)}"
+        if kind == "salon":
+            rss_before = sampler.servers_rss()  # the speaker in, the room mixing
         runs = await run_listeners(
             servers, space_id, token_files, probe_files, seconds, ramp, workdir, tag
         )
+        rss_after = await settled_rss(sampler)
     finally:
         stop.set()
         await sampling
@@ -672,6 +714,7 @@ async def measure(
                 await asyncio.wait_for(speaker, 5)
             except Exception as error:  # the numbers may still be worth printing
                 report.error = f"{type(error).__name__}: {error}"
+    result.rss_before, result.rss_peak, result.rss_after = rss_before, sampler.rss_peak, rss_after
     labels = [label for label in pids if label != "redis"]
     if kind == "salon":  # kept with the logs, for a closer look at a run
         (workdir / f"salon-{size}-p{len(servers)}.bursts").write_text(
@@ -869,6 +912,15 @@ def print_profile(server: Server) -> None:
     stats.sort_stats("tottime").print_stats(25)
 
 
+def kib_per_listener(r: Result) -> float:
+    return (r.rss_peak - r.rss_before) / r.opened if r.opened else 0.0
+
+
+def given_back(r: Result) -> float:
+    grown = r.rss_peak - r.rss_before
+    return (r.rss_peak - r.rss_after) / grown if grown > 0 else 1.0
+
+
 def ms(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:.1f}"
 
@@ -903,7 +955,8 @@ def report(args, results: list[Result], started: float) -> None:
     print()
     print(
         "Salon / bare, same listeners, same run "
-        "(targets: capacity >= 0.7, server-added p95 <= 60 ms at 500)"
+        "(targets: capacity >= 1.0, server-added p95 <= 20 ms at 500 and <= 40 ms at 1,000, "
+        "memory <= 25 KiB per listener and given back)"
     )
     by_key = {(r.kind, r.size, r.processes): r for r in results}
     for r in results:
@@ -919,6 +972,12 @@ def report(args, results: list[Result], started: float) -> None:
             f"server-added p95 {ms(r.srv_p95)} vs {ms(bare.srv_p95)} ms, end to end "
             f"{ms(r.p95)} vs {ms(bare.p95)} ms; undelivered ticks {r.undelivered} vs "
             f"{bare.undelivered}"
+        )
+        print(
+            f"        memory per listener {kib_per_listener(r):.1f} KiB vs "
+            f"{kib_per_listener(bare):.1f} KiB bare (target <= 25); given back when they left: "
+            f"{given_back(r):.0%} vs {given_back(bare):.0%} (MiB before/peak/after: "
+            f"{r.rss_before / 1024:.0f}/{r.rss_peak / 1024:.0f}/{r.rss_after / 1024:.0f})"
         )
         print(
             f"        join wave (first {r.wave_seconds:.0f} s, until {SETTLE_SECONDS:g} s after "
