@@ -19,6 +19,11 @@ def pytest_configure(config):
     from django.conf import settings
 
     settings.DATABASES  # noqa: B018 - load the settings now, so pytest-django sets Django up
+    # Members are made by the thousand: hash their passwords cheaply (tests/hashers.py).
+    settings.PASSWORD_HASHERS = [
+        "tests.hashers.OneRoundPBKDF2PasswordHasher",
+        *settings.PASSWORD_HASHERS,
+    ]
 
 
 def pytest_unconfigure(config):
