@@ -171,10 +171,22 @@ class ImpairingProxy(CuttableProxy):
         self.random = random.Random(seed)
         self.passed = 0
         self.dropped = 0
-        # How much later than planned the proxy itself delivered a frame (its thread starved on
-        # a loaded machine), at worst, since the last reset: a network impairment the test did
+        # How long the proxy's own thread was held up (starved on a loaded machine: frames read
+        # or delivered late), at worst, since the last reset: a network impairment the test did
         # not ask for.
         self.worst_overrun = 0.0
+
+    def start(self) -> str:
+        url = super().start()
+        asyncio.run_coroutine_threadsafe(self._watch_stalls(), self.loop)
+        return url
+
+    async def _watch_stalls(self, period: float = 0.005) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(period)
+            self.worst_overrun = max(self.worst_overrun, loop.time() - before - period)
 
     async def _accept(self, reader, writer) -> None:
         upstream_reader, upstream_writer = await asyncio.open_connection(
