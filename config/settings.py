@@ -457,6 +457,8 @@ SALON_REPLAY_CLOSE_GRACE_SECONDS = 15
 # Joining the segments runs in a child process, killed after this long (an hour of audio takes
 # well under a minute); a replay whose worker died is processed again once its lease lapsed.
 SALON_REPLAY_PROCESS_SECONDS = env_int("SALON_REPLAY_PROCESS_SECONDS", 900)
+# The joining child's address space (it maps PyAV's libraries and numpy, then reads packets).
+SALON_REPLAY_PROCESS_MEMORY_BYTES = env_int("SALON_REPLAY_PROCESS_MEMORY_BYTES", 1536 * 1024 * 1024)
 SALON_REPLAY_MAX_ATTEMPTS = 3
 CELERY_TASK_ROUTES["spaces.process_replay"] = {"queue": "audio"}
 CELERY_BEAT_SCHEDULE.update(

@@ -1096,6 +1096,7 @@ def replay_process(*, replay_id: int) -> None:
             segments,
             audio_path,
             timeout=settings.SALON_REPLAY_PROCESS_SECONDS,
+            memory_bytes=settings.SALON_REPLAY_PROCESS_MEMORY_BYTES,
             heartbeat=lease_heartbeat(Replay, replay_id, token),
             heartbeat_seconds=settings.SALON_WORK_LEASE_RENEW_SECONDS,
         )

@@ -2,10 +2,11 @@
 
 Work that decodes strangers' files, or takes minutes, runs in a child of the worker so that only
 the child dies when it goes wrong. The runner gives every such child the same treatment: a
-minimal environment, a wall-clock deadline, its stderr (a traceback) back to the parent, and a
-heartbeat the parent beats while it waits. The heartbeat renews the work's lease
-(config.leases); when it says the lease is gone (another worker took the work over) the child
-is killed, so two workers never write the same result.
+minimal environment, limits on its memory (address space) and CPU time that the child sets on
+itself before it imports anything heavy (:func:`enter_child`), a wall-clock deadline, its stderr
+(a traceback) back to the parent, and a heartbeat the parent beats while it waits. The
+heartbeat renews the work's lease (config.leases); when it says the lease is gone (another
+worker took the work over) the child is killed, so two workers never write the same result.
 
 No Django here, and nothing heavy to import: the children import it too (die_with_parent) and
 must start fast. It lives in this package, whose ``__init__`` is empty, for that reason.
@@ -13,6 +14,7 @@ must start fast. It lives in this package, whose ``__init__`` is empty, for that
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import subprocess
@@ -53,16 +55,26 @@ def run_child(
     args: Sequence[str],
     *,
     timeout: float,
+    memory_bytes: int,
+    cpu_seconds: int | None = None,
     heartbeat: Callable[[], bool] | None = None,
     heartbeat_seconds: float = 10.0,
 ) -> ChildExit:
     """Run ``python -m module *args`` and wait for it, at most ``timeout`` seconds.
 
+    The module's ``main`` starts with :func:`enter_child`, which applies ``memory_bytes`` (its
+    address space) and ``cpu_seconds`` (default: the deadline plus 5 s, so the deadline acts
+    first and a child spinning in C code still ends).
+
     ``heartbeat`` is called every ``heartbeat_seconds`` while the child runs; returning False
     abandons the work. A heartbeat that raises (its database is away) is logged and the wait
     goes on: the lease then lapses on its own, and whoever takes the work over fences us out.
     """
-    argv = [sys.executable, "-m", module, "--parent-pid", str(os.getpid()), *args]
+    cpu_seconds = cpu_seconds or int(timeout) + 5
+    argv = [
+        sys.executable, "-m", module, "--parent-pid", str(os.getpid()),
+        "--memory", str(memory_bytes), "--cpu", str(cpu_seconds), *args,
+    ]  # fmt: skip
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONPATH": str(PROJECT_ROOT),
@@ -100,6 +112,26 @@ def _beat(heartbeat: Callable[[], bool]) -> bool:
     except Exception:
         logger.exception("heartbeat failed; the child keeps running")
         return True
+
+
+def enter_child(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None):
+    """In the child, first thing: parse the runner's options with the module's own, die with
+    the parent, and set the limits. Returns the parsed arguments."""
+    parser.add_argument("--parent-pid", type=int, required=True)
+    parser.add_argument("--memory", type=int, required=True, help="address space, bytes")
+    parser.add_argument("--cpu", type=int, required=True, help="CPU time, seconds")
+    args = parser.parse_args(argv)
+    die_with_parent(args.parent_pid)
+    limit_self(memory_bytes=args.memory, cpu_seconds=args.cpu)
+    return args
+
+
+def limit_self(*, memory_bytes: int, cpu_seconds: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def die_with_parent(parent_pid: int) -> None:

@@ -86,7 +86,6 @@ def process_in_child(
     memory_bytes = memory_bytes or settings.SALON_VOICETWEET_PROCESS_MEMORY_BYTES
     work_dir.mkdir(parents=True, exist_ok=True)
     args = [
-        "--memory", str(memory_bytes), "--cpu", str(int(timeout_seconds) + 5),
         "--max-thread-seconds", str(max_thread_seconds),
         *(["--thread"] if allow_thread else []),
         str(upload), str(work_dir),
@@ -96,6 +95,7 @@ def process_in_child(
             "voicetweets.processing",
             args,
             timeout=timeout_seconds,
+            memory_bytes=memory_bytes,
             heartbeat=heartbeat,
             heartbeat_seconds=settings.SALON_WORK_LEASE_RENEW_SECONDS,
         )
@@ -134,26 +134,13 @@ def remove_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _limit_self(memory_bytes: int, cpu_seconds: int) -> None:
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--parent-pid", type=int, required=True)
-    parser.add_argument("--memory", type=int, required=True)
-    parser.add_argument("--cpu", type=int, required=True)
     parser.add_argument("--thread", action="store_true")
     parser.add_argument("--max-thread-seconds", type=float, required=True)
     parser.add_argument("upload", type=Path)
     parser.add_argument("work_dir", type=Path)
-    args = parser.parse_args(argv)
-    children.die_with_parent(args.parent_pid)
-    _limit_self(args.memory, args.cpu)
+    args = children.enter_child(parser, argv)
 
     from voicetweets import audio  # heavy imports (av, numpy) only under the limits
 

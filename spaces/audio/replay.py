@@ -227,10 +227,12 @@ def join_in_child(
     output: Path,
     *,
     timeout: float,
+    memory_bytes: int,
     heartbeat: Callable[[], bool] | None = None,
     heartbeat_seconds: float = 10.0,
 ) -> JoinedReplay:
-    """:func:`join_segments` in a child process, killed after ``timeout`` seconds.
+    """:func:`join_segments` in a bounded child process (``memory_bytes`` of address space,
+    CPU time), killed after ``timeout`` seconds.
 
     ``heartbeat`` renews the replay's lease while the child runs (voicetweets.children); when
     it returns False the child is killed and ``ChildAbandoned`` propagates.
@@ -243,6 +245,7 @@ def join_in_child(
             "spaces.audio.replay",
             args,
             timeout=timeout,
+            memory_bytes=memory_bytes,
             heartbeat=heartbeat,
             heartbeat_seconds=heartbeat_seconds,
         )
@@ -254,14 +257,12 @@ def join_in_child(
 
 
 def main(argv: list[str] | None = None) -> int:
+    from voicetweets.children import enter_child
+
     parser = argparse.ArgumentParser(description="Join recording segments into one replay.")
-    parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("segments", type=Path, nargs="*")
-    args = parser.parse_args(argv)
-    from voicetweets.children import die_with_parent
-
-    die_with_parent(args.parent_pid)
+    args = enter_child(parser, argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     joined = join_segments(args.segments, args.output)
     print(json.dumps(asdict(joined)))

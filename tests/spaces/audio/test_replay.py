@@ -117,7 +117,9 @@ def test_join_in_a_child_process_gives_the_same_result(tmp_path):
     """The finaliser's child process returns what join_segments returns in process."""
     record(tmp_path / "1.ogg", {"a": tone(440, 1.0)})
     in_process = join_segments([tmp_path / "1.ogg"], tmp_path / "a.ogg")
-    in_child = join_in_child([tmp_path / "1.ogg"], tmp_path / "b.ogg", timeout=60)
+    in_child = join_in_child(
+        [tmp_path / "1.ogg"], tmp_path / "b.ogg", timeout=60, memory_bytes=1536 * 1024 * 1024
+    )
     assert in_child == in_process
     packets = [[bytes(p) for p in demux_packets(tmp_path / name)] for name in ("a.ogg", "b.ogg")]
     assert packets[0] == packets[1]
