@@ -1,7 +1,9 @@
 """Voice-tweet audio pipeline: check an upload, measure it, normalise it, transcode it.
 
-Plain Python + numpy + PyAV; no Django here. A Celery task (an adapter) calls
-:func:`process_upload` and maps its result or :class:`AudioRejected` onto the model.
+Plain Python + numpy + PyAV; no Django here. It runs in a bounded child process
+(voicetweets/processing.py, under the limits voicetweets/children.py sets), whose parent, the
+voice-tweet service run by a Celery task, maps its result or :class:`AudioRejected` onto the
+model.
 
 What happens to an upload
 -------------------------

@@ -2,9 +2,10 @@
 
 Decoding files from strangers is the riskiest thing Salon does: a hostile file may make FFmpeg
 spin or allocate without end. The child sets its own address-space and CPU limits before it
-imports anything heavy, and the parent kills it at a wall-clock deadline; either way only the
-child dies and the voice tweet is rejected. This module imports no Django, so the child starts
-fast; the parent passes the limits in.
+imports anything heavy (voicetweets.children.enter_child), and the parent kills it at a
+wall-clock deadline; either way only the child dies and the voice tweet is rejected. The
+parent's side (:func:`process_in_child`) reads its limits from Django's settings; the child's
+(:func:`main`) imports no Django, so it starts fast.
 
 Child protocol: ``python -m voicetweets.processing --parent-pid PID --memory BYTES --cpu SECONDS
 --max-thread-seconds S [--thread] UPLOAD WORK_DIR`` prints one JSON object on stdout:
