@@ -233,10 +233,12 @@ EMAIL_CONFIGURED = bool(os.environ.get("EMAIL_HOST"))
 
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Token first: it names the scheme, so an anonymous request is answered 401 with
+    # `WWW-Authenticate: Token` (with session auth first DRF can only say 403).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         # DRF's, refusing malformed keys (e.g. with a NUL byte) before the database sees them.
         "accounts.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": [

@@ -36,7 +36,7 @@ def test_existing_session_stops_authenticating(alice, staff):
 
     services.user_suspend(user=alice, by=staff, reason="spam")
 
-    assert client.get("/api/v1/me/").status_code == 403
+    assert client.get("/api/v1/me/").status_code == 401
     assert client.get("/invitations/").status_code == 302  # sent to the login page
 
 
