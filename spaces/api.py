@@ -200,8 +200,7 @@ class SpaceViewSet(viewsets.ViewSet):
         """Live and scheduled spaces the member may see (``?state=`` narrows it)."""
         state = request.query_params.get("state")
         states = (state,) if state in ("live", "scheduled") else ("live", "scheduled")
-        spaces = selectors.spaces_visible(user=request.user, states=states)
-        data = [selectors.space_data(space) for space in spaces]
+        data = selectors.spaces_visible_data(user=request.user, states=states)
         return Response(SpaceSerializer(data, many=True).data)
 
     @extend_schema(request=SpaceCreateSerializer, responses={201: SpaceSerializer})
