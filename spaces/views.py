@@ -153,8 +153,6 @@ def replay_detail(request: HttpRequest, pk: int):
             "replay": replay,
             "space": replay.space,
             "timeline": selectors.replay_timeline(replay),
-            # The waveform filters draw peaks of 0..1.
-            "peaks": [value / 100 for value in replay.waveform],
             "is_host": is_host,
             "can_delete": replay.state != Replay.State.RECORDING
             and (is_host or selectors.user_moderates_all_spaces(user=request.user)),

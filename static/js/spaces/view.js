@@ -95,7 +95,9 @@ function ownControls(room) {
     unmute.setAttribute("aria-pressed", String(me.is_muted));
     controls.push(unmute);
   }
-  const reactions = el("div", { class: "reactions", role: "group", "aria-label": "Reactions" });
+  // Emoji buttons: the group's visible label says what they do.
+  const reactions = el("div", { class: "reactions", role: "group", "aria-labelledby": "reactions-label" });
+  reactions.append(el("span", { class: "group-label muted", id: "reactions-label" }, "Reactions"));
   for (const emoji of room.reactions) {
     const button = commandButton(emoji, "reaction.send", { accessible: `React ${emoji}` });
     button.dataset.emoji = emoji;
