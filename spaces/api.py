@@ -92,6 +92,7 @@ class ParticipantSerializer(serializers.Serializer):
     muted_by_moderator = serializers.BooleanField()
     invited_to_speak = serializers.BooleanField()
     joined_at = serializers.DateTimeField()
+    avatar_url = serializers.CharField(allow_null=True, help_text="null: no avatar (initials)")
 
 
 class UsernameSerializer(serializers.Serializer):

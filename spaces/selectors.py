@@ -79,6 +79,13 @@ def space_is_banned(*, space: Space, user) -> bool:
     return SpaceBan.objects.filter(space=space, user=user).exists()
 
 
+def avatar_url(name: str) -> str | None:
+    """The URL of an avatar file (``User.avatar``'s name), None without one."""
+    if not name:
+        return None
+    return get_user_model()._meta.get_field("avatar").storage.url(name)
+
+
 def participant_data(participant: Participant) -> dict:
     user = participant.user
     return {
@@ -91,6 +98,7 @@ def participant_data(participant: Participant) -> dict:
         "muted_by_moderator": participant.muted_by_moderator,
         "invited_to_speak": participant.invited_to_speak,
         "joined_at": participant.joined_at.isoformat(),
+        "avatar_url": avatar_url(user.avatar.name),
     }
 
 

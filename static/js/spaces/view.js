@@ -55,7 +55,9 @@ function participantTile(room, p) {
   const item = el("li", { class: `participant role-${p.role}`, "data-user-id": p.user_id });
   if (p.role !== "listener" && p.is_muted) item.classList.add("is-muted");
   if (p.hand_raised) item.classList.add("hand-raised");
-  const initials = el("span", { class: "avatar", "aria-hidden": "true" }, p.name.slice(0, 1).toUpperCase());
+  // The member's avatar when they have one, else their initial.
+  const initials = el("span", { class: "avatar", "aria-hidden": "true" }, p.avatar_url ? "" : p.name.slice(0, 1).toUpperCase());
+  if (p.avatar_url) initials.append(el("img", { src: p.avatar_url, alt: "", width: "48", height: "48", loading: "lazy" }));
   if (p.hand_raised) initials.append(el("span", { class: "avatar-badge" }, "✋"));
   else if (p.role !== "listener" && p.is_muted) initials.append(el("span", { class: "avatar-badge" }, "🔇"));
   const name = el("strong", { class: "participant-name" }, p.name + (p.user_id === room.userId ? " (you)" : ""));
