@@ -193,3 +193,21 @@ def test_create_form_can_start_in_music_mode_and_the_page_shows_it(client):
     bad = client.post("/spaces/new/", {"title": "Bad", "visibility": "open", "audio_mode": "x"})
     assert "Select a valid choice" in bad.content.decode()
     assert not Space.objects.filter(title="Bad").exists()
+
+
+def test_space_page_has_open_graph_tags_a_share_link_and_a_pin_picker(client):
+    """Open Graph tags name the space; Copy link carries its address; the host picks a voice
+    tweet to pin from a list of theirs instead of typing an id."""
+    from tests.voicetweets.factories import ready_tweet
+
+    host = make_member("hana", host=True)
+    space = make_live_space(host, title="Morning show")
+    tweet = ready_tweet(host, text="Running order")
+    client.force_login(host)
+    page = client.get(f"/spaces/{space.pk}/").content.decode()
+    address = f"http://testserver/spaces/{space.pk}/"
+    assert '<meta property="og:title" content="Morning show">' in page
+    assert f'<meta property="og:url" content="{address}">' in page
+    assert f'data-share-url="{address}"' in page
+    assert f'<option value="{tweet.pk}">{host.name}: Running order' in page
+    assert 'type="number"' not in page

@@ -111,3 +111,14 @@ def test_waveform_code_is_one_character_per_peak_clamped_to_its_scale():
     assert waveform_code([0, 0.5, 1, 1.7, -0.2]) == "0W__0"
     assert waveform_code([0, 50, 100], 100) == "0W_"
     assert waveform_code([]) == "" and waveform_code(None) == ""
+
+
+def test_voice_tweet_page_has_open_graph_tags_and_cards_a_copy_link(client):
+    """The thread page describes the voice tweet for link previews; every card has Copy link."""
+    alice = User.objects.create_user(username="alice", display_name="Alice")
+    tweet = ready_tweet(alice, text="morning thoughts", seconds=83)
+    client.force_login(alice)
+    page = client.get(f"/voicetweets/{tweet.pk}/").content.decode()
+    assert '<meta property="og:title" content="Voice tweet by Alice">' in page
+    assert '<meta property="og:description" content="morning thoughts · 1:23 of voice' in page
+    assert f'data-share-url="/voicetweets/{tweet.pk}/"' in page
