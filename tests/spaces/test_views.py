@@ -77,12 +77,15 @@ def test_scheduled_list_remind_me(client):
     assert "Reminder set" in client.get("/spaces/").content.decode()
 
 
-def test_seed_demo_opens_a_live_space_for_alice():
-    """seed_demo gives alice a live open space and a scheduled one, idempotently."""
+def test_seed_demo_opens_a_live_space_for_the_bot_and_schedules_one_for_alice():
+    """seed_demo: the bot hosts the live open space (alice's would end without her), alice has
+    a scheduled one and the ended one of her replay, idempotently."""
     call_command("seed_demo", force=True)
     call_command("seed_demo", force=True)
     spaces = Space.objects.filter(host__username="alice")
-    assert sorted(spaces.values_list("state", flat=True)) == ["live", "scheduled"]
+    assert sorted(spaces.values_list("state", flat=True)) == ["ended", "scheduled"]
+    live = Space.objects.get(state="live")
+    assert live.host.username == "salonbot" and live.visibility == "open"
 
 
 # --- Replays --------------------------------------------------------------------------------
