@@ -29,7 +29,7 @@ def test_a_listener_hears_the_demo_bot_talking(live_server_process, settings, tm
     server = live_server_process()
     command = demo.demo_bot_plan(server.url)
     log = open(tmp_path / "bot.log", "wb")  # noqa: SIM115 - closed below
-    bot_process = subprocess.Popen(command, stdout=log, stderr=log)  # noqa: S603
+    bot_process = subprocess.Popen(command, stdout=log, stderr=log)
 
     async def listen() -> np.ndarray:
         audience = SpaceClient(server.url, token=listener_token)

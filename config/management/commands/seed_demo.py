@@ -25,10 +25,21 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=os.environ.get("HOST") or "127.0.0.1")
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8000))
 
-    @transaction.atomic
     def handle(self, *args, force: bool, host: str, port: int, **options):
         if not settings.DEBUG and not force:
             raise CommandError("seed_demo creates accounts with known passwords; DEBUG is off.")
+        from config.background import drain
+
+        self._seed()
+        drain()  # embedded mode: the recordings are processed before the command exits
+        shown = f"[{host}]" if ":" in host else host
+        self.stdout.write(self.style.SUCCESS(f"Demo data ready. Log in at http://{shown}:{port}/"))
+        self.stdout.write(f"  admin (staff): {ADMIN[0]} / {DEMO_PASSWORD}")
+        for username, *_ in MEMBERS:
+            self.stdout.write(f"  member:        {username} / {DEMO_PASSWORD}")
+
+    @transaction.atomic
+    def _seed(self) -> None:
         User = get_user_model()
         admin, created = User.objects.get_or_create(
             username=ADMIN[0],
@@ -58,12 +69,6 @@ class Command(BaseCommand):
         self._seed_accounts(admin)
         self._seed_spaces()
         self._seed_voices()
-
-        shown = f"[{host}]" if ":" in host else host
-        self.stdout.write(self.style.SUCCESS(f"Demo data ready. Log in at http://{shown}:{port}/"))
-        self.stdout.write(f"  admin (staff): {ADMIN[0]} / {DEMO_PASSWORD}")
-        for username, *_ in MEMBERS:
-            self.stdout.write(f"  member:        {username} / {DEMO_PASSWORD}")
 
     def _seed_accounts(self, admin) -> None:
         """Invitations and follows among the demo members, made through the accounts services."""
