@@ -139,7 +139,12 @@ export function render(root, room) {
   stereoToggle.setAttribute("aria-pressed", String(mode === "music_stereo"));
   const pinned = root.querySelector('[data-role="pinned"]');
   pinned.hidden = !room.space.pinned_voice_tweet_id;
-  pinned.textContent = room.space.pinned_voice_tweet_id ? `📌 Voice tweet #${room.space.pinned_voice_tweet_id}` : "";
+  const pin = room.space.pinned_voice_tweet_id;
+  // A link to the pinned voice tweet (its page plays it), rebuilt only when the pin changes.
+  if (pinned.dataset.pin !== String(pin ?? "")) {
+    pinned.dataset.pin = String(pin ?? "");
+    pinned.replaceChildren(...(pin ? [el("a", { href: `/voicetweets/${pin}/`, target: "_blank", rel: "noopener" }, "📌 Pinned voice tweet")] : []));
+  }
   showLevels(root, room);
 }
 
