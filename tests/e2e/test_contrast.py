@@ -100,3 +100,10 @@ def test_home_has_an_h1_and_every_control_a_visible_label(feed, launch_browser, 
     space_page = open_space(context, space)
     space_page.get_by_role("button", name="Raise hand").wait_for()
     assert space_page.evaluate(UNLABELLED_JS) == []
+    for path in ["/u/hana/", "/spaces/", "/messages/hana/", "/invitations/", "/settings/profile/"]:
+        page.goto(path)
+        assert page.evaluate(UNLABELLED_JS) == [], path
+    visitor = launch_browser().new_context(base_url=server.url).new_page()
+    for path in ["/", "/accounts/login/", "/waitlist/"]:
+        visitor.goto(path)
+        assert visitor.evaluate(UNLABELLED_JS) == [], path
