@@ -26,7 +26,7 @@ install-dev: $(VENV)/.installed-dev
 ## run: install, migrate, create demo data and serve http://$(HOST):$(PORT) (embedded by default)
 run: install
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_demo --host $(HOST) --port $(PORT)
 	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
 
 ## test-deps: Debian packages the suite needs (PostgreSQL, Redis, Chromium, nginx, espeak-ng), installed when root

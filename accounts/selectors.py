@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from django.apps import apps
 from django.db import models
@@ -97,6 +98,56 @@ def profile_visible_to(*, owner: User, viewer: User) -> bool:
     if not owner.is_active:
         return False
     return not has_blocked(blocker=owner, blocked=viewer)
+
+
+@dataclass(frozen=True)
+class FollowSuggestion:
+    member: User
+    reason: str  # why it is suggested, shown beside the member
+
+
+def follow_suggestions(*, user: User, limit: int = 8) -> list[FollowSuggestion]:
+    """Whom a new member might follow: their inviter, the people the inviter follows, then
+    members who host spaces (live, scheduled, or ended in the last 30 days). Never the member,
+    anyone they already follow, anyone across a block, nor suspended members. Three queries."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from spaces.models import Space  # spaces builds on accounts, not the reverse
+
+    excluded = following_ids(user=user) | blocked_ids(user=user) | {user.pk}
+    inviter_id = user.invited_by_id
+    by_inviter = (
+        set(Follow.objects.filter(follower_id=inviter_id).values_list("followee_id", flat=True))
+        if inviter_id
+        else set()
+    )
+    recent = timezone.now() - timedelta(days=30)
+    hosts = User.objects.filter(
+        Exists(
+            Space.objects.filter(host_id=OuterRef("pk")).filter(
+                Q(state__in=[Space.State.LIVE, Space.State.SCHEDULED]) | Q(ended_at__gte=recent)
+            )
+        )
+    ).values("pk")
+    candidates = (
+        User.objects.filter(is_active=True)
+        .filter(Q(pk=inviter_id) | Q(pk__in=by_inviter) | Q(pk__in=hosts))
+        .exclude(pk__in=excluded)
+        .order_by("-date_joined", "-pk")
+    )
+    inviter = user.invited_by.username if inviter_id else ""
+
+    def reason(member: User) -> tuple[int, str]:
+        if member.pk == inviter_id:
+            return 0, "Invited you"
+        if member.pk in by_inviter:
+            return 1, f"Followed by @{inviter}"
+        return 2, "Hosts spaces"
+
+    ranked = sorted(((reason(m), m) for m in candidates[: limit * 4]), key=lambda r: r[0][0])
+    return [FollowSuggestion(member=m, reason=why) for (_, why), m in ranked[:limit]]
 
 
 # --- Reports ----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ app_name = "accounts"
 urlpatterns = [
     path("invite/<str:token>/", views.invitation, name="invitation"),
     path("waitlist/", views.waitlist, name="waitlist"),
+    path("welcome/", views.welcome, name="welcome"),
     path("invitations/", views.invitations, name="invitations"),
     path("invitations/<int:pk>/revoke/", views.invitation_revoke, name="invitation_revoke"),
     path("settings/profile/", views.profile_edit, name="profile_edit"),

@@ -140,8 +140,19 @@ def relation(request: HttpRequest, username: str, action: str) -> HttpResponse:
             raise Http404
     except errors.AccountsError as exc:
         messages.error(request, exc.message)
-        return redirect("accounts:profile", username=member.username)
+    if request.POST.get("next") == "welcome":
+        return redirect("accounts:welcome")
     return redirect("accounts:profile", username=member.username)
+
+
+@login_required
+def welcome(request: HttpRequest) -> HttpResponse:
+    """Where a new member lands after signing up: whom to follow first."""
+    return render(
+        request,
+        "accounts/welcome.html",
+        {"suggestions": selectors.follow_suggestions(user=request.user)},
+    )
 
 
 @login_required

@@ -49,6 +49,18 @@ def _get_executor() -> ThreadPoolExecutor:
         return _executor
 
 
+def drain() -> None:
+    """Wait until the work this process queued has run (a command that queued work, such as
+    seed_demo, before it exits: the embedded pool dies with the process)."""
+    global _executor
+    while True:
+        with _executor_lock:
+            executor, _executor = _executor, None
+        if executor is None:
+            return
+        executor.shutdown(wait=True)  # work queued meanwhile went to a new pool: drain it too
+
+
 def _run_in_thread(task: Task, args: tuple, kwargs: dict) -> None:
     close_old_connections()
     try:

@@ -92,6 +92,7 @@ class ParticipantSerializer(serializers.Serializer):
     muted_by_moderator = serializers.BooleanField()
     invited_to_speak = serializers.BooleanField()
     joined_at = serializers.DateTimeField()
+    avatar_url = serializers.CharField(allow_null=True, help_text="null: no avatar (initials)")
 
 
 class UsernameSerializer(serializers.Serializer):
@@ -200,8 +201,7 @@ class SpaceViewSet(viewsets.ViewSet):
         """Live and scheduled spaces the member may see (``?state=`` narrows it)."""
         state = request.query_params.get("state")
         states = (state,) if state in ("live", "scheduled") else ("live", "scheduled")
-        spaces = selectors.spaces_visible(user=request.user, states=states)
-        data = [selectors.space_data(space) for space in spaces]
+        data = selectors.spaces_visible_data(user=request.user, states=states)
         return Response(SpaceSerializer(data, many=True).data)
 
     @extend_schema(request=SpaceCreateSerializer, responses={201: SpaceSerializer})

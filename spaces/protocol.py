@@ -14,7 +14,7 @@ SPACE_KEYS = {
 }  # fmt: skip
 PARTICIPANT_KEYS = {
     "user_id", "username", "name", "role", "hand_raised", "is_muted", "muted_by_moderator",
-    "invited_to_speak", "joined_at",
+    "invited_to_speak", "joined_at", "avatar_url",
 }  # fmt: skip
 
 # Server → client. Every event also has "type".

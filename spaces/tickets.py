@@ -52,6 +52,8 @@ class JoinTicket:
     is_superuser: bool
     issued_at: float
     expires_at: float
+    # The avatar's file name ("" without one), for the tiles (selectors.avatar_url).
+    avatar: str = ""
 
 
 def _revoked_key(user_id: int) -> str:
@@ -88,6 +90,7 @@ def ticket_issue(*, space: Space, user, now: float | None = None) -> dict:
         "u": user.username,
         "n": user.display_name,
         "su": bool(user.is_superuser),
+        "a": user.avatar.name or "",
         "i": round(now, 3),
         "e": round(expires, 3),
     }
@@ -114,6 +117,7 @@ def ticket_read(value: str, *, space_id: int, now: float | None = None) -> JoinT
             is_superuser=bool(payload["su"]),
             issued_at=float(payload["i"]),
             expires_at=float(payload["e"]),
+            avatar=str(payload.get("a", "")),  # tickets issued before avatars had none
         )
     except (signing.BadSignature, KeyError, TypeError, ValueError):
         raise TicketRefused("invalid join ticket") from None
@@ -175,6 +179,8 @@ def listener_data(ticket: JoinTicket) -> dict:
     """``selectors.participant_data`` of a plain listener who joins now, from the ticket."""
     from django.utils import timezone
 
+    from .selectors import avatar_url
+
     return {
         "user_id": ticket.user_id,
         "username": ticket.username,
@@ -185,4 +191,5 @@ def listener_data(ticket: JoinTicket) -> dict:
         "muted_by_moderator": False,
         "invited_to_speak": False,
         "joined_at": timezone.now().isoformat(),
+        "avatar_url": avatar_url(ticket.avatar),
     }

@@ -65,6 +65,12 @@ def space_detail(request: HttpRequest, pk: int):
         join_ticket = tickets.ticket_issue(space=space, user=request.user)["ticket"]
     except errors.SpaceError:
         join_ticket = ""  # the socket then says why it cannot join
+    pinnable = []
+    if space.state == Space.State.LIVE:
+        from voicetweets.selectors import pinnable_voicetweets
+
+        # Host controls are shown to the host and co-hosts only (space.js decides from the room).
+        pinnable = pinnable_voicetweets(authors=[space.host, request.user], viewer=request.user)
     return render(
         request,
         "spaces/detail.html",
@@ -75,6 +81,8 @@ def space_detail(request: HttpRequest, pk: int):
             "join_ticket": join_ticket,
             "space_data": selectors.space_data(space),
             "replay": selectors.replay_for_member(user=request.user, space_id=space.pk),
+            "pinnable": pinnable,
+            "share_url": request.build_absolute_uri(request.path),
         },
     )
 
@@ -153,8 +161,6 @@ def replay_detail(request: HttpRequest, pk: int):
             "replay": replay,
             "space": replay.space,
             "timeline": selectors.replay_timeline(replay),
-            # The waveform filters draw peaks of 0..1.
-            "peaks": [value / 100 for value in replay.waveform],
             "is_host": is_host,
             "can_delete": replay.state != Replay.State.RECORDING
             and (is_host or selectors.user_moderates_all_spaces(user=request.user)),

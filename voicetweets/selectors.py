@@ -70,6 +70,16 @@ def voicetweet_for_viewer(*, viewer, pk: int) -> VoiceTweet:
     return tweet
 
 
+def pinnable_voicetweets(*, authors: list, viewer, limit: int = 20) -> list[VoiceTweet]:
+    """The picker of a space's pin: the newest voice tweets of ``authors`` (the host, and the
+    member pinning) that ``viewer`` may see, with their authors."""
+    return list(
+        visible_voicetweets(viewer=viewer)
+        .filter(author__in=authors)
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
 # --- Voice messages ---------------------------------------------------------------------------
 
 

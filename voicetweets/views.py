@@ -54,7 +54,11 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     """A voice tweet with its voice replies (the thread view)."""
     tweet = selectors.voicetweet_for_viewer(viewer=request.user, pk=pk)
     replies = selectors.replies_to(voicetweet=tweet, viewer=request.user)
-    return render(request, "voicetweets/detail.html", {"tweet": tweet, "replies": replies})
+    return render(
+        request,
+        "voicetweets/detail.html",
+        {"tweet": tweet, "replies": replies, "share_url": request.build_absolute_uri(request.path)},
+    )
 
 
 @login_required

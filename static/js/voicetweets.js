@@ -2,6 +2,8 @@
 // (record or upload, with upload progress), and live processing state from the notification
 // socket. Both are recordings with the same card life cycle; `kind` says which.
 
+import { drawWaveform } from "./waveform.js";
+
 const csrfToken = () =>
   document.querySelector("input[name=csrfmiddlewaretoken]")?.value ??
   document.cookie.match(/(?:^|; )csrftoken=([^;]+)/)?.[1] ?? "";
@@ -19,8 +21,14 @@ function setupPlayer(player) {
   const button = player.querySelector(".play");
   const wave = player.querySelector(".waveform");
   const time = player.querySelector(".time");
-  const bars = [...wave.querySelectorAll("rect")];
+  const bars = drawWaveform(wave);
   const duration = parseFloat(player.dataset.duration) || 0;
+  // The button's visible text says what it does, and its name (who spoke) starts with it.
+  const playLabel = button.getAttribute("aria-label") || "Play";
+  const showPlaying = (playing) => {
+    button.textContent = playing ? "❚❚ Pause" : "▶ Play";
+    button.setAttribute("aria-label", playing ? playLabel.replace(/^Play/, "Pause") : playLabel);
+  };
   let audio = null;
 
   const ensureAudio = () => {
@@ -28,12 +36,12 @@ function setupPlayer(player) {
     audio = new Audio(player.dataset.src);
     audio.preload = "auto";
     audio.addEventListener("timeupdate", render);
-    audio.addEventListener("ended", () => { button.textContent = "▶"; button.setAttribute("aria-label", "Play"); render(); });
-    audio.addEventListener("pause", () => { button.textContent = "▶"; });
+    audio.addEventListener("ended", () => { showPlaying(false); render(); });
+    audio.addEventListener("pause", () => showPlaying(false));
     audio.addEventListener("play", () => {
       // One voice at a time, as in every audio feed.
       document.querySelectorAll(".player").forEach((other) => other !== player && other.dispatchEvent(new Event("salon:pause")));
-      button.textContent = "❚❚";
+      showPlaying(true);
     });
     return audio;
   };

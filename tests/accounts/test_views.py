@@ -29,7 +29,7 @@ def test_profile_page_shows_counts_and_private_inviter_only_to_self(client, alic
     assert b"Invited by" in own.content and b"@staff" in own.content
     assert other.status_code == 200 and b"Invited by" not in other.content
     assert b"@staff" not in other.content
-    assert b"<strong>1</strong> followers" in other.content
+    assert b"<strong>1</strong> follower</a>" in other.content
 
 
 def test_follow_block_buttons(client, alice, bob):

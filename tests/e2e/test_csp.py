@@ -295,9 +295,9 @@ def send_a_form_without_its_csrf_cookie(page, context) -> None:
     """The login form, its CSRF cookie gone: Salon's 403 page, not Django's inline-styled one."""
     page.goto("/accounts/login/")
     context.clear_cookies()
-    page.get_by_label("Login").fill("leo")
+    page.get_by_label("Username or email").fill("leo")
     page.get_by_label("Password").fill("x-pass-12345")
-    page.get_by_role("button", name="Sign In").click()
+    page.get_by_role("button", name="Log in").click()
     page.get_by_role("heading", name="This form could not be sent").wait_for()
 
 
@@ -308,8 +308,8 @@ def sign_up_through_the_invitation_and_log_out(page, invitation_url: str) -> Non
     page.get_by_label("Username").fill("newcomer")
     page.locator("#id_password1").fill("a-long-pass-phrase-81")
     page.locator("#id_password2").fill("a-long-pass-phrase-81")
-    page.get_by_role("button", name="Sign Up").click()
+    page.get_by_role("button", name="Create my account").click()
     page.get_by_role("button", name="Log out").wait_for()
     page.goto("/accounts/logout/")
-    page.get_by_role("button", name="Sign Out").click()
+    page.get_by_role("main").get_by_role("button", name="Log out").click()
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Log in").wait_for()

@@ -31,9 +31,9 @@ def test_login_form_signs_a_member_in(live_server_process, launch_browser):
     page = launch_browser().new_context(base_url=server.url).new_page()
 
     page.goto("/accounts/login/")
-    page.get_by_label("Login").fill("e2e-login")
+    page.get_by_label("Username or email").fill("e2e-login")
     page.get_by_label("Password").fill("x-pass-12345")
-    page.get_by_role("button", name="Sign In").click()
+    page.get_by_role("button", name="Log in").click()
 
     page.get_by_role("button", name="Log out").wait_for()
     assert page.url.rstrip("/") == server.url

@@ -37,7 +37,7 @@ def test_record_and_post_a_voice_tweet(
 
     card.get_by_role("button", name="Play voice tweet by Rita Recorder").click()
     page.wait_for_function(
-        "el => el.querySelector('.play').textContent === '❚❚'",
+        "el => el.querySelector('.play').textContent === '❚❚ Pause'",
         arg=card.locator(".player").element_handle(),
     )
     # It really plays: the playhead moves along the waveform.

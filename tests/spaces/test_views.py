@@ -77,12 +77,15 @@ def test_scheduled_list_remind_me(client):
     assert "Reminder set" in client.get("/spaces/").content.decode()
 
 
-def test_seed_demo_opens_a_live_space_for_alice():
-    """seed_demo gives alice a live open space and a scheduled one, idempotently."""
+def test_seed_demo_opens_a_live_space_for_the_bot_and_schedules_one_for_alice():
+    """seed_demo: the bot hosts the live open space (alice's would end without her), alice has
+    a scheduled one and the ended one of her replay, idempotently."""
     call_command("seed_demo", force=True)
     call_command("seed_demo", force=True)
     spaces = Space.objects.filter(host__username="alice")
-    assert sorted(spaces.values_list("state", flat=True)) == ["live", "scheduled"]
+    assert sorted(spaces.values_list("state", flat=True)) == ["ended", "scheduled"]
+    live = Space.objects.get(state="live")
+    assert live.host.username == "salonbot" and live.visibility == "open"
 
 
 # --- Replays --------------------------------------------------------------------------------
@@ -193,3 +196,21 @@ def test_create_form_can_start_in_music_mode_and_the_page_shows_it(client):
     bad = client.post("/spaces/new/", {"title": "Bad", "visibility": "open", "audio_mode": "x"})
     assert "Select a valid choice" in bad.content.decode()
     assert not Space.objects.filter(title="Bad").exists()
+
+
+def test_space_page_has_open_graph_tags_a_share_link_and_a_pin_picker(client):
+    """Open Graph tags name the space; Copy link carries its address; the host picks a voice
+    tweet to pin from a list of theirs instead of typing an id."""
+    from tests.voicetweets.factories import ready_tweet
+
+    host = make_member("hana", host=True)
+    space = make_live_space(host, title="Morning show")
+    tweet = ready_tweet(host, text="Running order")
+    client.force_login(host)
+    page = client.get(f"/spaces/{space.pk}/").content.decode()
+    address = f"http://testserver/spaces/{space.pk}/"
+    assert '<meta property="og:title" content="Morning show">' in page
+    assert f'<meta property="og:url" content="{address}">' in page
+    assert f'data-share-url="{address}"' in page
+    assert f'<option value="{tweet.pk}">{host.name}: Running order' in page
+    assert 'type="number"' not in page

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -10,7 +12,9 @@ User = get_user_model()
 
 
 def test_home_feed_draws_waveforms_with_players(client):
-    """Each feed item shows author, text, duration, an SVG waveform and a play button."""
+    """Each feed item shows author, text, duration, an SVG waveform and a play button. The
+    waveform is one compact attribute (a character per bar) that the browser draws from, not
+    markup per bar."""
     alice = User.objects.create_user(username="alice", display_name="Alice")
     bob = User.objects.create_user(username="bob")
     Follow.objects.create(follower=bob, followee=alice)
@@ -22,7 +26,8 @@ def test_home_feed_draws_waveforms_with_players(client):
     assert "morning thoughts" in page and "Alice" in page
     assert "1:23" in page
     assert f'data-src="/voicetweets/{tweet.pk}/audio"' in page
-    assert page.count("<rect") >= 100
+    assert "<rect" not in page
+    assert f'data-peaks="{"W" * 100}"' in page  # 0.5 of 0..63 → 32 → "W"
     assert 'aria-label="Play voice tweet by Alice"' in page
 
 
@@ -95,7 +100,27 @@ def test_profile_lists_the_members_voice_tweets_but_not_across_a_block(client):
 
     page = client.get("/u/alice/").content.decode()
     assert "on my profile" in page and "hidden one" not in page
-    assert "<strong>1</strong> voice tweets" in page
+    assert re.search(r"<strong>1</strong> voice tweet\s", page)  # not "1 voice tweets"
 
     Block.objects.create(blocker=alice, blocked=bob)
     assert "on my profile" not in client.get("/u/alice/").content.decode()
+
+
+def test_waveform_code_is_one_character_per_peak_clamped_to_its_scale():
+    """0 → "0", full scale → "_", out-of-range peaks clamped, any full scale (replays: 100)."""
+    from voicetweets.templatetags.voicetweets import waveform_code
+
+    assert waveform_code([0, 0.5, 1, 1.7, -0.2]) == "0W__0"
+    assert waveform_code([0, 50, 100], 100) == "0W_"
+    assert waveform_code([]) == "" and waveform_code(None) == ""
+
+
+def test_voice_tweet_page_has_open_graph_tags_and_cards_a_copy_link(client):
+    """The thread page describes the voice tweet for link previews; every card has Copy link."""
+    alice = User.objects.create_user(username="alice", display_name="Alice")
+    tweet = ready_tweet(alice, text="morning thoughts", seconds=83)
+    client.force_login(alice)
+    page = client.get(f"/voicetweets/{tweet.pk}/").content.decode()
+    assert '<meta property="og:title" content="Voice tweet by Alice">' in page
+    assert '<meta property="og:description" content="morning thoughts · 1:23 of voice' in page
+    assert f'data-share-url="/voicetweets/{tweet.pk}/"' in page

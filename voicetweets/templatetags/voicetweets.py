@@ -2,17 +2,19 @@ from django import template
 
 register = template.Library()
 
-WAVEFORM_HEIGHT = 40
+# One character per bar, its level 0..63 (static/js/waveform.js draws the bars from it).
+WAVEFORM_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_"
+_TOP = len(WAVEFORM_ALPHABET) - 1
 
 
 @register.filter
-def waveform_bars(peaks: list[float]) -> list[dict]:
-    """SVG bars for a waveform: one bar per peak, centred, at least 1 unit tall."""
-    bars = []
-    for index, peak in enumerate(peaks or []):
-        height = max(1.0, min(1.0, float(peak)) * WAVEFORM_HEIGHT)
-        bars.append({"x": index * 3, "y": (WAVEFORM_HEIGHT - height) / 2, "height": height})
-    return bars
+def waveform_code(peaks: list[float], full_scale: float = 1) -> str:
+    """Peaks of 0..``full_scale`` as a compact string for ``data-peaks``: a page of cards
+    renders one attribute per waveform, not markup (and number formatting) per bar."""
+    scale = _TOP / float(full_scale)
+    return "".join(
+        WAVEFORM_ALPHABET[min(_TOP, max(0, round(peak * scale)))] for peak in peaks or ()
+    )
 
 
 @register.filter

@@ -124,6 +124,11 @@ class Command(BaseCommand):
             from config.background import EmbeddedBeat
 
             EmbeddedBeat().start()
+        if settings.EMBEDDED and role == "all" and os.environ.get("SALON_DEMO_BOT", "1") != "0":
+            # The seeded demo space's host talks (config.demo); nothing without seed_demo.
+            from config.demo import start_demo_bot
+
+            start_demo_bot(host=host, port=port)
         _tune_the_garbage_collector()
         stall = float(os.environ.get("SALON_LOOP_WATCHDOG_SECONDS") or 0)
         if stall > 0:

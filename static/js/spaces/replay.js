@@ -3,6 +3,8 @@
 // of someone other than whoever is talking now (the rule of next_speaker_start in
 // spaces/audio/recorder.py); the timeline marks who is talking as the replay plays.
 
+import { drawWaveform } from "../waveform.js";
+
 const mmss = (seconds) => {
   const whole = Math.max(0, Math.round(seconds));
   return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, "0")}`;
@@ -20,7 +22,7 @@ function setupPlayer(root) {
   if (!player) return;
   const audio = player.querySelector('[data-role="audio"]');
   const wave = player.querySelector('[data-role="waveform"]');
-  const bars = [...wave.querySelectorAll("rect")];
+  const bars = drawWaveform(wave);
   const position = player.querySelector('[data-role="position"]');
   const nowSpeaking = player.querySelector('[data-role="now-speaking"]');
   const nextButton = player.querySelector('[data-role="next-speaker"]');

@@ -55,7 +55,9 @@ function participantTile(room, p) {
   const item = el("li", { class: `participant role-${p.role}`, "data-user-id": p.user_id });
   if (p.role !== "listener" && p.is_muted) item.classList.add("is-muted");
   if (p.hand_raised) item.classList.add("hand-raised");
-  const initials = el("span", { class: "avatar", "aria-hidden": "true" }, p.name.slice(0, 1).toUpperCase());
+  // The member's avatar when they have one, else their initial.
+  const initials = el("span", { class: "avatar", "aria-hidden": "true" }, p.avatar_url ? "" : p.name.slice(0, 1).toUpperCase());
+  if (p.avatar_url) initials.append(el("img", { src: p.avatar_url, alt: "", width: "48", height: "48", loading: "lazy" }));
   if (p.hand_raised) initials.append(el("span", { class: "avatar-badge" }, "✋"));
   else if (p.role !== "listener" && p.is_muted) initials.append(el("span", { class: "avatar-badge" }, "🔇"));
   const name = el("strong", { class: "participant-name" }, p.name + (p.user_id === room.userId ? " (you)" : ""));
@@ -95,7 +97,9 @@ function ownControls(room) {
     unmute.setAttribute("aria-pressed", String(me.is_muted));
     controls.push(unmute);
   }
-  const reactions = el("div", { class: "reactions", role: "group", "aria-label": "Reactions" });
+  // Emoji buttons: the group's visible label says what they do.
+  const reactions = el("div", { class: "reactions", role: "group", "aria-labelledby": "reactions-label" });
+  reactions.append(el("span", { class: "group-label muted", id: "reactions-label" }, "Reactions"));
   for (const emoji of room.reactions) {
     const button = commandButton(emoji, "reaction.send", { accessible: `React ${emoji}` });
     button.dataset.emoji = emoji;
@@ -135,7 +139,12 @@ export function render(root, room) {
   stereoToggle.setAttribute("aria-pressed", String(mode === "music_stereo"));
   const pinned = root.querySelector('[data-role="pinned"]');
   pinned.hidden = !room.space.pinned_voice_tweet_id;
-  pinned.textContent = room.space.pinned_voice_tweet_id ? `📌 Voice tweet #${room.space.pinned_voice_tweet_id}` : "";
+  const pin = room.space.pinned_voice_tweet_id;
+  // A link to the pinned voice tweet (its page plays it), rebuilt only when the pin changes.
+  if (pinned.dataset.pin !== String(pin ?? "")) {
+    pinned.dataset.pin = String(pin ?? "");
+    pinned.replaceChildren(...(pin ? [el("a", { href: `/voicetweets/${pin}/`, target: "_blank", rel: "noopener" }, "📌 Pinned voice tweet")] : []));
+  }
   showLevels(root, room);
 }
 
