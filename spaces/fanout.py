@@ -6,23 +6,41 @@ per socket. Server-to-client websocket frames are not masked, so the bytes of on
 same for every listener: this module frames each packet once and writes those bytes straight
 to each listener's transport.
 
-Under daphne each socket's ``send`` callable is ``partial(Server.handle_reply, protocol)``, which
-is how a :class:`DirectSink` finds the autobahn protocol and its Twisted transport. Anywhere
-else (tests with ``WebsocketCommunicator``, another ASGI server) an :class:`AsyncSink` sends
-through the ASGI ``send`` with a small bounded queue.
+Threads. The fan-out runs on the media thread's event loop (``MediaLoop`` in
+``spaces/media.py``), not on daphne's, so a tick never waits behind a handshake, a snapshot, a
+database answer or an upload that daphne's loop is busy with. Sinks are made on the socket's
+own loop (the consumer's ``attach``) and used from the media loop:
 
-Writing is one ``send()`` system call per frame and listener. Twisted's ``transport.write`` only
-buffers and asks the reactor to watch the socket for writability; the write then happens on a
-later loop iteration and the watch is dropped again: two ``epoll_ctl`` calls and a loop callback
-per frame, which made a daphne socket cost about twice what a bare ``websockets.broadcast()``
-costs (``bench/bench_fanout.py``). So when nothing is pending in the transport's own buffer, a
-direct sink sends on the socket itself, as asyncio's transports do, and hands Twisted only what
-the kernel did not take, which keeps the bytes in order.
+* Under daphne each socket's ``send`` callable is ``partial(Server.handle_reply, protocol)``,
+  which is how the sink finds the autobahn protocol and its Twisted transport. On a plain TCP
+  transport a :class:`SocketSink` becomes the socket's one writer (see below).
+* Anything else, a TLS transport, a :class:`DirectSink` or an :class:`AsyncSink` (tests with
+  ``WebsocketCommunicator``, another ASGI server), sits behind a :class:`LoopSink`: each frame
+  crosses to the socket's loop with ``call_soon_threadsafe`` and is written there, as before.
+  Without a media thread (unit tests of the plane) sinks are used on their own loop directly.
 
-Slow listeners never grow memory or slow the room. A direct sink registers as the transport's
-push producer: Twisted pauses it when the socket's write buffer passes its high-water mark
-(64 KiB), and while paused the sink drops frames (counted) instead of queueing them. An async
-sink keeps at most ``ASYNC_QUEUE_FRAMES`` frames and drops the oldest.
+Why one writer per socket, and not a lock around the media thread's writes only: daphne's loop
+writes to the same socket (autobahn's control frames: a consumer's JSON, pings, the close
+handshake) through ``transport.write``, which buffers in Twisted and writes later from the
+reactor. Two writers with two buffers could put the tail of one frame after the head of
+another, or reorder a socket's bytes. So the sink takes over that transport instance:
+Twisted's ``write``/``writeSequence`` become the sink's, whichever thread calls them, under one
+lock and behind one outbox. A write when the outbox is empty is one ``send()`` system call
+(as asyncio's transports do; Twisted's own path costs two ``epoll_ctl`` calls and a loop
+callback per frame, which made a daphne socket cost about twice a bare
+``websockets.broadcast()``, ``bench/bench_fanout.py``). What the kernel did not take waits in
+the outbox, whole frames behind it, and the media loop sends it when the socket is writable
+(``add_writer``). ``loseConnection`` waits for the outbox, then Twisted closes on its loop;
+the socket's close holds the same lock, so the media thread never writes to a descriptor the
+kernel may already have given to a new connection. A separate process per room (the other
+way to isolate) would add a hop and a copy per listener-frame; a thread shares the sockets.
+
+Slow listeners never grow memory or slow the room. A socket sink keeps at most
+``SOCKET_OUTBOX_BYTES`` (64 KiB, Twisted's high-water mark) beyond what the kernel took; past
+that it drops audio frames (counted) until the listener catches up, never a control frame
+(the reactor's writes) and never part of a frame. A direct sink (TLS) registers as the
+transport's push producer and drops while Twisted pauses it; an async sink keeps at most
+``ASYNC_QUEUE_FRAMES`` frames and drops the oldest.
 
 Big rooms bundle. Once a room has ``bundle_from`` sockets in this process, its listeners get
 ``bundle_frames`` (2) consecutive mix frames in one message (kind 3, ``spaces/audio/wire.py``)
@@ -30,16 +48,16 @@ every other tick, which halves the sends, the system calls and the client's wake
 latency: the first frame of each pair waits one tick, so 10 ms on average and 20 ms at most.
 Members on stage still get every tick at once (they converse).
 
-A tick goes out in chunks of ``chunk`` (128) sockets, one chunk per event loop iteration. The
-loop polls its sockets between chunks, so a speaker's next frame, which reaches the mixer
-through this same loop, waits for one chunk (about a millisecond) instead of the whole
+A tick goes out in chunks of ``chunk`` (128) sockets, one chunk per iteration of the media
+loop. The loop takes other work between chunks, so a speaker's next frame, which reaches the
+mixer through this same loop, waits for one chunk (about a millisecond) instead of the whole
 room: at 500 listeners a tick in one piece kept the loop 10-15 ms, and the speaker's jitter
 buffer had to keep that much more delay. A room has at most one tick in flight: a tick (or a
 text event) that comes before the last one is out first sends the rest of it at once, so each
 socket still gets everything in order.
 
-Everything here runs on the event loop thread; the mixer thread hands ticks over with
-``loop.call_soon_threadsafe``.
+Everything in :class:`Fanout` runs on one loop (the media loop); the mixer thread hands ticks
+over with ``loop.call_soon_threadsafe``, presence's digests cross the same way.
 """
 
 from __future__ import annotations

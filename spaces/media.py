@@ -13,6 +13,25 @@ Who does what:
   bundle (shared mix + mix-minus packets); every process with members of the room receives it
   once and writes it to its own sockets through :mod:`spaces.fanout`.
 
+Threads. Three per process, so audio never waits behind anything else:
+
+* daphne's event loop (the reactor) reads every socket, runs the consumers, the handshakes,
+  the snapshots, HTTP and uploads, the channel layer, presence and the heartbeats;
+* the media thread (:class:`MediaLoop`, its own asyncio loop) runs this plane: the rooms, the
+  bus (for Redis its own connections and subscription, so bundles never cross daphne's loop),
+  the leases, the ``in:`` handler that feeds the mixer, and the fan-out's writes to sockets;
+* the mixer thread (:class:`MixerRunner`) ticks every 20 ms and hands each result to the media
+  loop with ``call_soon_threadsafe``.
+
+The consumers call the plane's public methods on daphne's loop; each crosses to the media loop
+(``run_coroutine_threadsafe``; no database call on the way). A speaker's frame is the one
+thing daphne must read itself: :meth:`MediaPlane.speaker_frame` is one thread-safe enqueue,
+never an await. Presence and its digests stay on daphne's loop (they use the channel layer);
+digests cross to the fan-out like any other text. The plane's own database calls (a new
+owner's publishers and audio mode, recording segments) run on Channels' database thread and
+are awaited from the media loop, which takes ticks meanwhile. How a socket is written from
+both threads without frames interleaving: :class:`spaces.fanout.SocketSink`.
+
 Speaking indicators ride the same path: about 5 times a second the owner publishes a ``levels``
 event (docs/protocol.md), and only when it differs from the last one, so a quiet room sends
 nothing. Sent through the channel layer it would cost one message per listener.
