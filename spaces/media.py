@@ -816,14 +816,16 @@ def current_media_plane() -> MediaPlane | None:
 
 
 def discard_media_plane() -> None:
-    """Forget this process's plane and stop its mixer thread (its event loop has ended)."""
+    """Forget this process's plane and stop its media and mixer threads (its sockets' event
+    loop has ended, or the process is stopping)."""
     global _plane
     plane, _plane = _plane, None
     if plane is not None:
-        plane.runner.stop()
-        plane.heartbeats.stop()
+        # The media loop first: it may be taking a room (and starting the runner) right now.
         if plane.media_loop is not None:
             plane.media_loop.stop()
+        plane.runner.stop()
+        plane.heartbeats.stop()
         for room in list(plane.rooms.values()):
             if room.recorder is not None:
                 room.recorder.close()  # the file stays playable; no replay is processed

@@ -128,7 +128,18 @@ class Command(BaseCommand):
         stall = float(os.environ.get("SALON_LOOP_WATCHDOG_SECONDS") or 0)
         if stall > 0:
             _watch_the_event_loop(stall)
+        _stop_the_media_plane_at_shutdown()
         run_daphne(argv)
+
+
+def _stop_the_media_plane_at_shutdown() -> None:
+    """On SIGTERM, stop the media and mixer threads before the reactor's loop goes, so no
+    tick is handed to a closed loop and open recordings are finalized (spaces/media.py)."""
+    from twisted.internet import reactor
+
+    from spaces.media import discard_media_plane
+
+    reactor.addSystemEventTrigger("before", "shutdown", discard_media_plane)
 
 
 def run_daphne(argv: list[str]) -> None:
