@@ -186,7 +186,7 @@ def _share_the_interpreter_with_the_media_thread() -> None:
     for the system call, and if daphne's thread takes it meanwhile, the media thread waits
     until daphne's thread is made to give it back: up to the switch interval. With CPython's
     5 ms, 100 sends next to a busy thread took up to 36 ms on this machine, 6 ms with 1 ms
-    (and 0.13 ms at the median either way), for no measurable cost to the busy thread."""
+    (and 0.13 ms at the median either way)."""
     import sys
 
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
