@@ -6,23 +6,41 @@ per socket. Server-to-client websocket frames are not masked, so the bytes of on
 same for every listener: this module frames each packet once and writes those bytes straight
 to each listener's transport.
 
-Under daphne each socket's ``send`` callable is ``partial(Server.handle_reply, protocol)``, which
-is how a :class:`DirectSink` finds the autobahn protocol and its Twisted transport. Anywhere
-else (tests with ``WebsocketCommunicator``, another ASGI server) an :class:`AsyncSink` sends
-through the ASGI ``send`` with a small bounded queue.
+Threads. The fan-out runs on the media thread's event loop (``MediaLoop`` in
+``spaces/media.py``), not on daphne's, so a tick never waits behind a handshake, a snapshot, a
+database answer or an upload that daphne's loop is busy with. Sinks are made on the socket's
+own loop (the consumer's ``attach``) and used from the media loop:
 
-Writing is one ``send()`` system call per frame and listener. Twisted's ``transport.write`` only
-buffers and asks the reactor to watch the socket for writability; the write then happens on a
-later loop iteration and the watch is dropped again: two ``epoll_ctl`` calls and a loop callback
-per frame, which made a daphne socket cost about twice what a bare ``websockets.broadcast()``
-costs (``bench/bench_fanout.py``). So when nothing is pending in the transport's own buffer, a
-direct sink sends on the socket itself, as asyncio's transports do, and hands Twisted only what
-the kernel did not take, which keeps the bytes in order.
+* Under daphne each socket's ``send`` callable is ``partial(Server.handle_reply, protocol)``,
+  which is how the sink finds the autobahn protocol and its Twisted transport. On a plain TCP
+  transport a :class:`SocketSink` becomes the socket's one writer (see below).
+* Anything else, a TLS transport, a :class:`DirectSink` or an :class:`AsyncSink` (tests with
+  ``WebsocketCommunicator``, another ASGI server), sits behind a :class:`LoopSink`: each frame
+  crosses to the socket's loop with ``call_soon_threadsafe`` and is written there, as before.
+  Without a media thread (unit tests of the plane) sinks are used on their own loop directly.
 
-Slow listeners never grow memory or slow the room. A direct sink registers as the transport's
-push producer: Twisted pauses it when the socket's write buffer passes its high-water mark
-(64 KiB), and while paused the sink drops frames (counted) instead of queueing them. An async
-sink keeps at most ``ASYNC_QUEUE_FRAMES`` frames and drops the oldest.
+Why one writer per socket, and not a lock around the media thread's writes only: daphne's loop
+writes to the same socket (autobahn's control frames: a consumer's JSON, pings, the close
+handshake) through ``transport.write``, which buffers in Twisted and writes later from the
+reactor. Two writers with two buffers could put the tail of one frame after the head of
+another, or reorder a socket's bytes. So the sink takes over that transport instance:
+Twisted's ``write``/``writeSequence`` become the sink's, whichever thread calls them, under one
+lock and behind one outbox. A write when the outbox is empty is one ``send()`` system call
+(as asyncio's transports do; Twisted's own path costs two ``epoll_ctl`` calls and a loop
+callback per frame, which made a daphne socket cost about twice a bare
+``websockets.broadcast()``, ``bench/bench_fanout.py``). What the kernel did not take waits in
+the outbox, whole frames behind it, and the media loop sends it when the socket is writable
+(``add_writer``). ``loseConnection`` waits for the outbox, then Twisted closes on its loop;
+the socket's close holds the same lock, so the media thread never writes to a descriptor the
+kernel may already have given to a new connection. A separate process per room (the other
+way to isolate) would add a hop and a copy per listener-frame; a thread shares the sockets.
+
+Slow listeners never grow memory or slow the room. A socket sink keeps at most
+``SOCKET_OUTBOX_BYTES`` (64 KiB, Twisted's high-water mark) beyond what the kernel took; past
+that it drops audio frames (counted) until the listener catches up, never a control frame
+(the reactor's writes) and never part of a frame. A direct sink (TLS) registers as the
+transport's push producer and drops while Twisted pauses it; an async sink keeps at most
+``ASYNC_QUEUE_FRAMES`` frames and drops the oldest.
 
 Big rooms bundle. Once a room has ``bundle_from`` sockets in this process, its listeners get
 ``bundle_frames`` (2) consecutive mix frames in one message (kind 3, ``spaces/audio/wire.py``)
@@ -30,16 +48,16 @@ every other tick, which halves the sends, the system calls and the client's wake
 latency: the first frame of each pair waits one tick, so 10 ms on average and 20 ms at most.
 Members on stage still get every tick at once (they converse).
 
-A tick goes out in chunks of ``chunk`` (128) sockets, one chunk per event loop iteration. The
-loop polls its sockets between chunks, so a speaker's next frame, which reaches the mixer
-through this same loop, waits for one chunk (about a millisecond) instead of the whole
+A tick goes out in chunks of ``chunk`` (128) sockets, one chunk per iteration of the media
+loop. The loop takes other work between chunks, so a speaker's next frame, which reaches the
+mixer through this same loop, waits for one chunk (about a millisecond) instead of the whole
 room: at 500 listeners a tick in one piece kept the loop 10-15 ms, and the speaker's jitter
 buffer had to keep that much more delay. A room has at most one tick in flight: a tick (or a
 text event) that comes before the last one is out first sends the rest of it at once, so each
 socket still gets everything in order.
 
-Everything here runs on the event loop thread; the mixer thread hands ticks over with
-``loop.call_soon_threadsafe``.
+Everything in :class:`Fanout` runs on one loop (the media loop); the mixer thread hands ticks
+over with ``loop.call_soon_threadsafe``, presence's digests cross the same way.
 """
 
 from __future__ import annotations
@@ -48,6 +66,7 @@ import asyncio
 import contextlib
 import logging
 import struct
+import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -185,6 +204,223 @@ class DirectSink:
         self._registered = False
 
 
+# Bytes a socket sink keeps for a listener beyond what the kernel took; past this, audio frames
+# are dropped (counted) until it drains. Twisted's own high-water mark is the same.
+SOCKET_OUTBOX_BYTES = 64 * 1024
+
+
+class SocketSink:
+    """The one writer of a daphne socket once its audio is attached: the media thread writes
+    audio frames, the reactor thread writes everything else (autobahn's control frames, pings,
+    the close handshake), and both go through here, so frames never interleave mid-frame and
+    each socket gets its bytes in the order they were written.
+
+    Built on the reactor thread (the consumer's attach), it takes over that transport
+    instance: its ``write``, ``writeSequence``, ``loseConnection`` and ``connectionLost`` are
+    replaced by this sink's, and what Twisted still had buffered moves into the sink's outbox.
+    A write when the outbox is empty is one ``send()`` on the socket, from whichever thread;
+    what the kernel did not take waits in the outbox, which the media loop flushes when the
+    socket is writable again (``add_writer``). ``loseConnection`` waits until the outbox is
+    flushed, then Twisted closes the socket its way on the reactor thread. Audio frames are
+    dropped (counted) while more than ``SOCKET_OUTBOX_BYTES`` wait; the reactor's writes never
+    are (a lost control frame would corrupt the stream).
+
+    Every send and the socket's close hold ``lock``: the media thread can never write to a
+    descriptor the reactor closed (and the kernel may have given to a new connection).
+    """
+
+    def __init__(self, protocol, *, media_loop: asyncio.AbstractEventLoop, reactor_loop) -> None:
+        self.protocol = protocol
+        self.transport = transport = protocol.transport
+        self.socket = transport.socket
+        self.fileno = self.socket.fileno()
+        self.media_loop = media_loop
+        self.reactor_loop = reactor_loop
+        self.stats = SinkStats()
+        self.lock = threading.Lock()
+        # Bytes waiting for the kernel, oldest first; ``head_sent`` of the first are out.
+        self.outbox: deque[bytes] = deque()
+        self.head_sent = 0
+        self.queued = 0
+        # The media loop watches the socket for writability (or is about to).
+        self.writer_armed = False
+        # The reactor asked to close once the outbox is flushed.
+        self.close_pending = False
+        # The socket is closed or broken: nothing is written any more.
+        self.dead = False
+        # The fan-out let go of the sink (detach): no more audio, the reactor's writes go on.
+        self.detached = False
+        self._twisted_lose = transport.loseConnection
+        self._twisted_lost = transport.connectionLost
+        # Take over what Twisted buffered (the upgrade's response, the snapshot) so it goes
+        # out first, then be the transport's writer.
+        pending = transport.dataBuffer[transport.offset :] + b"".join(transport._tempDataBuffer)
+        transport.dataBuffer, transport.offset = b"", 0
+        transport._tempDataBuffer, transport._tempDataLen = [], 0
+        transport.stopWriting()
+        transport.write = self.write
+        transport.writeSequence = self.write_sequence
+        transport.loseConnection = self.lose_connection
+        transport.connectionLost = self.connection_lost
+        transport.salon_sink = self
+        if pending:
+            self.write(pending)
+
+    # --- the reactor's side (Twisted calls these on the transport) ---------------------------
+
+    def write(self, data: bytes) -> None:
+        if data and self.transport.connected:
+            self._write(bytes(data), audio=False)
+
+    def write_sequence(self, chunks) -> None:
+        self.write(b"".join(chunks))
+
+    def lose_connection(self, *args) -> None:
+        with self.lock:
+            if self.outbox and not self.dead:
+                self.close_pending = True
+                return
+        self._twisted_lose(*args)
+
+    def connection_lost(self, reason) -> None:
+        with self.lock:
+            self.dead = True
+            self.outbox.clear()
+            self.queued = 0
+        self._on_media(self._disarm)
+        self._twisted_lost(reason)
+
+    # --- the media thread's side --------------------------------------------------------------
+
+    def send(self, outgoing: Outgoing) -> None:
+        if self.detached or self.protocol.state != self.protocol.STATE_OPEN:
+            return
+        if self._write(outgoing.frame, audio=True):
+            self.stats.sent += 1
+        else:
+            self.stats.dropped += 1
+
+    def close(self) -> None:
+        """The fan-out is done with this socket; the reactor's writes still go through here."""
+        self.detached = True
+
+    # --- both ---------------------------------------------------------------------------------
+
+    def _write(self, data: bytes, *, audio: bool) -> bool:
+        """Send ``data`` or queue it behind what waits; False if an audio frame was dropped."""
+        with self.lock:
+            if self.dead or (audio and self.close_pending):
+                return not audio
+            if self.outbox:
+                if audio and self.queued > SOCKET_OUTBOX_BYTES:
+                    return False
+                self.outbox.append(data)
+                self.queued += len(data)
+                return True
+            try:
+                sent = self.socket.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                # Broken: the reactor meets the error when it reads, and closes its way.
+                self.dead = True
+                return not audio
+            if sent == len(data):
+                return True
+            self.outbox.append(data)
+            self.head_sent = sent
+            self.queued = len(data) - sent
+            arm = not self.writer_armed
+            self.writer_armed = True
+        if arm:
+            self._on_media(self._arm)
+        return True
+
+    def _on_media(self, callback) -> None:
+        try:
+            if _running_loop() is self.media_loop:
+                callback()
+            else:
+                self.media_loop.call_soon_threadsafe(callback)
+        except RuntimeError:  # the media loop is gone (the process is stopping)
+            self.dead = True
+
+    def _arm(self) -> None:
+        # Under the lock: the reactor cannot close the descriptor meanwhile.
+        with self.lock:
+            if self.dead or not self.outbox:
+                self.writer_armed = False
+                return
+            self.media_loop.add_writer(self.fileno, self._flush)
+
+    def _disarm(self) -> None:
+        # Queued behind any _arm of this sink and before any sink of a new connection that
+        # reuses the descriptor, since both come through the media loop's queue in order.
+        self.media_loop.remove_writer(self.fileno)
+
+    def _flush(self) -> None:
+        """Media loop, the socket is writable: send what waits, oldest first."""
+        close = False
+        with self.lock:
+            while self.outbox and not self.dead:
+                head = self.outbox[0]
+                try:
+                    sent = self.socket.send(memoryview(head)[self.head_sent :])
+                except BlockingIOError:
+                    return
+                except OSError:
+                    self.dead = True
+                    break
+                self.queued -= sent
+                self.head_sent += sent
+                if self.head_sent < len(head):
+                    return
+                self.outbox.popleft()
+                self.head_sent = 0
+            if self.dead:
+                self.outbox.clear()
+                self.queued = 0
+            self.writer_armed = False
+            close, self.close_pending = self.close_pending and not self.dead, False
+            self.media_loop.remove_writer(self.fileno)
+        if close:
+            with contextlib.suppress(RuntimeError):
+                self.reactor_loop.call_soon_threadsafe(self._twisted_lose)
+
+
+class LoopSink:
+    """A sink that must be used on its socket's own loop (an ASGI ``send``, a TLS transport),
+    used from the media thread: each send crosses to that loop."""
+
+    def __init__(self, inner: DirectSink | AsyncSink, loop: asyncio.AbstractEventLoop) -> None:
+        self.inner = inner
+        self.loop = loop
+
+    @property
+    def stats(self) -> SinkStats:
+        return self.inner.stats
+
+    def send(self, outgoing: Outgoing) -> None:
+        self._call(self.inner.send, outgoing)
+
+    def close(self) -> None:
+        self._call(self.inner.close)
+
+    def _call(self, callback, *args) -> None:
+        if _running_loop() is self.loop:
+            callback(*args)
+            return
+        with contextlib.suppress(RuntimeError):  # that loop has closed: the socket is gone
+            self.loop.call_soon_threadsafe(callback, *args)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class AsyncSink:
     """Sends through the ASGI ``send`` callable, keeping only the newest few frames."""
 
@@ -215,12 +451,32 @@ class AsyncSink:
         self._task.cancel()
 
 
-def sink_for(send) -> DirectSink | AsyncSink:
-    """The fastest sink this server allows for a socket, given its ASGI ``send``."""
+Sink = DirectSink | AsyncSink | SocketSink | LoopSink
+
+
+def sink_for(send, *, media_loop: asyncio.AbstractEventLoop | None = None) -> Sink:
+    """The fastest sink this server allows for a socket, given its ASGI ``send``.
+
+    Call it on the socket's own loop (the reactor's). With ``media_loop`` (the media thread's
+    loop, if it is another one) the sink is made for use from there: a plain TCP daphne
+    socket gets a :class:`SocketSink`, anything else its usual sink behind a
+    :class:`LoopSink`.
+    """
+    own_loop = _running_loop()
+    cross = media_loop is not None and media_loop is not own_loop
     protocol = _daphne_protocol(send)
-    if protocol is not None and getattr(protocol, "transport", None) is not None:
-        return DirectSink(protocol)
-    return AsyncSink(send)
+    transport = getattr(protocol, "transport", None) if protocol is not None else None
+    if transport is not None:
+        existing = getattr(transport, "salon_sink", None)
+        if existing is not None:  # attached again: the socket keeps its one writer
+            existing.detached = False
+            return existing
+        if cross and _plain_tcp_socket(transport) is not None and transport.connected:
+            return SocketSink(protocol, media_loop=media_loop, reactor_loop=own_loop)
+        sink = DirectSink(protocol)
+    else:
+        sink = AsyncSink(send)
+    return LoopSink(sink, own_loop) if cross else sink
 
 
 def _daphne_protocol(send):
@@ -236,7 +492,7 @@ def _daphne_protocol(send):
 
 @dataclass
 class _Member:
-    sink: DirectSink | AsyncSink
+    sink: Sink
     # The member's user id when they are on stage: they hear the mix without their own voice.
     speaker_id: int | None = None
 
@@ -280,10 +536,15 @@ class Fanout:
         self.chunk = chunk
 
     def add(self, room_id: int, key: str, send, *, speaker_id: int | None = None) -> None:
+        self.add_sink(room_id, key, sink_for(send), speaker_id=speaker_id)
+
+    def add_sink(self, room_id: int, key: str, sink: Sink, *, speaker_id: int | None = None):
+        """Add a socket whose sink was made on its own loop (``sink_for``)."""
         room = self.rooms.setdefault(room_id, RoomFanout())
-        if key in room.members:
-            room.members[key].sink.close()
-        room.members[key] = _Member(sink=sink_for(send), speaker_id=speaker_id)
+        previous = room.members.get(key)
+        if previous is not None and previous.sink is not sink:
+            previous.sink.close()
+        room.members[key] = _Member(sink=sink, speaker_id=speaker_id)
 
     def set_speaker(self, room_id: int, key: str, speaker_id: int | None) -> None:
         member = self.rooms.get(room_id, RoomFanout()).members.get(key)
@@ -420,7 +681,8 @@ class Fanout:
         room = self.rooms.get(room_id)
         if room is None:
             return {"members": 0, "sent": 0, "dropped": 0}
-        sinks = [m.sink.stats for m in room.members.values()]
+        # list() first: healthz reads this on the reactor thread while the media thread adds.
+        sinks = [m.sink.stats for m in list(room.members.values())]
         return {
             "members": len(sinks),
             "sent": sum(s.sent for s in sinks),

@@ -13,6 +13,25 @@ Who does what:
   bundle (shared mix + mix-minus packets); every process with members of the room receives it
   once and writes it to its own sockets through :mod:`spaces.fanout`.
 
+Threads. Three per process, so audio never waits behind anything else:
+
+* daphne's event loop (the reactor) reads every socket, runs the consumers, the handshakes,
+  the snapshots, HTTP and uploads, the channel layer, presence and the heartbeats;
+* the media thread (:class:`MediaLoop`, its own asyncio loop) runs this plane: the rooms, the
+  bus (for Redis its own connections and subscription, so bundles never cross daphne's loop),
+  the leases, the ``in:`` handler that feeds the mixer, and the fan-out's writes to sockets;
+* the mixer thread (:class:`MixerRunner`) ticks every 20 ms and hands each result to the media
+  loop with ``call_soon_threadsafe``.
+
+The consumers call the plane's public methods on daphne's loop; each crosses to the media loop
+(``run_coroutine_threadsafe``; no database call on the way). A speaker's frame is the one
+thing daphne must read itself: :meth:`MediaPlane.speaker_frame` is one thread-safe enqueue,
+never an await. Presence and its digests stay on daphne's loop (they use the channel layer);
+digests cross to the fan-out like any other text. The plane's own database calls (a new
+owner's publishers and audio mode, recording segments) run on Channels' database thread and
+are awaited from the media loop, which takes ticks meanwhile. How a socket is written from
+both threads without frames interleaving: :class:`spaces.fanout.SocketSink`.
+
 Speaking indicators ride the same path: about 5 times a second the owner publishes a ``levels``
 event (docs/protocol.md), and only when it differs from the last one, so a quiet room sends
 nothing. Sent through the channel layer it would cost one message per listener.
@@ -48,12 +67,14 @@ new owner asks for a new one, so a move or a crash loses only what was not on di
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import secrets
 import socket
 import struct
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -67,7 +88,7 @@ from .audio.recorder import MixRecorder
 from .audio.runner import MixerRunner
 from .audio.uplink import UplinkReports
 from .bus import LocalBus, RedisBus
-from .fanout import Fanout, fanout
+from .fanout import Fanout, fanout, sink_for
 from .presence import AudiencePresence, Heartbeats
 
 logger = logging.getLogger(__name__)
@@ -165,8 +186,43 @@ class _Room:
     audio_mode_told: bool = False
 
 
+class MediaLoop:
+    """The media thread: an asyncio event loop of its own, on which the media plane runs."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="salon-media", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_forever()
+            # Stopping: let every task (lease rounds, the bus's reader) end as asyncio.run does.
+            tasks = asyncio.all_tasks(self.loop)
+            for task in tasks:
+                task.cancel()
+            self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        finally:
+            self.loop.close()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the loop and its thread; safe to call twice."""
+        with contextlib.suppress(RuntimeError):  # already closed
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+
 class MediaPlane:
-    """One per process; lives on the event loop that serves the sockets."""
+    """One per process. With a :class:`MediaLoop` it runs on the media thread, and its public
+    methods may be called from the sockets' loop (they cross over); without one, everything
+    runs on the loop that starts it (unit tests)."""
 
     def __init__(
         self,
@@ -180,8 +236,10 @@ class MediaPlane:
         segment_start: Callable[..., Path | None] | None = None,
         segment_closed: Callable[..., None] | None = None,
         audio_mode_loader: Callable[[int], str] | None = None,
+        media_loop: MediaLoop | None = None,
     ) -> None:
         self.bus = bus
+        self.media_loop = media_loop
         self.fanout = fanout_registry
         self.runner = runner or MixerRunner(on_result=self._on_tick_result)
         # A runner passed in (tests, with a fake clock) is driven by its owner, not started here.
@@ -191,9 +249,7 @@ class MediaPlane:
         self.owner_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.publishers_loader = publishers_loader
         # Listener comings and goings, as digests to this process's sockets (spaces/presence.py).
-        self.presence = (
-            AudiencePresence(deliver_text=self.fanout.deliver_text) if presence else None
-        )
+        self.presence = AudiencePresence(deliver_text=self._deliver_text) if presence else None
         self.heartbeats = Heartbeats(interval=heartbeat_seconds)
         # Recording, called with ``space_id=`` on a database thread: the file for a new segment
         # (None: the space is not recorded now), and "this process closed its segment".
@@ -203,7 +259,11 @@ class MediaPlane:
         self.audio_mode_loader = audio_mode_loader
         self.rooms: dict[int, _Room] = {}
         self._tasks: set[asyncio.Task] = set()
-        self.loop: asyncio.AbstractEventLoop | None = None
+        # The loop the rooms, the bus and the fan-out live on (the media thread's), and the
+        # one the sockets, presence and heartbeats live on (daphne's). One loop without a
+        # MediaLoop.
+        self.loop: asyncio.AbstractEventLoop | None = media_loop.loop if media_loop else None
+        self.main_loop: asyncio.AbstractEventLoop | None = None
         self.frames_in = 0
         # Counted by the consumers: frames refused (not on stage, muted) and malformed ones.
         self.frames_dropped = 0
@@ -212,11 +272,12 @@ class MediaPlane:
         self.ticks_silent = 0
 
     def stats(self) -> dict:
-        """This process's audio counters (``/healthz`` shows them)."""
-        sinks = [self.fanout.stats(space_id) for space_id in self.rooms]
+        """This process's audio counters (``/healthz`` shows them). Any thread: it only reads."""
+        rooms = list(self.rooms.values())  # the media thread may add or remove one meanwhile
+        sinks = [self.fanout.stats(room.space_id) for room in rooms]
         return {
-            "rooms": len(self.rooms),
-            "rooms_mixed_here": sum(1 for room in self.rooms.values() if room.owner),
+            "rooms": len(rooms),
+            "rooms_mixed_here": sum(1 for room in rooms if room.owner),
             "sockets": sum(s["members"] for s in sinks),
             "frames_in": self.frames_in,
             "frames_dropped": self.frames_dropped,
@@ -228,44 +289,133 @@ class MediaPlane:
         }
 
     async def start(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        await self.bus.start()
+        """Start on the sockets' loop (the media thread, if any, is already running)."""
+        self.main_loop = asyncio.get_running_loop()
+        if self.loop is None:
+            self.loop = self.main_loop
+        # The bus starts on the media loop: its Redis connections and subscriptions are its own.
+        await self._on_media(self.bus.start())
         if self.presence is not None:
             await self.presence.start()
 
     async def stop(self) -> None:
-        for room in list(self.rooms.values()):
-            await self._close_room(room)
+        await self._on_media(self._stop_media())
         if self.presence is not None:
             await self.presence.stop()
         self.heartbeats.stop()
+        if self.media_loop is not None:
+            self.media_loop.stop()
+
+    async def _stop_media(self) -> None:
+        for room in list(self.rooms.values()):
+            await self._close_room(room)
         # Recorders closing: their files must be finalized before the process goes.
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.runner.stop()
         await self.bus.stop()
 
-    # --- consumers (event loop) ---------------------------------------------------------------
+    # --- crossing between the sockets' loop and the media loop --------------------------------
+
+    async def _on_media(self, coroutine):
+        """Run ``coroutine`` on the media loop and wait for it from the caller's loop."""
+        if asyncio.get_running_loop() is self.loop:
+            return await coroutine
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self.loop))
+
+    def _call_media(self, callback, *args) -> None:
+        """Call ``callback`` on the media loop soon, without waiting (any thread)."""
+        if self.media_loop is None:
+            callback(*args)
+            return
+        with contextlib.suppress(RuntimeError):  # the media loop has stopped (shutting down)
+            self.loop.call_soon_threadsafe(callback, *args)
+
+    async def _on_main(self, coroutine) -> None:
+        """From the media loop: run ``coroutine`` (presence, on the channel layer) on the
+        sockets' loop. Not awaited across threads: calls made this way run in order."""
+        if self.main_loop is None or self.main_loop is self.loop:
+            await coroutine
+            return
+        try:
+            future = asyncio.run_coroutine_threadsafe(coroutine, self.main_loop)
+        except RuntimeError:  # that loop has closed
+            coroutine.close()
+            return
+        future.add_done_callback(_log_failure)
+
+    def _deliver_text(self, space_id: int, text: str) -> None:
+        """Presence's digests (sockets' loop) to the room's sockets (media loop)."""
+        self._call_media(self.fanout.deliver_text, space_id, text)
+
+    # --- consumers (the sockets' loop) --------------------------------------------------------
 
     async def attach(
         self, space_id: int, key: str, send, *, user_id: int, publishing: bool
     ) -> int | None:
         """A socket joins the room's audio: it hears the mix from now on. Returns the epoch
         of its stream if it publishes."""
+        # The sink is made here, on the socket's loop: it takes the transport over there.
+        sink = sink_for(send, media_loop=self.loop)
+        return await self._on_media(
+            self._attach(space_id, key, sink, user_id=user_id, publishing=publishing)
+        )
+
+    async def detach(self, space_id: int, key: str) -> None:
+        await self._on_media(self._detach(space_id, key))
+
+    def speaker_frame(self, space_id: int, key: str, frame: bytes) -> None:
+        """A frame from socket ``key``, which the consumer has checked may publish (wire
+        format, kind 1). It goes to the mixer stamped with the socket's stream epoch. Never
+        waits: one thread-safe hand-off to the media loop."""
+        self._call_media(self._speaker_frame, space_id, key, frame)
+
+    async def set_publishing(
+        self, space_id: int, key: str, *, user_id: int, publishing: bool
+    ) -> int | None:
+        """The member behind socket ``key`` may (no longer) publish: tell the room's mixer.
+        Publishing starts a new stream from this socket: returns its epoch."""
+        return await self._on_media(
+            self._set_publishing(space_id, key, user_id=user_id, publishing=publishing)
+        )
+
+    async def end_stream(self, space_id: int, key: str) -> None:
+        """Socket ``key`` gives its member's stream up (a newer connection of the member took
+        it over): its frames stop here, and the mixer forgets its epoch. Unlike a mute, the
+        member still may publish, from the other connection."""
+        await self._on_media(self._end_stream(space_id, key))
+
+    async def set_recording(self, space_id: int, recording: bool) -> None:
+        """The space's recording was switched on or off: tell the room's owner (once per
+        process and change: every member's socket here calls this)."""
+        await self._on_media(self._set_recording(space_id, recording))
+
+    async def set_audio_mode(self, space_id: int, audio_mode: str) -> None:
+        """The space's audio mode changed: tell the room's owner (once per process and
+        change: every member's socket here calls this)."""
+        await self._on_media(self._set_audio_mode(space_id, audio_mode))
+
+    async def end_room(self, space_id: int) -> None:
+        """The space ended: stop mixing it here at once (its sockets, closing, detach)."""
+        await self._on_media(self._end_room(space_id))
+
+    # --- the same, on the media loop ----------------------------------------------------------
+
+    async def _attach(self, space_id: int, key: str, sink, *, user_id: int, publishing: bool):
         room = self.rooms.get(space_id)
         if room is None:
             room = self.rooms[space_id] = _Room(space_id)
             await self.bus.subscribe(f"out:{space_id}", self._out_handler(space_id))
             room.lease_task = asyncio.get_running_loop().create_task(self._hold_lease(room))
             if self.presence is not None:
-                await self.presence.watch(space_id)
+                await self._on_main(self.presence.watch(space_id))
         room.local_members += 1
         room.idle_since = None
-        self.fanout.add(space_id, key, send, speaker_id=user_id if publishing else None)
+        self.fanout.add_sink(space_id, key, sink, speaker_id=user_id if publishing else None)
         if publishing:
-            return await self.set_publishing(space_id, key, user_id=user_id, publishing=True)
+            return await self._set_publishing(space_id, key, user_id=user_id, publishing=True)
         return None
 
-    async def detach(self, space_id: int, key: str) -> None:
+    async def _detach(self, space_id: int, key: str) -> None:
         room = self.rooms.get(space_id)
         self.fanout.remove(space_id, key)
         if room is None:
@@ -275,9 +425,7 @@ class MediaPlane:
         if room.local_members <= 0:
             room.idle_since = time.monotonic()
 
-    def speaker_frame(self, space_id: int, key: str, frame: bytes) -> None:
-        """A frame from socket ``key``, which the consumer has checked may publish (wire
-        format, kind 1). It goes to the mixer stamped with the socket's stream epoch."""
+    def _speaker_frame(self, space_id: int, key: str, frame: bytes) -> None:
         room = self.rooms.get(space_id)
         stream = room.streams.get(key) if room is not None else None
         if stream is None:
@@ -288,11 +436,9 @@ class MediaPlane:
             f"in:{space_id}", _IN_HEAD.pack(b"F", user_id) + _EPOCH.pack(epoch) + frame
         )
 
-    async def set_publishing(
+    async def _set_publishing(
         self, space_id: int, key: str, *, user_id: int, publishing: bool
     ) -> int | None:
-        """The member behind socket ``key`` may (no longer) publish: tell the room's mixer.
-        Publishing starts a new stream from this socket: returns its epoch."""
         room = self.rooms.get(space_id)
         epoch = None
         if room is not None:
@@ -308,10 +454,7 @@ class MediaPlane:
         await self.bus.publish(f"in:{space_id}", message + _EPOCH.pack(epoch or 0))
         return epoch
 
-    async def end_stream(self, space_id: int, key: str) -> None:
-        """Socket ``key`` gives its member's stream up (a newer connection of the member took
-        it over): its frames stop here, and the mixer forgets its epoch. Unlike a mute, the
-        member still may publish, from the other connection."""
+    async def _end_stream(self, space_id: int, key: str) -> None:
         room = self.rooms.get(space_id)
         stream = room.streams.pop(key, None) if room is not None else None
         if stream is None:
@@ -319,9 +462,7 @@ class MediaPlane:
         user_id, epoch = stream
         await self.bus.publish(f"in:{space_id}", _IN_HEAD.pack(b"E", user_id) + _EPOCH.pack(epoch))
 
-    async def set_recording(self, space_id: int, recording: bool) -> None:
-        """The space's recording was switched on or off: tell the room's owner (once per
-        process and change: every member's socket here calls this)."""
+    async def _set_recording(self, space_id: int, recording: bool) -> None:
         room = self.rooms.get(space_id)
         if room is None or room.recording_announced == recording:
             return
@@ -329,9 +470,7 @@ class MediaPlane:
         message = _IN_HEAD.pack(b"R", 0) + bytes([1 if recording else 0])
         await self.bus.publish(f"in:{space_id}", message)
 
-    async def set_audio_mode(self, space_id: int, audio_mode: str) -> None:
-        """The space's audio mode changed: tell the room's owner (once per process and
-        change: every member's socket here calls this)."""
+    async def _set_audio_mode(self, space_id: int, audio_mode: str) -> None:
         room = self.rooms.get(space_id)
         if room is None or room.audio_mode_announced == audio_mode:
             return
@@ -339,8 +478,7 @@ class MediaPlane:
         message = _IN_HEAD.pack(b"A", 0) + bytes([AUDIO_MODE_CODES.index(audio_mode)])
         await self.bus.publish(f"in:{space_id}", message)
 
-    async def end_room(self, space_id: int) -> None:
-        """The space ended: stop mixing it here at once (its sockets, closing, detach)."""
+    async def _end_room(self, space_id: int) -> None:
         room = self.rooms.get(space_id)
         if room is not None:
             await self._close_room(room)
@@ -380,7 +518,7 @@ class MediaPlane:
         for user_id in publishers | room.local_publishers:
             mixer.add_speaker(user_id, allowed=True)
         mixer.levels_observers.append(
-            lambda event: self.loop.call_soon_threadsafe(self._publish_levels, room, event)
+            lambda event: self._hand_over(self._publish_levels, room, event)
         )
         room.mixer = mixer
         room.owner = True
@@ -498,7 +636,7 @@ class MediaPlane:
             await self.bus.release_lease(f"lease:{room.space_id}", self.owner_id)
         await self.bus.unsubscribe(f"out:{room.space_id}")
         if self.presence is not None:
-            await self.presence.unwatch(room.space_id)
+            await self._on_main(self.presence.unwatch(room.space_id))
 
     # --- bus handlers (event loop) -----------------------------------------------------------
 
@@ -582,18 +720,27 @@ class MediaPlane:
                 message = bytes([_UPLINK]) + _EPOCH.pack(int(user_id)) + body
                 self.bus.publish_nowait(f"out:{room.space_id}", message)
 
+    def _hand_over(self, callback, *args) -> None:
+        """Mixer thread: run ``callback`` on the media loop. Once that loop has closed (the
+        process or the test is ending) the mixer is about to stop: the tick goes nowhere."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # closed between the check and the call
+            loop.call_soon_threadsafe(callback, *args)
+
     def _on_tick_result(self, space_id, result: TickResult) -> None:
-        """Mixer thread: hand the tick to the event loop at once; no I/O here."""
+        """Mixer thread: hand the tick to the media loop at once; no I/O here."""
         room = self.rooms.get(space_id)
         if room is not None and result.uplink:
-            self.loop.call_soon_threadsafe(self._publish_uplink, room, result.uplink)
+            self._hand_over(self._publish_uplink, room, result.uplink)
         if room is not None:
             room.silent_ticks = 0 if result.talking else room.silent_ticks + 1
             if room.silent_ticks > SILENT_TAIL_TICKS:
                 self.ticks_silent += 1
                 return
         bundle = pack_bundle(result)
-        self.loop.call_soon_threadsafe(self.bus.publish_nowait, f"out:{space_id}", bundle)
+        self._hand_over(self.bus.publish_nowait, f"out:{space_id}", bundle)
         self.ticks_published += 1
 
 
@@ -604,6 +751,11 @@ def new_stream_epoch(previous: int | None = None) -> int:
         epoch = secrets.randbits(32)
         if epoch != previous:
             return epoch
+
+
+def _log_failure(future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.error("media: a call on the sockets' loop failed", exc_info=future.exception())
 
 
 def make_bus(redis_url: str | None) -> LocalBus | RedisBus:
@@ -631,7 +783,7 @@ _plane_started: asyncio.Future | None = None
 async def get_media_plane() -> MediaPlane:
     """This process's media plane, started on first use on the serving event loop."""
     global _plane, _plane_started
-    if _plane is not None and _plane.loop is not asyncio.get_running_loop():
+    if _plane is not None and _plane.main_loop is not asyncio.get_running_loop():
         # Its loop is gone (tests run each on a new loop): stop its thread, start afresh.
         discard_media_plane()
     if _plane is None:
@@ -649,8 +801,9 @@ async def get_media_plane() -> MediaPlane:
             segment_start=replay_segment_start,
             segment_closed=replay_segment_closed,
             audio_mode_loader=space_audio_mode,
+            media_loop=MediaLoop(),
         )
-        _plane.loop = asyncio.get_running_loop()
+        _plane.main_loop = asyncio.get_running_loop()
         # Sockets that connect while it starts wait for the same start, not a second plane.
         _plane_started = asyncio.ensure_future(_plane.start())
     await asyncio.shield(_plane_started)
@@ -663,12 +816,16 @@ def current_media_plane() -> MediaPlane | None:
 
 
 def discard_media_plane() -> None:
-    """Forget this process's plane and stop its mixer thread (its event loop has ended)."""
+    """Forget this process's plane and stop its media and mixer threads (its sockets' event
+    loop has ended, or the process is stopping)."""
     global _plane
     plane, _plane = _plane, None
     if plane is not None:
+        # The media loop first: it may be taking a room (and starting the runner) right now.
+        if plane.media_loop is not None:
+            plane.media_loop.stop()
         plane.runner.stop()
         plane.heartbeats.stop()
-        for room in plane.rooms.values():
+        for room in list(plane.rooms.values()):
             if room.recorder is not None:
                 room.recorder.close()  # the file stays playable; no replay is processed

@@ -37,6 +37,9 @@ class MixerRunner:
         self._rooms_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # start() and stop() may come from different threads (the media loop starts the runner
+        # when it takes a room; a shutdown stops it).
+        self._lifecycle = threading.Lock()
 
     @property
     def rooms(self) -> dict[RoomId, RoomMixer]:
@@ -54,17 +57,20 @@ class MixerRunner:
         return mixer
 
     def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("MixerRunner already started")
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="salon-audio-mixer", daemon=True)
-        self._thread.start()
+        with self._lifecycle:
+            if self._thread is not None:
+                raise RuntimeError("MixerRunner already started")
+            self._stop.clear()
+            thread = threading.Thread(target=self._run, name="salon-audio-mixer", daemon=True)
+            thread.start()
+            self._thread = thread
 
     def stop(self, timeout: float | None = 5.0) -> None:
         """Stop after the tick in progress; safe to call twice or before ``start``."""
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
+        with self._lifecycle:
+            self._stop.set()
+            thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
             if thread.is_alive():
                 raise RuntimeError("mixer thread did not stop in time")

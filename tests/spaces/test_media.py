@@ -10,6 +10,7 @@ from spaces import media
 from spaces.audio import wire
 from spaces.audio.clock import FakeClock
 from spaces.audio.codec import FRAME_SAMPLES, FRAME_SECONDS, OpusDecoder
+from spaces.audio.mixer import RoomMixer
 from spaces.audio.runner import MixerRunner
 from spaces.bus import LocalBus, RedisBus
 from spaces.fanout import Fanout
@@ -110,6 +111,45 @@ async def test_listener_hears_the_speaker_and_speaker_gets_mix_minus():
     assert dominant_frequency(speaker.messages[-30:]) == pytest.approx(660, abs=15)
     assert all(wire.unpack(m).kind == wire.FrameKind.ROOM_MIX for m in listener.messages)
     await plane.stop()
+
+
+async def test_a_plane_on_its_media_thread_carries_frames_in_and_the_mix_out():
+    """With a MediaLoop the plane runs on its own thread: the consumers' calls (here, this
+    loop's) cross over and back, the speaker's frames reach the mixer, and the listener's
+    socket on this loop hears the tone, every tick in order."""
+    runner = MixerRunner(FakeClock())
+    media_loop = media.MediaLoop()
+    plane = media.MediaPlane(
+        bus=LocalBus(), runner=runner, fanout_registry=Fanout(), media_loop=media_loop
+    )
+    await plane.start()
+    listener = Socket()
+    await plane.attach(1, "s", Socket(), user_id=10, publishing=True)
+    await plane.attach(1, "l", listener, user_id=20, publishing=False)
+    await until(lambda: plane.rooms[1].owner)
+    for frame in tone_frames(440, 60):
+        plane.speaker_frame(1, "s", frame)
+        await plane._on_media(asyncio.sleep(0))  # a round trip: the frame is at the mixer
+        runner.run_ticks(1)
+    await until(lambda: len(listener.messages) >= 50)
+
+    assert energy_near(listener.messages[-30:], 440) > 0.3
+    sequences = [wire.unpack(m).sequence for m in listener.messages]
+    assert sequences == sorted(set(sequences))
+    await plane.stop()
+    assert not media_loop.running
+
+
+def test_a_tick_handed_to_a_closed_media_loop_goes_nowhere_quietly():
+    """At teardown the mixer may tick once more after the media loop has closed: the tick is
+    dropped, not a failed tick ("Event loop is closed")."""
+    runner = MixerRunner(FakeClock())
+    plane = media.MediaPlane(bus=LocalBus(), runner=runner, fanout_registry=Fanout())
+    plane.loop = asyncio.new_event_loop()
+    plane.loop.close()
+    runner.add_room(1, RoomMixer())
+    runner.run_ticks(3)
+    assert runner.errors == 0
 
 
 def tone_correlation(heard: np.ndarray, tone: np.ndarray) -> float:
