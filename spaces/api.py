@@ -64,6 +64,9 @@ class SpaceSerializer(serializers.Serializer):
         ),
     )
     pinned_voice_tweet_id = serializers.IntegerField(allow_null=True)
+    host_away = serializers.BooleanField(
+        help_text="The host's last connection closed: a co-host may take over (host-take-over)."
+    )
 
 
 class SpaceCreateSerializer(serializers.Serializer):
@@ -348,6 +351,14 @@ class SpaceViewSet(viewsets.ViewSet):
         services.participant_leave(space=self._space(pk), user=request.user)
         return _done()
 
+    @extend_schema(request=None, responses=SpaceSerializer)
+    @action(detail=True, methods=["post"], url_path="host-take-over")
+    def host_take_over(self, request, pk=None):
+        """A co-host becomes the host while the host is away (409 while the host is here)."""
+        space = self._space(pk)
+        services.space_host_take_over(space=space, by=request.user)
+        return self._out(space)
+
     @extend_schema(request=None, responses=NO_CONTENT)
     @action(detail=True, methods=["post"], url_path="mute-all")
     def mute_all(self, request, pk=None):
@@ -425,3 +436,54 @@ class SpaceViewSet(viewsets.ViewSet):
                 request, url_name="spaces:replay_audio", pk=replay.space_id, member=request.user
             )
         return Response(ReplaySerializer(data).data)
+
+
+class NotificationSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    text = serializers.CharField()
+    url = serializers.CharField(help_text="where it leads, or empty")
+    created_at = serializers.DateTimeField()
+    read = serializers.BooleanField()
+
+
+class NotificationListSerializer(serializers.Serializer):
+    unread_count = serializers.IntegerField()
+    results = NotificationSerializer(many=True)
+
+
+class NotificationsReadSerializer(serializers.Serializer):
+    marked = serializers.IntegerField(help_text="notifications that were unread")
+    unread_count = serializers.IntegerField()
+
+
+def notification_data(notification) -> dict:
+    return {
+        "id": notification.pk,
+        "kind": notification.kind,
+        "text": notification.text,
+        "url": notification.url,
+        "created_at": notification.created_at,
+        "read": notification.read_at is not None,
+    }
+
+
+class NotificationViewSet(viewsets.ViewSet):
+    """The member's notifications (the bell): newest 50, the unread count, mark all read.
+    New ones arrive live on /ws/notifications/ (docs/protocol.md)."""
+
+    @extend_schema(responses=NotificationListSerializer)
+    def list(self, request):
+        data = {
+            "unread_count": selectors.notifications_unread_count(user=request.user),
+            "results": [
+                notification_data(n) for n in selectors.notifications_for(user=request.user)
+            ],
+        }
+        return Response(NotificationListSerializer(data).data)
+
+    @extend_schema(request=None, responses=NotificationsReadSerializer)
+    @action(detail=False, methods=["post"], url_path="read-all")
+    def read_all(self, request):
+        marked = services.notifications_mark_all_read(user=request.user)
+        return Response({"marked": marked, "unread_count": 0})
