@@ -5,4 +5,5 @@ from . import api
 # REST API of the spaces app, mounted under /api/v1/.
 router = SimpleRouter()
 router.register("spaces", api.SpaceViewSet, basename="api-space")
+router.register("notifications", api.NotificationViewSet, basename="api-notification")
 urlpatterns = router.urls
