@@ -57,8 +57,7 @@ def test_a_voice_reply_appears_in_the_thread_without_reload(
     page.get_by_label("Reply with your voice").fill("my answer")
     _post_file(page, tmp_path, "my answer")
     reply = page.locator(
-        f'.thread-items[data-parent="{tweet.pk}"] article.voicetweet[data-state=ready]',
-        has_text="my answer",
+        "section.thread article.voicetweet[data-state=ready]", has_text="my answer"
     )
     reply.wait_for()
     assert page.get_by_text("No replies yet.").count() == 0
