@@ -118,3 +118,46 @@ def test_the_notifications_page_makes_the_same_queries_for_3_or_30(client):
             assert client.get("/notifications/").status_code == 200
         counts.append(len(queries))
     assert counts[0] == counts[1]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_notification_socket_rings_the_bell_and_tells_the_hallway():
+    """Bob's /ws/notifications/: alice going live is a stored notification (with an id) and a
+    hallway.changed naming the space; a stranger's socket gets the hallway change only."""
+    from asgiref.sync import sync_to_async
+    from channels.testing import WebsocketCommunicator
+
+    from config.asgi import application
+
+    from .factories import session_cookie
+
+    alice = await sync_to_async(make_member)("alice", host=True)
+    bob = await sync_to_async(make_member)("bob")
+    sue = await sync_to_async(make_member)("sue")
+    await sync_to_async(Follow.objects.create)(follower=bob, followee=alice)
+    sockets = {}
+    for member in (bob, sue):
+        headers = [
+            (b"host", b"127.0.0.1"),
+            (b"origin", b"http://127.0.0.1"),
+            (b"cookie", await sync_to_async(session_cookie)(member)),
+        ]
+        sockets[member.username] = WebsocketCommunicator(
+            application, "/ws/notifications/", headers=headers
+        )
+        connected, _ = await sockets[member.username].connect()
+        assert connected
+        assert (await sockets[member.username].receive_json_from())["type"] == "hello"
+    try:
+        space = await sync_to_async(make_live_space)(alice, title="Jazz")
+        bob_frames = [await sockets["bob"].receive_json_from() for _ in range(2)]
+        by_type = {frame["type"]: frame for frame in bob_frames}
+        assert by_type["notification"]["kind"] == "space.followed_live"
+        assert by_type["notification"]["url"] == f"/spaces/{space.pk}/"
+        assert isinstance(by_type["notification"]["id"], int)
+        assert by_type["hallway.changed"] == {"type": "hallway.changed", "space_id": space.pk}
+        assert await sockets["sue"].receive_json_from() == by_type["hallway.changed"]
+        assert await sockets["sue"].receive_nothing(0.2)
+    finally:
+        for socket in sockets.values():
+            await socket.disconnect()
