@@ -81,7 +81,8 @@ function connect() {
       connectedBefore = true;
     }
     if (message.type === "notification") onNotification(message);
-    if (message.type === "hallway.changed") refreshHallway();
+    // Spread over a second: every open hallway hears of a change at the same moment.
+    if (message.type === "hallway.changed") setTimeout(refreshHallway, Math.random() * 1000);
     if (message.type === "hallway.count") showCount(message);
     window.dispatchEvent(new CustomEvent("salon:notification", { detail: message }));
   });
