@@ -245,8 +245,11 @@ def _went_live(space: Space) -> None:
     if space.visibility != Space.Visibility.CLOSED:
         from accounts.models import Follow
 
-        follower_ids = Follow.objects.filter(followee_id=space.host_id).values_list(
-            "follower_id", flat=True
+        # Members who asked for a reminder hear "is live now" from space_send_reminders.
+        follower_ids = (
+            Follow.objects.filter(followee_id=space.host_id)
+            .exclude(follower_id__in=space.subscriptions.values("user_id"))
+            .values_list("follower_id", flat=True)
         )
         notifications_send_many(
             user_ids=list(follower_ids),
@@ -264,7 +267,6 @@ def space_cancel(*, space: Space, by) -> Space:
         raise errors.SpaceForbidden("only the host can cancel the space")
     _transition(space, Space.State.CANCELLED)
     space.save(update_fields=["state"])
-    hallway_changed(space_id=space.pk)
     for subscription in space.subscriptions.select_related("user"):
         notification_send(
             user=subscription.user,

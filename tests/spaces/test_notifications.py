@@ -161,3 +161,26 @@ async def test_the_notification_socket_rings_the_bell_and_tells_the_hallway():
     finally:
         for socket in sockets.values():
             await socket.disconnect()
+
+
+def test_a_scheduled_space_starting_tells_followers_once_even_if_they_asked_for_a_reminder():
+    """Followers hear of the start; one who subscribed hears it from the reminder instead."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    alice = make_member("alice", host=True)
+    bob, carl = make_member("bob"), make_member("carl")
+    for member in (bob, carl):
+        Follow.objects.create(follower=member, followee=alice)
+    space = services.space_create(
+        host=alice, title="Later", scheduled_start=timezone.now() + timedelta(hours=1)
+    )
+    services.space_subscribe(space=space, user=carl)
+    assert not Notification.objects.exists()  # scheduling is not going live
+    services.space_start(space=space, by=alice)
+    assert list(Notification.objects.values_list("user__username", "kind")) == [
+        ("bob", "space.followed_live")
+    ]
+    services.space_send_reminders()
+    assert Notification.objects.filter(user=carl, kind="space.started").count() == 1
