@@ -114,3 +114,20 @@ def test_the_grace_period_counts_from_the_hosts_last_close():
 
     assert services.space_sweep(now=timezone.now() + timedelta(seconds=20))["removed"] == 1
     assert Space.objects.get(pk=space.pk).host_absent_since == away_since
+
+
+def test_the_api_take_over_calls_the_same_rule(room):
+    """POST host-take-over: 409 while the host is here, 200 with the new host once away."""
+    from rest_framework.test import APIClient
+
+    space, host, cohost = room["space"], room["host"], room["cohost"]
+    api = APIClient()
+    api.force_authenticate(cohost)
+    url = f"/api/v1/spaces/{space.pk}/host-take-over/"
+    response = api.post(url)
+    assert response.status_code == 409, response.content
+    services.participant_disconnect(space_id=space.pk, user_id=host.pk)
+    response = api.post(url)
+    assert response.status_code == 200
+    assert response.json()["host"]["id"] == cohost.pk
+    assert response.json()["host_away"] is False
