@@ -12,6 +12,7 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from config.private_media import media_link
 
@@ -468,12 +469,12 @@ def notification_data(notification) -> dict:
     }
 
 
-class NotificationViewSet(viewsets.ViewSet):
-    """The member's notifications (the bell): newest 50, the unread count, mark all read.
-    New ones arrive live on /ws/notifications/ (docs/protocol.md)."""
+class NotificationListView(APIView):
+    """The member's notifications (the bell): the newest 50 and the unread count. New ones
+    arrive live on /ws/notifications/ (docs/protocol.md)."""
 
     @extend_schema(responses=NotificationListSerializer)
-    def list(self, request):
+    def get(self, request):
         data = {
             "unread_count": selectors.notifications_unread_count(user=request.user),
             "results": [
@@ -482,8 +483,11 @@ class NotificationViewSet(viewsets.ViewSet):
         }
         return Response(NotificationListSerializer(data).data)
 
+
+class NotificationsReadAllView(APIView):
+    """Mark every notification read; the member's other pages' bells go to 0 as well."""
+
     @extend_schema(request=None, responses=NotificationsReadSerializer)
-    @action(detail=False, methods=["post"], url_path="read-all")
-    def read_all(self, request):
+    def post(self, request):
         marked = services.notifications_mark_all_read(user=request.user)
         return Response({"marked": marked, "unread_count": 0})
