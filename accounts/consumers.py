@@ -1,6 +1,6 @@
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from .realtime import CLOSE_UNAUTHENTICATED, user_group
+from .realtime import CLOSE_UNAUTHENTICATED, HALLWAY_GROUP, user_group
 
 
 class MemberSocketMixin:
@@ -32,7 +32,8 @@ class MemberSocketMixin:
 
 
 class NotificationConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
-    """``/ws/notifications/``: in-app notifications and status updates for the signed-in member."""
+    """``/ws/notifications/``: in-app notifications and status updates for the signed-in member,
+    and the hallway's changes (docs/protocol.md, "The notification socket")."""
 
     async def connect(self) -> None:
         await self.accept()
@@ -41,10 +42,14 @@ class NotificationConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED, reason="authentication required")
             return
         await self.join_member_group()
+        await self.channel_layer.group_add(HALLWAY_GROUP, self.channel_name)
+        self.in_hallway = True
         await self.send_json({"type": "hello", "user_id": user.pk})
 
     async def disconnect(self, code: int) -> None:
         await self.leave_member_group()
+        if getattr(self, "in_hallway", False):
+            await self.channel_layer.group_discard(HALLWAY_GROUP, self.channel_name)
 
     async def receive_json(self, content, **kwargs) -> None:
         # The notification socket is one-way; anything the client says is answered, not acted on.
@@ -52,3 +57,17 @@ class NotificationConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
 
     async def user_notify(self, event: dict) -> None:
         await self.send_json({"type": "notification", **event["payload"]})
+
+    async def hallway_changed(self, event: dict) -> None:
+        """A space went live or ended: the page fetches its hallway (the member's own view)."""
+        await self.send_json({"type": "hallway.changed", "space_id": event["space_id"]})
+
+    async def hallway_count(self, event: dict) -> None:
+        await self.send_json(
+            {
+                "type": "hallway.count",
+                "space_id": event["space_id"],
+                "participant_count": event["participant_count"],
+                "listener_count": event["listener_count"],
+            }
+        )

@@ -13,6 +13,10 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 
 
+# Every member's notification socket is in it: spaces going live, ending, their counts.
+HALLWAY_GROUP = "hallway"
+
+
 def user_group(user_id: int) -> str:
     return f"user-{user_id}"
 

@@ -44,6 +44,13 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("SALON_DATA_DIR", BASE_DIR / "var"))
 
 DEBUG = env_bool("DJANGO_DEBUG", True)
+# Django's technical 404 and 500 pages (URL patterns, tracebacks, settings) under DEBUG, for a
+# developer who asks for them; otherwise members get Salon's pages (config/error_pages.py) and
+# tracebacks go to the log only.
+SALON_DEBUG_ERROR_PAGES = env_bool("SALON_DEBUG_ERROR_PAGES", False)
+# It is Django's own reporter except for the 500 response under DEBUG (error emails, sent only
+# with DEBUG off, keep the traceback).
+DEFAULT_EXCEPTION_REPORTER = "config.error_pages.MemberExceptionReporter"
 # The fallback key only serves the embedded default; config.settings_production refuses it.
 SECRET_KEY = os.environ.get(
     "DJANGO_SECRET_KEY", "django-insecure-embedded-default-key-do-not-use-in-production"
@@ -88,6 +95,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    # Last: our 404 page also for URLs no pattern matches (config/error_pages.py).
+    "config.error_pages.ErrorPagesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -103,6 +112,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "spaces.context_processors.notifications",
             ],
         },
     },

@@ -467,6 +467,7 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
         "audio_mode.set": _user_id_command(services.space_set_audio_mode),
         "reaction.send": lambda c, m: c._self(services.reaction_send, **m),
         "space.end": _end,
+        "host.take_over": _user_id_command(services.space_host_take_over),
         "leave": _leave,
     }
 
@@ -482,6 +483,8 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     space_speak_declined = forward
     space_reaction = forward
     space_pin_changed = forward
+    space_host_away = forward
+    space_host_back = forward
 
     async def space_recording_changed(self, message: dict) -> None:
         if self.media is not None:  # the room's owner pauses or resumes its recorder

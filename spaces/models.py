@@ -255,11 +255,14 @@ class SpaceSubscription(models.Model):
 
 
 class Notification(models.Model):
-    """An in-app notification (space reminders, invitations to closed spaces)."""
+    """An in-app notification (space reminders, invitations to closed spaces, a followed host
+    going live). The bell in the nav counts the unread ones (``read_at`` null)."""
 
     class Kind(models.TextChoices):
         SPACE_SOON = "space.soon"
         SPACE_STARTED = "space.started"
+        # Someone the member follows started a space (services._went_live).
+        FOLLOWED_LIVE = "space.followed_live"
         SPACE_INVITED = "space.invited"
         SPACE_CANCELLED = "space.cancelled"
 
@@ -277,7 +280,15 @@ class Notification(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["user", "-created_at"])]
+        indexes = [
+            models.Index(fields=["user", "-created_at"]),
+            # The bell's count, on every page.
+            models.Index(
+                fields=["user"],
+                condition=models.Q(read_at__isnull=True),
+                name="notification_unread",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} for {self.user_id}"

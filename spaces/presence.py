@@ -156,6 +156,19 @@ class AudiencePresence:
         }
         self.digests_sent += 1
         self.deliver_text(space_id, json.dumps(event))
+        await self._tell_hallway(space_id, counts)
+
+    async def _tell_hallway(self, space_id: int, counts: dict[str, int]) -> None:
+        """Open hallways show the room's new count (``hallway.count`` on /ws/notifications/):
+        at most once a second per room and process, as the digest."""
+        from accounts.realtime import HALLWAY_GROUP
+
+        try:
+            await self.layer.group_send(
+                HALLWAY_GROUP, {"type": "hallway.count", "space_id": space_id, **counts}
+            )
+        except Exception:  # the room's own digest went out; a hallway misses one count
+            logger.exception("presence: telling the hallway about space %s failed", space_id)
 
 
 class _RoomLoop:

@@ -10,7 +10,7 @@ REACTIONS = ("👏", "😂", "❤️", "💯", "🙌", "🤔", "✋", "👍")
 SPACE_KEYS = {
     "id", "title", "state", "visibility", "host", "cohost_ids", "speaker_ids",
     "participant_count", "listener_count", "scheduled_start", "started_at", "ended_at",
-    "is_recording", "audio_mode", "pinned_voice_tweet_id",
+    "is_recording", "audio_mode", "pinned_voice_tweet_id", "host_away",
 }  # fmt: skip
 PARTICIPANT_KEYS = {
     "user_id", "username", "name", "role", "hand_raised", "is_muted", "muted_by_moderator",
@@ -34,7 +34,12 @@ EVENTS: dict[str, set[str]] = {
     "pin.changed": {"voice_tweet_id", "by"},
     "recording.changed": {"is_recording", "by"},
     "audio_mode.changed": {"audio_mode", "by"},
-    "space.ended": {"reason", "by"},
+    # replay_url: the replay's page when the space was recorded (null otherwise).
+    "space.ended": {"reason", "by", "replay_url"},
+    # The host's last connection closed: "the host is reconnecting…"; a co-host may take over.
+    "host.away": {"user_id"},
+    # The space has its host in the room again: they came back, or a co-host took over.
+    "host.back": {"user_id"},
     # About 5 times a second from the room's mixer: {"<user id>": {"level": 0..1, "talking"}}.
     "levels": {"speakers"},
     # At most once a second while listeners come and go: exact counts, and a capped sample of
@@ -69,6 +74,7 @@ COMMANDS: dict[str, set[str]] = {
     "audio_mode.set": {"audio_mode"},  # "speech" | "music" | "music_stereo"
     "reaction.send": {"emoji"},
     "space.end": set(),
+    "host.take_over": set(),  # a co-host, while the host is away
     "leave": set(),
 }
 

@@ -12,7 +12,15 @@ from django.db.models import Count, Prefetch, Q
 from accounts.models import Block, Follow
 from accounts.selectors import following_ids
 
-from .models import Participant, Replay, Space, SpaceBan, SpaceInvite, SpaceSubscription
+from .models import (
+    Notification,
+    Participant,
+    Replay,
+    Space,
+    SpaceBan,
+    SpaceInvite,
+    SpaceSubscription,
+)
 from .protocol import REACTIONS
 
 
@@ -138,6 +146,8 @@ def space_data(
         "is_recording": space.is_recording,
         "audio_mode": space.audio_mode,
         "pinned_voice_tweet_id": space.pinned_voice_tweet_id,
+        # The host's last connection closed (services._host_away): "the host is reconnecting…".
+        "host_away": space.state == Space.State.LIVE and space.host_absent_since is not None,
     }
 
 
@@ -434,3 +444,16 @@ def replays_visible(*, user, host=None, limit: int = 20) -> list[Replay]:
         queryset = queryset.filter(space__host=host)
     queryset = _visible(queryset, user=user, prefix="space__").order_by("-space__ended_at", "-pk")
     return list(queryset[:limit])
+
+
+# --- Notifications ------------------------------------------------------------------------------
+
+
+def notifications_unread_count(*, user) -> int:
+    """The number on the bell: one query, whatever the member has."""
+    return Notification.objects.filter(user=user, read_at__isnull=True).count()
+
+
+def notifications_for(*, user, limit: int = 50) -> list[Notification]:
+    """The member's newest notifications, unread and read."""
+    return list(Notification.objects.filter(user=user).order_by("-created_at", "-pk")[:limit])

@@ -27,7 +27,7 @@ from django.db.models.functions import Greatest
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.realtime import member_left_space, notify_user
+from accounts.realtime import HALLWAY_GROUP, member_left_space, notify_user
 from accounts.services import audit_record
 from config.background import enqueue
 from config.leases import LEASE_FIELDS, lease_expired, lease_heartbeat
@@ -183,7 +183,7 @@ def space_create(
     _check_open_space_limit(host)
     if scheduled_start is None:
         # The host has not connected yet: the grace period also bounds a space nobody opens.
-        return Space.objects.create(
+        space = Space.objects.create(
             host=host,
             title=title,
             visibility=visibility,
@@ -193,6 +193,8 @@ def space_create(
             is_recording=is_recording,
             audio_mode=audio_mode,
         )
+        _went_live(space)
+        return space
     return Space.objects.create(
         host=host,
         title=title,
@@ -233,7 +235,29 @@ def space_start(*, space: Space, by) -> Space:
     _transition(space, Space.State.LIVE)
     space.started_at = space.host_absent_since = timezone.now()
     space.save(update_fields=["state", "started_at", "host_absent_since"])
+    _went_live(space)
     return space
+
+
+def _went_live(space: Space) -> None:
+    """The space just became live: the host's followers hear of it (a closed space only tells
+    the members it invites), and every open hallway shows it."""
+    if space.visibility != Space.Visibility.CLOSED:
+        from accounts.models import Follow
+
+        # Members who asked for a reminder hear "is live now" from space_send_reminders.
+        follower_ids = (
+            Follow.objects.filter(followee_id=space.host_id)
+            .exclude(follower_id__in=space.subscriptions.values("user_id"))
+            .values_list("follower_id", flat=True)
+        )
+        notifications_send_many(
+            user_ids=list(follower_ids),
+            kind=Notification.Kind.FOLLOWED_LIVE,
+            text=f"{space.host.name} is live: “{space.title}”.",
+            space=space,
+        )
+    hallway_changed(space_id=space.pk)
 
 
 @transaction.atomic
@@ -271,9 +295,27 @@ def space_end(*, space: Space, by=None, reason: str = "ended") -> Space:
     space.host_absent_since = None
     space.save(update_fields=["state", "ended_at", "is_recording", "host_absent_since"])
     space.participants.all().delete()
-    _replay_space_ended(space)
-    _broadcast(space.pk, "space.ended", reason=reason, by=by.pk if by else None)
+    replay_made = _replay_space_ended(space)
+    # The page turns into the ended space at once, with the way to its replay when one is made.
+    replay_url = reverse("spaces:replay", args=[space.pk]) if replay_made else None
+    _broadcast(
+        space.pk, "space.ended", reason=reason, by=by.pk if by else None, replay_url=replay_url
+    )
+    hallway_changed(space_id=space.pk)
     return space
+
+
+# --- The hallway ------------------------------------------------------------------------------
+
+
+def hallway_changed(*, space_id: int) -> None:
+    """A space appeared in or left the hallway: every member's notification socket is told,
+    once the transaction commits, and their page fetches its own hallway (which applies the
+    member's visibility; the event names only the space id)."""
+    message = {"type": "hallway.changed", "space_id": space_id}
+    transaction.on_commit(
+        lambda: async_to_sync(get_channel_layer().group_send)(HALLWAY_GROUP, message)
+    )
 
 
 # --- Subscriptions, invitations, notifications --------------------------------------------------
@@ -295,6 +337,38 @@ def notification_send(*, user, kind: str, text: str, space: Space | None = None)
             lambda: send_mail("Salon: " + text, text, None, [email], fail_silently=True)
         )
     return notification
+
+
+def notifications_send_many(
+    *, user_ids: list[int], kind: str, text: str, space: Space | None = None
+) -> int:
+    """One notification to each of ``user_ids``, in one insert (a host with many followers
+    costs no query per follower); pushed live like ``notification_send``, not emailed."""
+    if not user_ids:
+        return 0
+    url = reverse("spaces:detail", args=[space.pk]) if space else ""
+    created = Notification.objects.bulk_create(
+        [
+            Notification(user_id=user_id, kind=kind, text=text, url=url, space=space)
+            for user_id in user_ids
+        ]
+    )
+    for notification in created:
+        notify_user(
+            user_id=notification.user_id,
+            payload={"id": notification.pk, "kind": kind, "text": text, "url": url},
+        )
+    return len(created)
+
+
+@transaction.atomic
+def notifications_mark_all_read(*, user) -> int:
+    """Mark every unread notification of the member read; their other pages' bells go to 0."""
+    marked = Notification.objects.filter(user=user, read_at__isnull=True).update(
+        read_at=timezone.now()
+    )
+    notify_user(user_id=user.pk, payload={"event": "notifications.read", "unread_count": 0})
+    return marked
 
 
 def _check_visible(space: Space, user) -> None:
@@ -423,6 +497,8 @@ def participant_join(*, space_id: int, user) -> Participant:
             connection_count=F("connection_count") + 1, last_seen=now
         )
         existing.refresh_from_db()
+        if existing.role == Role.HOST:
+            _host_back(space)
         return existing
     space_check_access(space=space, user=user)
     role = Role.HOST if user.pk == space.host_id else Role.LISTENER
@@ -433,9 +509,8 @@ def participant_join(*, space_id: int, user) -> Participant:
     participant = Participant.objects.create(
         space=space, user=user, role=role, connection_count=1, last_seen=now
     )
-    if role == Role.HOST and space.host_absent_since is not None:
-        space.host_absent_since = None
-        space.save(update_fields=["host_absent_since"])
+    if role == Role.HOST:
+        _host_back(space)
     if role == Role.LISTENER:
         _audience_change(space.pk, joined=participant_data(participant))
     else:
@@ -443,11 +518,86 @@ def participant_join(*, space_id: int, user) -> Participant:
     return participant
 
 
+@transaction.atomic
 def participant_disconnect(*, space_id: int, user_id: int) -> None:
-    """A socket closed. The participant stays until the sweep finds no connection left."""
+    """A socket closed. The participant stays until the sweep finds no connection left; a host
+    with no connection left is away from then on (``_host_away``)."""
+    now = timezone.now()
     Participant.objects.filter(space_id=space_id, user_id=user_id).update(
-        connection_count=Greatest(F("connection_count") - 1, 0), last_seen=timezone.now()
+        connection_count=Greatest(F("connection_count") - 1, 0), last_seen=now
     )
+    if Participant.objects.filter(
+        space_id=space_id, user_id=user_id, role=Role.HOST, connection_count=0
+    ).exists():
+        space = Space.objects.select_for_update().filter(pk=space_id).first()
+        if space is not None and space.state == Space.State.LIVE:
+            _host_away(space, since=now)
+
+
+# --- The host away ------------------------------------------------------------------------------
+#
+# The host is *away* from the moment their last connection closes (a browser that just closes
+# sends no "leave"), not only once the sweep removes them: the room says "the host is
+# reconnecting…", the hallway too, and a co-host may take over at once (space_host_take_over).
+# The grace period (SALON_SPACE_HOST_GRACE_SECONDS) counts from then. ``host_absent_since`` is
+# the one mark of it, so lists read it without a query per space.
+
+
+def _host_away(space: Space, *, since) -> None:
+    """Caller holds the space lock; the host has no connection left."""
+    if space.host_absent_since is not None:
+        return
+    space.host_absent_since = since
+    space.save(update_fields=["host_absent_since"])
+    _broadcast(space.pk, "host.away", user_id=space.host_id)
+    hallway_changed(space_id=space.pk)
+
+
+def _host_back(space: Space) -> None:
+    """Caller holds the space lock; the host (returning, or a co-host who took over) is in."""
+    if space.host_absent_since is None:
+        return
+    space.host_absent_since = None
+    space.save(update_fields=["host_absent_since"])
+    _broadcast(space.pk, "host.back", user_id=space.host_id)
+    hallway_changed(space_id=space.pk)
+
+
+def _hand_over(space: Space, cohost: Participant) -> None:
+    """Caller holds the space lock: ``cohost`` becomes the host. The previous host, if still in
+    the room (away, not yet swept), stays as a co-host, so the room never has two hosts."""
+    previous = Participant.objects.filter(space=space, role=Role.HOST).exclude(pk=cohost.pk).first()
+    if previous is not None:
+        _set_role(previous, Role.COHOST, by=None)
+    cohost.role = Role.HOST
+    cohost.save(update_fields=["role"])
+    space.host = cohost.user
+    space.save(update_fields=["host"])
+    tickets_revoke_on_commit(user_id=cohost.user_id)
+    _broadcast(
+        space.pk,
+        "role.changed",
+        user_id=cohost.user_id,
+        role=Role.HOST,
+        previous_role=Role.COHOST,
+        by=None,
+        participant=participant_data(cohost),
+    )
+    _host_back(space)
+
+
+@transaction.atomic
+def space_host_take_over(*, space: Space, by) -> None:
+    """A co-host takes the host's place while the host is away (no connection left), without
+    waiting out the grace period. The one rule of it: only a co-host in the room, only while
+    the host is away."""
+    space = _lock_live(space)
+    actor = _participant(space, by)
+    if actor.role != Role.COHOST:
+        raise errors.SpaceForbidden("only a co-host can take over as host")
+    if space.host_absent_since is None:
+        raise errors.SpaceStateError("the host is here: only they can hand the space over")
+    _hand_over(space, actor)
 
 
 def participants_refresh(*, space_id: int, user_ids: set[int]) -> set[int]:
@@ -562,8 +712,7 @@ def _depart(space: Space, participant: Participant, *, reason: str) -> None:
     period."""
     participant.delete()
     if participant.role == Role.HOST:
-        space.host_absent_since = timezone.now()
-        space.save(update_fields=["host_absent_since"])
+        _host_away(space, since=timezone.now())
     if participant.role == Role.LISTENER:
         _audience_change(space.pk, left=participant.user_id)
     if not _is_audience(participant):
@@ -591,20 +740,7 @@ def _promote_cohost_or_end(space: Space) -> None:
     if cohost is None:
         space_end(space=space, by=None, reason="host_left")
         return
-    cohost.role = Role.HOST
-    cohost.save(update_fields=["role"])
-    space.host = cohost.user
-    space.host_absent_since = None
-    space.save(update_fields=["host", "host_absent_since"])
-    _broadcast(
-        space.pk,
-        "role.changed",
-        user_id=cohost.user_id,
-        role=Role.HOST,
-        previous_role=Role.COHOST,
-        by=None,
-        participant=participant_data(cohost),
-    )
+    _hand_over(space, cohost)
 
 
 def space_sweep(*, now: datetime | None = None) -> dict:
@@ -704,6 +840,9 @@ def _set_role(participant: Participant, role: str, *, by) -> None:
     )
     # A ticket carries the role: one issued before this change would rejoin with the old one.
     tickets_revoke_on_commit(user_id=participant.user_id)
+    if (previous == Role.LISTENER) != (role == Role.LISTENER):
+        # The listener count changed: the next audience digest carries it, counted.
+        _audience_change(participant.space_id)
     _broadcast(
         participant.space_id,
         "role.changed",
@@ -886,8 +1025,7 @@ def participant_remove(*, space: Space, by, user_id: int, ban: bool = False) -> 
         _check_outranks(actor, target)
     target.delete()
     if target.role == Role.HOST:
-        space.host_absent_since = timezone.now()
-        space.save(update_fields=["host_absent_since"])
+        _host_away(space, since=timezone.now())
     if ban:
         SpaceBan.objects.get_or_create(space=space, user=target.user, defaults={"banned_by": by})
         tickets_revoke_on_commit(user_id=target.user_id)
@@ -1045,17 +1183,19 @@ def replay_segment_closed(*, space_id: int) -> None:
         enqueue(process_replay, replay.pk)
 
 
-def _replay_space_ended(space: Space) -> None:
-    """Caller holds the space lock and has just ended ``space``: its recording is over."""
+def _replay_space_ended(space: Space) -> bool:
+    """Caller holds the space lock and has just ended ``space``: its recording is over.
+    Whether a replay is being made of it."""
     from .tasks import process_replay
 
     replay = Replay.objects.select_for_update().filter(space=space).first()
     if replay is None or replay.state != Replay.State.RECORDING:
-        return
+        return False
     replay.state = Replay.State.PROCESSING
     replay.delete_after = space.ended_at + timedelta(days=settings.SALON_REPLAY_RETENTION_DAYS)
     replay.save(update_fields=["state", "delete_after"])
     enqueue(process_replay, replay.pk)
+    return True
 
 
 def replay_process(*, replay_id: int) -> None:

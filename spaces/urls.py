@@ -7,6 +7,9 @@ app_name = "spaces"
 # HTML pages of the spaces app.
 urlpatterns = [
     path("spaces/", views.space_list, name="list"),
+    path("spaces/hallway/", views.hallway_fragment, name="hallway"),
+    path("notifications/", views.notifications, name="notifications"),
+    path("notifications/read-all/", views.notifications_read_all, name="notifications_read_all"),
     path("spaces/new/", views.space_create, name="create"),
     path("spaces/<int:pk>/", views.space_detail, name="detail"),
     path("spaces/<int:pk>/remind/", views.space_remind, name="remind"),

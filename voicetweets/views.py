@@ -64,9 +64,11 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def card(request: HttpRequest, pk: int) -> HttpResponse:
-    """One feed item, for the page to swap in when processing ends."""
+    """One feed item, for the page to swap in when processing ends. ``?next=`` is the page it
+    goes into: its forms (like) come back there, not to this fragment."""
     tweet = selectors.voicetweet_for_viewer(viewer=request.user, pk=pk)
-    return render(request, "voicetweets/_card.html", {"tweet": tweet})
+    return_to = _safe_path(request.GET.get("next", ""))
+    return render(request, "voicetweets/_card.html", {"tweet": tweet, "return_to": return_to})
 
 
 @login_required
@@ -123,9 +125,14 @@ def like(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _back(request: HttpRequest) -> str:
-    target = request.POST.get("next", "")
-    # Only paths on this site: never an open redirect.
-    return target if target.startswith("/") and not target.startswith("//") else "/"
+    return _safe_path(request.POST.get("next", "")) or "/"
+
+
+def _safe_path(target: str) -> str:
+    """``target`` if it is a path on this site, else "": never an open redirect."""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return ""
 
 
 # --- Voice messages ---------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 // from the Room, and the live audio (binary frames on the same socket) driven by the Room's state.
 import { missingAudioSupport, missingMicrophoneSupport, SpaceAudio } from "./spaces/audio.js";
 import { Room } from "./spaces/room.js";
-import { floatReaction, log, render, showAudioStatus, showLevels, showStatus } from "./spaces/view.js";
+import { floatReaction, log, render, showAudioStatus, showEnded, showLevels, showStatus } from "./spaces/view.js";
 
 const root = document.getElementById("space");
 const room = new Room(Number(root.dataset.userId));
@@ -80,6 +80,12 @@ async function connect() {
       closedForGood = true;
       audio?.closeMicrophone();
       root.dataset.connection = "closed";
+      if (event.code === 4410 && room.space) {
+        // Ended while we were not told (or told just now): the ended page, not the live room.
+        room.space.state = "ended";
+        showEnded(root, room);
+        return;
+      }
       showStatus(root, event.reason || CLOSE_REASONS[event.code] || "Disconnected.");
       root.querySelector('[data-role="controls"]').replaceChildren();
       root.querySelector('[data-role="host-controls"]').hidden = true;
@@ -139,7 +145,14 @@ function onEvent(event) {
     showStatus(root, "You are in the space.");
   }
   log(root, room.apply(event));
-  if (event.type !== "space.ended") render(root, room);
+  if (event.type === "space.ended") {
+    closedForGood = true; // the close (4410) that follows is not a drop
+    audio?.setSending(false);
+    audio?.closeMicrophone();
+    showEnded(root, room);
+    return;
+  }
+  render(root, room);
   syncAudio();
 }
 

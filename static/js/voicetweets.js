@@ -80,10 +80,23 @@ function setupPlayer(player) {
 
 // --- Cards that change state ---------------------------------------------------------------------
 
+// `next`: where the card's forms (like) send the member back to, this page, not the fragment.
 const CARD_URLS = {
-  voicetweet: (id) => `/voicetweets/${id}/card`,
+  voicetweet: (id) => `/voicetweets/${id}/card?next=${encodeURIComponent(location.pathname + location.search)}`,
   voicemessage: (id) => `/voicemessages/${id}/card`,
 };
+
+// Where a new card goes: a reply into its thread when this page shows that thread (the
+// voice tweet's page), anything else to the top of the feed, a message to its conversation.
+function placeNewCard(kind, fresh) {
+  if (kind === "voicemessage") {
+    document.querySelector(".conversation-items")?.append(fresh); // oldest first
+    return;
+  }
+  const thread = fresh.dataset.parent && document.querySelector(`.thread-items[data-parent="${fresh.dataset.parent}"]`);
+  if (thread) thread.append(fresh); // oldest first, as the page lists them
+  else document.querySelector(".feed-items")?.prepend(fresh);
+}
 
 async function refreshCard(kind, id) {
   const current = document.getElementById(`${kind}-${id}`);
@@ -93,9 +106,8 @@ async function refreshCard(kind, id) {
   holder.innerHTML = (await response.text()).trim();
   const fresh = holder.firstElementChild;
   if (current) current.replaceWith(fresh);
-  else if (kind === "voicetweet") document.querySelector(".feed-items")?.prepend(fresh);
-  else document.querySelector(".conversation-items")?.append(fresh); // oldest first
-  document.querySelector(".feed-items > .empty, .conversation-items > .empty")?.remove();
+  else placeNewCard(kind, fresh);
+  if (fresh.isConnected) fresh.parentElement.querySelector(":scope > .empty")?.remove();
   fresh.querySelectorAll(".player").forEach(setupPlayer);
   const composerStatus = pending.get(`${kind}-${id}`);
   if (composerStatus && fresh.dataset.state !== "processing") {
@@ -115,26 +127,14 @@ function showsConversation(message) {
 // Recordings this page uploaded and is waiting for ("kind-id"), with the status line to update.
 const pending = new Map();
 
+// The page's one notification socket is notifications.js's; its messages come as events.
 function listenForProcessing() {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  let delay = 1000;
-  const connect = () => {
-    const socket = new WebSocket(`${scheme}://${location.host}/ws/notifications/`);
-    socket.addEventListener("open", () => { delay = 1000; });
-    socket.addEventListener("message", (event) => {
-      const message = JSON.parse(event.data);
-      if (message.type !== "notification") return;
-      if (message.event === "voicetweet.ready") (message.thread_ids ?? [message.id]).forEach((id) => refreshCard("voicetweet", id));
-      if (message.event === "voicetweet.rejected") refreshCard("voicetweet", message.id);
-      if (message.event?.startsWith("voicemessage.") && showsConversation(message)) refreshCard("voicemessage", message.id);
-    });
-    socket.addEventListener("close", (event) => {
-      if (event.code >= 4400 && event.code < 4500) return; // signed out or refused: do not hammer
-      setTimeout(connect, delay);
-      delay = Math.min(delay * 2, 30000);
-    });
-  };
-  connect();
+  window.addEventListener("salon:notification", ({ detail: message }) => {
+    if (message.type !== "notification") return;
+    if (message.event === "voicetweet.ready") (message.thread_ids ?? [message.id]).forEach((id) => refreshCard("voicetweet", id));
+    if (message.event === "voicetweet.rejected") refreshCard("voicetweet", message.id);
+    if (message.event?.startsWith("voicemessage.") && showsConversation(message)) refreshCard("voicemessage", message.id);
+  });
 }
 
 // --- Composer: record or upload ------------------------------------------------------------------
@@ -155,6 +155,7 @@ function setupComposer(form) {
   const kind = form.dataset.kind ?? "voicetweet";
   const maxSeconds = () => parseInt(threadBox?.checked ? form.dataset.maxThreadSeconds : form.dataset.maxSeconds, 10);
   let recording = null; // {blob, type}
+  let resetRecorder = () => {};
 
   if (navigator.mediaDevices?.getUserMedia && window.MediaRecorder) {
     recorderBox.hidden = false;
@@ -165,6 +166,19 @@ function setupComposer(form) {
     let session = null;
 
     const stop = () => session?.recorder.state === "recording" && session.recorder.stop();
+    // After a post: the composer is fresh again. The preview lets go of its blob: URL before
+    // it is revoked (revoking it under a playing element shows a failed fetch in the console).
+    resetRecorder = () => {
+      const url = preview.src;
+      preview.pause();
+      preview.removeAttribute("src");
+      preview.load();
+      preview.hidden = true;
+      if (url.startsWith("blob:")) URL.revokeObjectURL(url);
+      button.textContent = "● Record";
+      button.setAttribute("aria-label", "Record");
+      timer.textContent = "0:00";
+    };
     button.addEventListener("click", async () => {
       if (session) { stop(); return; }
       let stream;
@@ -201,6 +215,7 @@ function setupComposer(form) {
         button.setAttribute("aria-label", "Record again");
         meter.value = 0;
         recording = { blob: new Blob(chunks, { type: recorder.mimeType }), type: recorder.mimeType };
+        if (preview.src.startsWith("blob:")) URL.revokeObjectURL(preview.src); // the take before
         preview.src = URL.createObjectURL(recording.blob);
         preview.hidden = false;
         status.textContent = `Recorded ${timer.textContent}. Post it, or record again.`;
@@ -240,6 +255,7 @@ function setupComposer(form) {
         status.textContent = "Uploaded. Processing…";
         form.reset();
         recording = null;
+        resetRecorder();
         pending.set(`${kind}-${request.response.id}`, status);
         refreshCard(kind, request.response.id);
       } else {

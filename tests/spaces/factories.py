@@ -27,7 +27,33 @@ def make_member(username: str, *, host: bool = False):
 
 
 def make_live_space(host, *, visibility: str = "open", title: str = "Morning show"):
-    return services.space_create(host=host, title=title, visibility=visibility)
+    return _beside_a_running_loop(
+        services.space_create, host=host, title=title, visibility=visibility
+    )
+
+
+def _beside_a_running_loop(function, /, **kwargs):
+    """Call a service; on a thread of its own when this one runs an event loop (Playwright's,
+    in the browser tests): the events it sends on commit (the hallway, followers'
+    notifications) go through async_to_sync, which refuses to run beside a running loop."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return function(**kwargs)
+
+    def run():
+        try:
+            return function(**kwargs)
+        finally:
+            connection.close()  # the thread's own connection would outlive the test database
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result()
 
 
 class SpaceSocket:

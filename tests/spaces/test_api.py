@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 SHAPE = {
     "id", "title", "state", "visibility", "host", "cohost_ids", "speaker_ids",
     "participant_count", "listener_count", "scheduled_start", "started_at", "ended_at",
-    "is_recording", "audio_mode", "pinned_voice_tweet_id",
+    "is_recording", "audio_mode", "pinned_voice_tweet_id", "host_away",
 }  # fmt: skip
 
 

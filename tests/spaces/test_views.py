@@ -214,3 +214,27 @@ def test_space_page_has_open_graph_tags_a_share_link_and_a_pin_picker(client):
     assert f'data-share-url="{address}"' in page
     assert f'<option value="{tweet.pk}">{host.name}: Running order' in page
     assert 'type="number"' not in page
+
+
+def test_the_hallway_fragment_lists_live_spaces_with_an_away_host_in_constant_queries(client):
+    """/spaces/hallway/ (what open pages swap in live): the live spaces, "host reconnecting…"
+    for one whose host's last connection closed, in the same queries for 2 or 6 spaces."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    viewer = make_member("vic")
+    client.force_login(viewer)
+    counts = []
+    for size in (2, 6):
+        for index in range(size - Space.objects.filter(state="live").count()):
+            host = make_member(f"h{size}-{index}", host=True)
+            space = make_live_space(host, title=f"Room {size}-{index}")
+            services.participant_join(space_id=space.pk, user=host)
+        with CaptureQueriesContext(connection) as queries:
+            body = client.get("/spaces/hallway/").content.decode()
+        counts.append(len(queries))
+        assert body.count('class="space-card card"') == size
+    assert counts[0] == counts[1]
+    services.participant_disconnect(space_id=space.pk, user_id=host.pk)
+    body = client.get("/spaces/hallway/").content.decode()
+    assert body.count("host reconnecting…") == 1

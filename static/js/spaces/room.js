@@ -56,9 +56,18 @@ export class Room {
       case "participant.removed":
         this.participants.delete(event.user_id);
         return `${name} was removed`;
-      case "role.changed":
+      case "role.changed": {
         this.participants.set(event.user_id, event.participant);
+        // The next audience digest recounts; until then the count follows the move, so a
+        // listener who went on stage is not "1 more listening" any more.
+        const wasListener = event.previous_role === "listener";
+        const isListener = event.role === "listener";
+        if (wasListener !== isListener) {
+          this.space.listener_count = Math.max(0, this.space.listener_count + (isListener ? 1 : -1));
+        }
+        if (event.role === "host") this.space.host = { id: event.user_id, username: event.participant.username, name: event.participant.name };
         return `${event.participant.name} is now ${event.role}`;
+      }
       case "hand.raised":
         // The hand may belong to a listener this page did not list: it is listed now.
         this.participants.set(event.user_id, event.participant);
@@ -103,8 +112,15 @@ export class Room {
       case "levels":
         this.levels = event.speakers;
         return null;
+      case "host.away":
+        this.space.host_away = true;
+        return "The host's connection dropped";
+      case "host.back":
+        this.space.host_away = false;
+        return null;
       case "space.ended":
         this.space.state = "ended";
+        this.space.replay_url = event.replay_url;
         return "The space has ended";
       default:
         return null;

@@ -115,6 +115,13 @@ export function render(root, room) {
   const people = [...room.participants.values()].sort((a, b) => RANK[b.role] - RANK[a.role]);
   stage.replaceChildren(...people.filter((p) => p.role !== "listener").map((p) => participantTile(room, p)));
   listeners.replaceChildren(...people.filter((p) => p.role === "listener").map((p) => participantTile(room, p)));
+  const count = room.space.listener_count;
+  root.querySelector('[data-role="listener-count"]').textContent = `${count.toLocaleString()} listening`;
+  const hostStatus = root.querySelector('[data-role="host-status"]');
+  hostStatus.hidden = !room.space.host_away;
+  root.querySelector('[data-role="host-status-text"]').textContent = room.space.host_away ? "The host is reconnecting…" : "";
+  // Only a co-host may take over (services.space_host_take_over), at once.
+  root.querySelector('[data-role="take-over"]').hidden = !(room.space.host_away && room.me?.role === "cohost");
   const more = root.querySelector('[data-role="more-listeners"]');
   const unlisted = room.unlistedListeners;
   more.hidden = unlisted === 0;
@@ -183,4 +190,33 @@ export function floatReaction(root, emoji, name, userId) {
   const bubble = el("span", { class: avatar ? "reaction-bubble on-avatar" : "reaction-bubble", title: name }, emoji);
   holder.append(bubble);
   setTimeout(() => bubble.remove(), 2500);
+}
+
+// The space ended (for everyone, or the host ended it here): the page becomes the ended space,
+// with the way to its replay when one is made; nothing of the live room stays clickable.
+export function showEnded(root, room) {
+  for (const role of ["live-badge", "recording", "audio-mode", "pinned", "listener-count", "host-status", "listen", "host-controls"]) {
+    const node = root.querySelector(`[data-role="${role}"]`);
+    if (node) node.hidden = true;
+  }
+  root.querySelector('[data-role="stage"]').replaceChildren();
+  root.querySelector('[data-role="listeners"]').replaceChildren();
+  root.querySelector('[data-role="stage-section"]').hidden = true;
+  root.querySelector('[data-role="listeners-section"]').hidden = true;
+  root.querySelector('[data-role="more-listeners"]').hidden = true;
+  root.querySelector('[data-role="controls"]').replaceChildren();
+  const ended = root.querySelector('[data-role="ended"]');
+  const replay = root.querySelector('[data-role="replay-link"]');
+  const url = room.space?.replay_url;
+  replay.hidden = !url;
+  if (url) {
+    replay.href = url;
+    replay.textContent = "▶ The replay";
+  }
+  root.querySelector('[data-role="ended-text"]').textContent = url
+    ? "This space has ended. Its replay is being prepared."
+    : "This space has ended.";
+  ended.hidden = false;
+  showStatus(root, "");
+  root.querySelector('[data-role="status"]').hidden = true;
 }
