@@ -79,25 +79,26 @@ def _ended_with_replay(host, *, title: str) -> Replay:
 
 
 # Each page (its url for the viewer) and the queries it makes, whatever the number of rows. The
-# API calls send a token, which authenticates in one query (the session is not read).
+# API calls send a token, which authenticates in one query (the session is not read); every
+# page counts the bell's unread notifications in one.
 PAGES = {
-    "home": ("/", 9),
-    "profile": ("/u/host0/", 18),
-    "spaces": ("/spaces/", 9),
+    "home": ("/", 10),
+    "profile": ("/u/host0/", 19),
+    "spaces": ("/spaces/", 10),
     "api_feed": ("/api/v1/voicetweets/feed/", 4),
     "api_spaces": ("/api/v1/spaces/", 5),
     "api_user_voicetweets": ("/api/v1/users/host0/voicetweets/", 5),
     "api_replies": ("/api/v1/voicetweets/{first}/replies/", 5),
-    "thread": ("/voicetweets/{first}/", 6),
-    "followers": ("/u/viewer/followers/", 6),
-    "following": ("/u/viewer/following/", 6),
+    "thread": ("/voicetweets/{first}/", 7),
+    "followers": ("/u/viewer/followers/", 7),
+    "following": ("/u/viewer/following/", 7),
     "api_followers": ("/api/v1/users/viewer/followers/", 4),
     "api_following": ("/api/v1/users/viewer/following/", 4),
-    "inbox": ("/messages/", 4),
-    "conversation": ("/messages/host0/", 8),
+    "inbox": ("/messages/", 5),
+    "conversation": ("/messages/host0/", 9),
     "api_conversations": ("/api/v1/conversations/", 3),
     "api_conversation": ("/api/v1/conversations/host0/", 3),
-    "invitations": ("/invitations/", 4),
+    "invitations": ("/invitations/", 5),
     "api_invitations": ("/api/v1/invitations/", 2),
 }
 
