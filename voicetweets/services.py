@@ -222,6 +222,11 @@ def recording_transcribe(*, model: type[Recording], pk: int) -> None:
     ).first()
     if recording is None or not recording.audio:
         return
+    if transcription.captions_unavailable() is not None:  # turned off since it was queued
+        model.objects.filter(pk=pk, transcript_state=Recording.TranscriptState.PENDING).update(
+            transcript_state=Recording.TranscriptState.OFF
+        )
+        return
     try:
         transcript = transcription.transcribe_in_child(Path(recording.audio.path))
     except Exception:
@@ -301,7 +306,9 @@ def voicetweets_requeue_stalled(*, queue_lost: bool = False) -> int:
     (config.leases), never while it is alive. One that no worker ever started is queued again
     after SALON_VOICETWEET_STALLED_SECONDS (its task was lost on the way), or at once when
     ``queue_lost``: the queue it waited in was the memory of a process that is gone (the
-    embedded default, starting).
+    embedded default, starting). Then pending transcripts are queued again too: their tasks were
+    in that memory as well. (With Celery a queued transcript survives a worker; one lost with
+    the broker's queue stays pending.)
     """
     from .tasks import process_voicemessage, process_voicetweet
 
@@ -319,7 +326,26 @@ def voicetweets_requeue_stalled(*, queue_lost: bool = False) -> int:
             # The task rejects the recording once its attempts are used up.
             enqueue(task, pk)
             queued += 1
+    if queue_lost:
+        queued += _requeue_pending_transcripts()
     _remove_orphaned_work_dirs()
+    return queued
+
+
+def _requeue_pending_transcripts() -> int:
+    from .tasks import transcribe_voicemessage, transcribe_voicetweet
+
+    queued = 0
+    for model, task in (
+        (VoiceTweet, transcribe_voicetweet),
+        (VoiceMessage, transcribe_voicemessage),
+    ):
+        pending = model.objects.filter(
+            state=Recording.State.READY, transcript_state=Recording.TranscriptState.PENDING
+        )
+        for pk in pending.values_list("pk", flat=True):
+            enqueue(task, pk)
+            queued += 1
     return queued
 
 

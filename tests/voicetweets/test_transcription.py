@@ -268,3 +268,44 @@ def test_a_rejected_recording_has_no_transcript_to_wait_for(
 
     assert tweet.state == VoiceTweet.State.REJECTED
     assert tweet.transcript_state == VoiceTweet.TranscriptState.OFF
+
+
+def test_pending_transcripts_are_queued_again_when_the_queue_died(alice, bob, monkeypatch):
+    """Embedded, the queue is this process's memory: starting again queues every pending
+    transcript of a ready recording once; the periodic sweep leaves them to their tasks."""
+    tweet = ready_tweet(alice)
+    message = ready_message(alice, bob)
+    done = with_transcript(ready_tweet(alice))
+    queued = []
+    monkeypatch.setattr(services, "enqueue", lambda task, pk: queued.append((task.name, pk)))
+
+    assert services.voicetweets_requeue_stalled() == 0
+    assert services.voicetweets_requeue_stalled(queue_lost=True) == 2
+    assert sorted(queued) == [
+        ("voicetweets.transcribe", tweet.pk),
+        ("voicetweets.transcribe_message", message.pk),
+    ]
+    assert done.pk not in [pk for _, pk in queued]
+
+
+def test_an_audio_link_does_not_open_the_captions(alice):
+    """A link is signed for one view: the audio's cannot fetch the captions, nor the reverse."""
+    tweet = with_transcript(ready_tweet(alice))
+    body = api(alice).get(f"/api/v1/voicetweets/{tweet.pk}/").json()
+    audio_link, captions_link = urlsplit(body["audio_url"]), urlsplit(body["captions_url"])
+
+    assert APIClient().get(f"{captions_link.path}?{audio_link.query}").status_code == 403
+    assert APIClient().get(f"{audio_link.path}?{captions_link.query}").status_code == 403
+    assert APIClient().get(f"{captions_link.path}?{captions_link.query}").status_code == 200
+
+
+def test_a_transcript_queued_before_captions_were_turned_off_ends_off(alice, settings):
+    """The operator turned captions off while transcripts waited: they end "off", untried."""
+    tweet = ready_tweet(alice)
+    assert tweet.transcript_state == VoiceTweet.TranscriptState.PENDING
+    settings.SALON_TRANSCRIBE_MODEL = ""
+
+    services.recording_transcribe(model=VoiceTweet, pk=tweet.pk)
+
+    tweet.refresh_from_db()
+    assert tweet.transcript_state == VoiceTweet.TranscriptState.OFF
