@@ -236,16 +236,22 @@ def test_the_admin_says_nothing_when_captions_are_on(captions_on, client):
     assert "Captions are off" not in client.get("/admin/voicetweets/voicetweet/").content.decode()
 
 
+@pytest.mark.parametrize("how", ["not a model", "out of memory"])
 def test_a_failed_transcription_marks_it_failed_and_the_tweet_plays_on(
-    alice, settings, tmp_path, client, django_capture_on_commit_callbacks
+    alice, settings, tmp_path, client, django_capture_on_commit_callbacks, how
 ):
-    """A model directory that looks right but is not a model: the transcribing child dies, the
-    transcript is "failed", and the voice tweet is ready and playable as before."""
-    broken = tmp_path / "broken-model"
-    broken.mkdir()
-    (broken / "model.bin").write_bytes(b"not a model")
-    (broken / "config.json").write_text("{}")
-    settings.SALON_TRANSCRIBE_MODEL = str(broken)
+    """The transcribing child dies (a model directory that looks right but is not a model, or
+    an address space too small to load one): the transcript is "failed", and the voice tweet
+    is ready and playable as before."""
+    if how == "not a model":
+        broken = tmp_path / "broken-model"
+        broken.mkdir()
+        (broken / "model.bin").write_bytes(b"not a model")
+        (broken / "config.json").write_text("{}")
+        settings.SALON_TRANSCRIBE_MODEL = str(broken)
+    else:
+        settings.SALON_TRANSCRIBE_MODEL = str(transcribe.packaged_model_dir())
+        settings.SALON_TRANSCRIBE_MEMORY_BYTES = 256 * 1024 * 1024
 
     tweet = _post(alice, sine_wav(2), django_capture_on_commit_callbacks)
 
@@ -309,3 +315,13 @@ def test_a_transcript_queued_before_captions_were_turned_off_ends_off(alice, set
 
     tweet.refresh_from_db()
     assert tweet.transcript_state == VoiceTweet.TranscriptState.OFF
+
+
+def test_the_voice_tweet_admin_shows_the_transcript(alice, client):
+    staff = User.objects.create_user(username="mod", is_staff=True, is_superuser=True)
+    tweet = with_transcript(ready_tweet(alice))
+    client.force_login(staff)
+
+    page = client.get(f"/admin/voicetweets/voicetweet/{tweet.pk}/change/").content.decode()
+
+    assert "Meet me at noon. Bring the cake." in page
