@@ -66,8 +66,8 @@ def _check_moderator(by: User, user: User) -> None:
 
 
 def _revoke_join_tickets(user_id: int) -> None:
-    """The member's space join tickets stop working on commit (spaces/tickets.py)."""
-    from spaces.tickets import tickets_revoke_on_commit
+    """The member's space join tickets stop working on commit (spaces/live/tickets.py)."""
+    from spaces.live.tickets import tickets_revoke_on_commit
 
     tickets_revoke_on_commit(user_id=user_id)
 

@@ -311,7 +311,7 @@ async def speak(
     """Unmute the host and stream the burst pattern on 20 ms deadlines until ``stop``."""
     from websockets.asyncio.client import connect
 
-    from spaces.client import Pacer, space_socket_url
+    from salon_client.client import Pacer, space_socket_url
 
     async with connect(
         space_socket_url(url, space_id),

@@ -16,7 +16,7 @@ What it does:
 3. The wave: this file as ``--role wave`` in a process of its own opens every socket at once
    (``asyncio.gather``) and reports per socket the time from its connect call to the snapshot
    and to the first audio frame (TTFF). Mode ``ticket`` joins with join tickets
-   (``spaces.tickets.ticket_issue``, issued just before the wave, as the page or the API would;
+   (``spaces.live.tickets.ticket_issue``, issued just before the wave, as the page or the API would;
    the ticket request itself is not timed), mode ``token`` with ``Authorization: Token`` (the
    join through the database, as before tickets). Each mode gets a fresh server and space.
 4. Joins/s = wave size / (last snapshot - wave start). CPU per join = the server process's
@@ -63,7 +63,7 @@ HEADER_BYTES = 12
 async def wave(url: str, space_id: int, credentials: list[str], mode: str, hold: float) -> dict:
     from websockets.asyncio.client import connect
 
-    from spaces.client import space_socket_url
+    from salon_client.client import space_socket_url
 
     base = space_socket_url(url, space_id) if mode != "bare" else url.replace("http", "ws") + "/"
     snapshots: list[float] = []
@@ -186,7 +186,7 @@ async def measure(
     workdir: Path,
     bare_marks: Path | None,
 ) -> Result:
-    from spaces.client import space_socket_url
+    from salon_client.client import space_socket_url
 
     stop, ready = asyncio.Event(), asyncio.Event()
     report = fanout.SpeakerReport()
@@ -277,8 +277,8 @@ def print_profile(server: fanout.Server) -> None:
 def issue_tickets(space_id: int, user_ids: list[int]) -> list[str]:
     from django.contrib.auth import get_user_model
 
+    from spaces.live.tickets import ticket_issue
     from spaces.models import Space
-    from spaces.tickets import ticket_issue
 
     space = Space.objects.select_related("host").get(pk=space_id)
     users = get_user_model().objects.in_bulk(user_ids)

@@ -178,7 +178,7 @@ async def probe_listener(url, space_id, token, stop, markers):
     """Records time.time() of each burst's first large mix packet after a quiet stretch."""
     from websockets.asyncio.client import connect
 
-    from spaces.client import space_socket_url
+    from salon_client.client import space_socket_url
 
     async with connect(
         space_socket_url(url, space_id),

@@ -73,7 +73,7 @@ import bench_fanout as fanout  # after the path fix
 PYTHON = sys.executable
 ROOT = Path(__file__).resolve().parent.parent
 FRAMES_PER_SECOND = fanout.FRAMES_PER_SECOND
-# Mixer takeover: the lease lasts 3 s and is renewed every second (spaces/media.py).
+# Mixer takeover: the lease lasts 3 s and is renewed every second (spaces/live/media.py).
 TAKEOVER_ALLOWANCE = 8.0
 RECOVERY_ALLOWANCE = 20.0
 
@@ -264,7 +264,7 @@ def rejoined_since(tokens: list[str], moment: float) -> int:
 
 
 def mixer_pid(space_id: int) -> int | None:
-    """The pid of the process holding the room's mixer lease (spaces/media.py)."""
+    """The pid of the process holding the room's mixer lease (spaces/live/media.py)."""
     import redis
 
     holder = redis.Redis.from_url(os.environ["REDIS_URL"]).get(f"salon:media:lease:{space_id}")
@@ -326,7 +326,7 @@ async def pilot_on(url: str, space_id: int, token: str, stop: asyncio.Event) -> 
     """One listener on B before anyone else: B takes the room's mixer lease."""
     from websockets.asyncio.client import connect
 
-    from spaces.client import space_socket_url
+    from salon_client.client import space_socket_url
 
     with contextlib.suppress(Exception):  # it dies with B, on purpose
         async with connect(

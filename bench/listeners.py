@@ -5,7 +5,7 @@ Run: .venv/bin/python bench/listeners.py --url http://127.0.0.1:8000 --space 3 \
 
 Who does what. The benchmark driver seeds the database (a live space, N members, one API token
 each: ``accounts.services.auth_token_issue``), writes the tokens to a file (one per line, or a
-JSON list) and starts this program next to a speaker (e.g. ``spaces.client.SpaceClient``).
+JSON list) and starts this program next to a speaker (e.g. ``salon_client.client.SpaceClient``).
 This program only listens: ``--connections`` sockets (default: one per token) authenticated with
 ``Authorization: Token <key>``, opened at ``--ramp`` per second, spread over ``--processes``
 worker processes (each its own asyncio loop: at 2,000 sockets x 50 frames/s one Python process
@@ -17,7 +17,7 @@ costs one header unpack (``spaces.audio.wire`` layout), a few integer operations
 ``time.time()``. Per connection: frames, bytes, sequence jumps (and the frames they skip),
 frames out of order; per worker, per wall-clock second: frames delivered.
 
-Loss. The server sends nothing while nobody in the room talks (room DTX, ``spaces/media.py``),
+Loss. The server sends nothing while nobody in the room talks (room DTX, ``spaces/live/media.py``),
 so a sequence jump is not by itself a loss. The summary therefore also counts, per tick (mix
 sequence number), how many sockets received it, against how many were open when it was first
 received anywhere: ``ticks.undelivered`` is the sum of the differences, over the steady window
@@ -83,6 +83,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from salon_client.client import space_socket_url
 from spaces.audio.codec import FRAME_SECONDS
 from spaces.audio.wire import (
     HEADER,
@@ -92,7 +93,6 @@ from spaces.audio.wire import (
     WireError,
     unpack_bundle,
 )
-from spaces.client import space_socket_url
 
 ROOM_MIX = int(FrameKind.ROOM_MIX)
 ROOM_MIX_BUNDLE = int(FrameKind.ROOM_MIX_BUNDLE)
@@ -158,7 +158,7 @@ class WorkerState:
     def on_message(self, connection: Connection, message: bytes) -> None:
         """The hot path: one binary message on one socket (a mix frame, or a bundle)."""
         now = time.time()
-        if message[0] == ROOM_MIX_BUNDLE:  # big rooms (spaces/fanout.py)
+        if message[0] == ROOM_MIX_BUNDLE:  # big rooms (spaces/live/fanout.py)
             try:
                 frames = unpack_bundle(message)
             except WireError:

@@ -77,9 +77,9 @@ def _tone_melody(path: Path, *, seconds: float) -> None:
 def record_replay(path: Path, turns: list[tuple[int, Path]]) -> None:
     """Write a room recording segment at ``path`` (what a room's mixer writes while recorded)
     of members taking turns saying their clips: ``(user_id, clip)``."""
+    from salon_client.client import audio_frames
     from spaces.audio import OpusEncoder, RoomMixer
     from spaces.audio.recorder import MixRecorder
-    from spaces.client import audio_frames
 
     mixer = RoomMixer()
     recorder = MixRecorder(path)
@@ -107,7 +107,8 @@ _bot: subprocess.Popen | None = None
 
 
 def bot_command(*, url: str, space_id: int, token: str, clip: Path) -> list[str]:
-    """The bot: the host of the demo space, saying its clip over and over (spaces/client.py)."""
+    """The bot: the host of the demo space, saying its clip over and over
+    (salon_client/client.py)."""
     manage = Path(settings.BASE_DIR) / "manage.py"
     return [
         sys.executable, str(manage), "space_client", "--url", url, "--space", str(space_id),

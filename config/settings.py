@@ -445,12 +445,12 @@ SALON_SPACE_HOST_GRACE_SECONDS = env_int("SALON_SPACE_HOST_GRACE_SECONDS", 300)
 SALON_SPACE_HEARTBEAT_SECONDS = env_int("SALON_SPACE_HEARTBEAT_SECONDS", 10)
 SALON_SPACE_PRESENCE_TIMEOUT_SECONDS = env_int("SALON_SPACE_PRESENCE_TIMEOUT_SECONDS", 15)
 SALON_SPACE_STALE_SECONDS = env_int("SALON_SPACE_STALE_SECONDS", 30)
-# Join tickets (spaces/tickets.py, docs/protocol.md "Join tickets"): how long one is valid.
+# Join tickets (spaces/live/tickets.py, docs/protocol.md "Join tickets"): how long one is valid.
 # Short, because a ticket issued before a ban is refused through a revocation entry that must
 # outlive it, and because the client asks for a new one at each (re)connect anyway.
 SALON_JOIN_TICKET_SECONDS = env_int("SALON_JOIN_TICKET_SECONDS", 60)
 # Listeners who join with a ticket are written to the database in one batch per room per this
-# many seconds (spaces/presence.py): a join wave costs a few transactions, not one per socket.
+# many seconds (spaces/live/presence.py): a join wave costs a few transactions, not one per socket.
 SALON_LISTENER_BATCH_SECONDS = float(os.environ.get("SALON_LISTENER_BATCH_SECONDS", "0.25"))
 # Joins one process works on at once, and how many more wait in line; past both a socket is
 # closed 1013 with "retry after N s" (docs/protocol.md) instead of slowing the room down.
@@ -468,7 +468,7 @@ if SALON_AUDIO_MAX_SPEED_PERCENT < 100 or SALON_AUDIO_BACKLOG_SECONDS < 1:
         "SALON_AUDIO_BACKLOG_SECONDS at least 1"
     )
 # From this many sockets in one room on one process, listeners get the mix two frames per
-# message (spaces/fanout.py): half the sends, for 10 ms more latency on average. 0: never.
+# message (spaces/live/fanout.py): half the sends, for 10 ms more latency on average. 0: never.
 SALON_AUDIO_BUNDLE_FROM = env_int("SALON_AUDIO_BUNDLE_FROM", 1000)
 # Control messages (JSON) a socket may send: far more than any person clicks. Each is a
 # transaction and usually an event to every member, so a socket over the limit is closed (1008).

@@ -8,7 +8,7 @@ from django.http import HttpRequest, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
-from spaces.media import current_media_plane
+from spaces.live.media import current_media_plane
 
 logger = logging.getLogger(__name__)
 

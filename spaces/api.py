@@ -16,7 +16,8 @@ from rest_framework.views import APIView
 
 from config.private_media import media_link
 
-from . import errors, selectors, services, tickets
+from . import errors, selectors, services
+from .live import tickets
 from .models import Replay, Space
 from .protocol import REACTIONS
 

@@ -1,6 +1,6 @@
 """Websocket authentication beyond the session cookie.
 
-The fast path is a join ticket (``?ticket=``, spaces/tickets.py): signed by the page or the API
+The fast path is a join ticket (``?ticket=``, spaces/live/tickets.py): signed by the page or the API
 after the access check, checked by the consumer without a database query. Browsers otherwise
 authenticate with the session cookie, behind the same-origin check. Other clients (apps,
 bots, load tests) send their API token, either as ``Authorization: Token <key>`` (preferred) or
@@ -68,8 +68,8 @@ class TokenAuthMiddleware:
     async def __call__(self, scope, receive, send):
         ticket = _ticket_from_scope(scope)
         if ticket is not None:
-            # A join ticket (spaces/tickets.py): the consumer checks it, without a query. Like a
-            # token it is never sent ambiently, so neither the origin check nor the session
+            # A join ticket (spaces/live/tickets.py): the consumer checks it, without a query.
+            # Like a token it is never sent ambiently, so neither the origin check nor the session
             # (a query per handshake) applies.
             scope = dict(scope, join_ticket=ticket, user=AnonymousUser())
             return await self.token_app(scope, receive, send)

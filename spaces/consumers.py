@@ -21,14 +21,15 @@ from django.conf import settings
 from accounts.consumers import MemberSocketMixin
 from config.db import db_call
 
-from . import errors, services, tickets
+from . import errors, services
 from .audio import wire
 from .audio.codec import MAX_PACKET_BYTES
 from .audio.pacing import MediaTimeLimit
-from .joins import JoinsBusy, join_gate, snapshot_cache
-from .media import get_media_plane
+from .live import tickets
+from .live.joins import JoinsBusy, join_gate, snapshot_cache
+from .live.media import get_media_plane
+from .live.presence import listener_batch
 from .models import Participant, Space
-from .presence import listener_batch
 from .protocol import COMMANDS
 from .selectors import participant_data, room_version, space_snapshot_shared
 
@@ -80,7 +81,7 @@ class FrameRateLimit:
 class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     space: Space | None = None
     joined = False
-    # Joined with a listener ticket: presence is written in batches (spaces/presence.py).
+    # Joined with a listener ticket: presence is written in batches (spaces/live/presence.py).
     batched = False
     # A batched listener's participant row exists once its batch is written: set then (or when
     # the batch refuses it). Commands act on that row, so they wait for it.
@@ -126,7 +127,7 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
 
     async def _close_after_failure(self) -> None:
         self.refusing = True
-        await self._leave_audio()  # also stops refreshing the participant (spaces/presence.py)
+        await self._leave_audio()  # also stops refreshing the participant (spaces/live/presence.py)
         await self.close(code=CLOSE_INTERNAL, reason="server error; reconnect")
 
     # --- connection ---------------------------------------------------------------------------
@@ -162,8 +163,9 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
             publishing=self.publishing,
         )
         if not self.batched:
-            # This process refreshes its participants in one query per room (spaces/presence.py);
-            # a batched listener from when its batch is written (_admitted).
+            # This process refreshes its participants in one query per room
+            # (spaces/live/presence.py); a batched listener from when its batch is written
+            # (_admitted).
             self.media.heartbeats.add(self.space_id, self.channel_name, self.user.pk, self._gone)
         if self.publishing:
             await self._announce_stream()

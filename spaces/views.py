@@ -10,8 +10,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from config.private_media import private_file_response, private_media_view
 
-from . import errors, selectors, services, tickets
+from . import errors, selectors, services
 from .forms import SpaceForm
+from .live import tickets
 from .models import Replay, Space, SpaceSubscription
 
 

@@ -151,6 +151,6 @@ def live_server_process(transactional_db, tmp_path, settings):
 def _fresh_media_plane():
     """Each test's sockets get a media plane on that test's own event loop."""
     yield
-    from spaces.media import discard_media_plane
+    from spaces.live.media import discard_media_plane
 
     discard_media_plane()

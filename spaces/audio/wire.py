@@ -10,7 +10,7 @@ Layout, all integers big-endian::
     bytes 10-  payload    one Opus packet, 1..1275 bytes
 
 A *bundle* (kind 3, server → client) carries consecutive room-mix frames in one websocket
-message, for listeners of big rooms (``spaces/fanout.py``)::
+message, for listeners of big rooms (``spaces/live/fanout.py``)::
 
     byte 0     kind       3
     byte 1     count      frames that follow, 2..16

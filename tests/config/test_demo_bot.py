@@ -10,7 +10,7 @@ import pytest
 
 from accounts.services import auth_token_issue
 from config import demo
-from spaces.client import SpaceClient
+from salon_client.client import SpaceClient
 from tests.spaces.audio.signals import rms
 from tests.spaces.factories import make_live_space, make_member
 

@@ -162,7 +162,7 @@ def cookie_socket(space_id: int, cookie: bytes) -> WebsocketCommunicator:
 
 
 def _wait_for_participant(space, user, timeout: float = 10.0) -> None:
-    """A listener who joined with a ticket is written with the next batch (spaces/presence.py,
+    """A listener who joined with a ticket is written with the next batch (spaces/live/presence.py,
     ListenerBatch): wait for its row, as a host can only act on a listener it can see."""
     deadline = time.monotonic() + timeout
     while not Participant.objects.filter(space=space, user=user).exists():

@@ -5,10 +5,10 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 
-from spaces import media
 from spaces.audio import FRAME_SECONDS, FakeClock, MixerRunner, wire
-from spaces.bus import LocalBus
-from spaces.media import current_media_plane
+from spaces.live import media
+from spaces.live.bus import LocalBus
+from spaces.live.media import current_media_plane
 
 from .audio.signals import amplitude_at
 from .factories import make_live_space, make_member, put_on_stage

@@ -12,9 +12,7 @@ from django.core.management import CommandError, call_command
 from websockets.asyncio.server import serve
 from websockets.sync.server import serve as serve_in_thread
 
-from spaces.audio import FRAME_SAMPLES, SAMPLE_RATE, FrameKind, OpusDecoder, pack, unpack
-from spaces.audio.wire import pack_bundle
-from spaces.client import (
+from salon_client.client import (
     AudioStreamer,
     ClientClosed,
     LoginFailed,
@@ -26,6 +24,8 @@ from spaces.client import (
     space_socket_url,
     write_wav,
 )
+from spaces.audio import FRAME_SAMPLES, SAMPLE_RATE, FrameKind, OpusDecoder, pack, unpack
+from spaces.audio.wire import pack_bundle
 
 from .audio.signals import decode, dominant_frequency, encode, rms, sine
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from accounts.services import auth_token_issue
+from salon_client.client import SpaceClient
 from spaces.audio import SAMPLE_RATE
-from spaces.client import SpaceClient
 from tests.live import BASE_DIR, CuttableProxy
 
 from .audio.signals import dominant_frequency, magnitude_at, rms, write_tone

@@ -1,4 +1,4 @@
-"""A daphne socket's sink (spaces/fanout.py) on a real Twisted TCP transport over a socketpair.
+"""A daphne socket's sink (spaces/live/fanout.py) on a real Twisted TCP transport over a socketpair.
 
 No reactor runs: the test plays the reactor's part by calling ``doWrite`` when it has read from
 the other end, as epoll would after the socket became writable again.
@@ -14,7 +14,7 @@ from twisted.internet import tcp
 from twisted.internet.testing import MemoryReactor
 
 from spaces.audio.wire import FrameKind, pack, pack_bundle, unpack_bundle
-from spaces.fanout import DirectSink, Fanout, Outgoing, SinkStats
+from spaces.live.fanout import DirectSink, Fanout, Outgoing, SinkStats
 
 FRAME_PAYLOAD = 1000
 

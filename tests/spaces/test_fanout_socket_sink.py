@@ -1,4 +1,4 @@
-"""SocketSink (spaces/fanout.py): the one writer of a daphne socket, used by the reactor thread
+"""SocketSink (spaces/live/fanout.py): the one writer of a daphne socket, used by the reactor thread
 and the media thread at once, on a real Twisted TCP transport over a socketpair.
 
 The test's own event loop plays the reactor's loop (the thread Twisted writes from); a
@@ -19,8 +19,8 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.testing import MemoryReactor
 from twisted.python import failure
 
-from spaces.fanout import SOCKET_OUTBOX_BYTES, Outgoing, SocketSink, websocket_frame
-from spaces.media import MediaLoop
+from spaces.live.fanout import SOCKET_OUTBOX_BYTES, Outgoing, SocketSink, websocket_frame
+from spaces.live.media import MediaLoop
 
 FRAME_PAYLOAD = 1000
 

@@ -6,14 +6,14 @@ import av
 import numpy as np
 import pytest
 
-from spaces import media
 from spaces.audio import wire
 from spaces.audio.clock import FakeClock
 from spaces.audio.codec import FRAME_SAMPLES, FRAME_SECONDS, OpusDecoder
 from spaces.audio.mixer import RoomMixer
 from spaces.audio.runner import MixerRunner
-from spaces.bus import LocalBus, RedisBus
-from spaces.fanout import Fanout
+from spaces.live import media
+from spaces.live.bus import LocalBus, RedisBus
+from spaces.live.fanout import Fanout
 
 from .audio import signals
 

@@ -1,4 +1,4 @@
-"""The media path of its own (spaces/media.py, MediaLoop): through real daphne, a main event
+"""The media path of its own (spaces/live/media.py, MediaLoop): through real daphne, a main event
 loop that is stuck does not stop the room's audio reaching its listeners."""
 
 import asyncio

@@ -6,8 +6,8 @@ import pytest
 from django.db import connection
 
 from accounts.services import auth_token_issue
+from salon_client.client import SpaceClient
 from spaces.audio import SAMPLE_RATE
-from spaces.client import SpaceClient
 
 from .audio.signals import dominant_frequency, magnitude_at, write_tone
 from .factories import make_live_space, make_member, put_on_stage

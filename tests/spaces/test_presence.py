@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from spaces import selectors, services
+from spaces.live.presence import DIGEST_MAX_JOINED, AudiencePresence, Heartbeats
 from spaces.models import Participant
-from spaces.presence import DIGEST_MAX_JOINED, AudiencePresence, Heartbeats
 
 from .factories import make_live_space, make_member, put_on_stage
 

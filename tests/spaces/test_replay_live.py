@@ -10,8 +10,8 @@ import pytest
 from django.db import connection
 
 from accounts.services import auth_token_issue
+from salon_client.client import SpaceClient
 from spaces import services
-from spaces.client import SpaceClient
 from spaces.models import Replay
 
 from .audio.signals import dominant_frequency, magnitude_at, write_tone

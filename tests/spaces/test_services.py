@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 def sent(monkeypatch):
     """The events services hand to the channel layer (after commit)."""
     events = []
-    monkeypatch.setattr(services, "_send_now", lambda space_id, event: events.append(event))
+    monkeypatch.setattr(services._shared, "_send_now", lambda space_id, event: events.append(event))
     return events
 
 

@@ -9,11 +9,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts import services as accounts_services
-from spaces import services, tickets
-from spaces.client import retry_after_seconds
-from spaces.joins import JoinGate, JoinsBusy, join_gate, snapshot_cache
+from salon_client.client import retry_after_seconds
+from spaces import errors, services
+from spaces.live import tickets
+from spaces.live.joins import JoinGate, JoinsBusy, join_gate, snapshot_cache
+from spaces.live.presence import listener_batch
 from spaces.models import Participant, SpaceBan
-from spaces.presence import listener_batch
 
 from .factories import SpaceSocket, make_live_space, make_member
 
@@ -141,7 +142,7 @@ async def test_a_ticket_issued_before_a_ban_block_or_suspension_is_refused(opene
     await revoke(space, host, troll)
     close = await (await opened(space.pk, spare)).receive_close()
     assert (close["code"], close["reason"]) == (4411, "join ticket revoked; ask for a new one")
-    with pytest.raises(services.errors.SpaceError):
+    with pytest.raises(errors.SpaceError):
         await db(_issue)(space, troll)
 
 
@@ -162,7 +163,7 @@ async def test_a_ban_the_ticket_missed_is_caught_by_the_batch(opened):
 async def test_a_change_to_the_room_shows_to_the_next_joiner(opened, monkeypatch):
     """The shared snapshot is loaded once and reused until a service changes the room: then the
     next joiner sees the change (a raised hand, recording on), without waiting for it to age."""
-    monkeypatch.setattr("spaces.joins.SHARED_SNAPSHOT_SECONDS", 3600)
+    monkeypatch.setattr("spaces.live.joins.SHARED_SNAPSHOT_SECONDS", 3600)
     space, host = await _room()
     await (await opened(space.pk, await db(_issue)(space, host))).receive_type("snapshot")
     leo, kim, mia, ned = [await db(make_member)(n) for n in ("leo", "kim", "mia", "ned")]

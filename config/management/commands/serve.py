@@ -140,10 +140,10 @@ class Command(BaseCommand):
 
 def _stop_the_media_plane_at_shutdown() -> None:
     """On SIGTERM, stop the media and mixer threads before the reactor's loop goes, so no
-    tick is handed to a closed loop and open recordings are finalized (spaces/media.py)."""
+    tick is handed to a closed loop and open recordings are finalized (spaces/live/media.py)."""
     from twisted.internet import reactor
 
-    from spaces.media import discard_media_plane
+    from spaces.live.media import discard_media_plane
 
     reactor.addSystemEventTrigger("before", "shutdown", discard_media_plane)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from spaces.client import ClientClosed, ClientError, SpaceClient
+from salon_client.client import ClientClosed, ClientError, SpaceClient
 
 
 class Command(BaseCommand):

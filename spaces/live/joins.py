@@ -21,7 +21,7 @@ from django.conf import settings
 
 from config.db import db_call
 
-from .selectors import SHARED_SNAPSHOT_SECONDS, SharedSnapshot, space_snapshot_shared
+from ..selectors import SHARED_SNAPSHOT_SECONDS, SharedSnapshot, space_snapshot_shared
 
 # A join refused for a full line waits at least this long, and at most the other.
 RETRY_AFTER_MIN = 1

@@ -9,7 +9,7 @@ and, at most once a second, sends its sockets one digest: the listener and parti
 came and went since the last one, capped. Stage changes, raised hands and removals still travel
 as events of their own (services._broadcast), as they are rare and every member needs them.
 
-The digest goes out through the fan-out (spaces/fanout.py): framed once, written to each local
+The digest goes out through the fan-out (spaces/live/fanout.py): framed once, written to each local
 socket; a congested socket may miss one, and the next carries the right counts again.
 """
 
@@ -41,7 +41,7 @@ class _Pending:
 
 
 def _load_counts(space_id: int) -> dict[str, int]:
-    from .selectors import participant_counts
+    from ..selectors import participant_counts
 
     return participant_counts(space_id=space_id)
 
@@ -83,7 +83,7 @@ class AudiencePresence:
         """This process has sockets in the room: receive its audience changes."""
         if space_id in self.rooms or self.layer is None:
             return
-        from .services import presence_group
+        from ..services import presence_group
 
         self.rooms[space_id] = _Pending()
         await self.layer.group_add(presence_group(space_id), self.channel)
@@ -94,7 +94,7 @@ class AudiencePresence:
             return
         if pending.flush is not None:
             pending.flush.cancel()
-        from .services import presence_group
+        from ..services import presence_group
 
         await self.layer.group_discard(presence_group(space_id), self.channel)
 
@@ -231,7 +231,7 @@ class Heartbeats(_RoomLoop):
     async def beat(self) -> None:
         """Refresh every room once (the loop calls this each interval; tests call it)."""
         if self.refresh is None:
-            from .services import participants_refresh
+            from ..services import participants_refresh
 
             self.refresh = participants_refresh
         self.rounds += 1
@@ -321,7 +321,7 @@ class ListenerBatch(_RoomLoop):
     async def flush(self) -> None:
         """Write every room's batch (the loop calls this each interval; tests call it)."""
         if self.apply is None:
-            from .services import listeners_apply
+            from ..services import listeners_apply
 
             self.apply = listeners_apply
         rooms, self.rooms = self.rooms, {}

@@ -18,9 +18,9 @@ Design points:
 
 * **Receiving.** Room-mix frames (kind 2) go to a :class:`MixReceiver`, which orders them by
   sequence number, waits ``reorder_frames`` for a missing one, then conceals it with Opus PLC.
-  The server sends nothing while nobody in the room talks (room-level DTX, ``spaces/media.py``),
-  so a gap longer than ``conceal_limit`` frames is a pause and is filled with silence rather
-  than concealed: the recording keeps the room's timeline.
+  The server sends nothing while nobody in the room talks (room-level DTX,
+  ``spaces/live/media.py``), so a gap longer than ``conceal_limit`` frames is a pause and is
+  filled with silence rather than concealed: the recording keeps the room's timeline.
 * **Sending.** :meth:`SpaceClient.stream_wav` decodes any audio file PyAV reads, resamples it to
   48 kHz mono s16, cuts 960-sample frames and sends one every 20 ms on absolute deadlines
   (frame *n* is due at ``start + n × 20 ms``), so sleep overshoot never accumulates. When the
@@ -71,8 +71,8 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as websocket_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from .audio import wire
-from .audio.codec import (
+from spaces.audio import wire
+from spaces.audio.codec import (
     FRAME_SAMPLES,
     FRAME_SECONDS,
     SAMPLE_RATE,
@@ -82,8 +82,8 @@ from .audio.codec import (
     OpusSettings,
     opus_settings_for,
 )
-from .audio.levels import frame_level_dbfs
-from .protocol import COMMANDS
+from spaces.audio.levels import frame_level_dbfs
+from spaces.protocol import COMMANDS
 
 logger = logging.getLogger(__name__)
 

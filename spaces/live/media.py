@@ -11,7 +11,7 @@ Who does what:
   and another process takes over within ``LEASE_TTL_MS`` if the holder dies.
 * The owner's mixer thread ticks every 20 ms; each tick is published once on the bus as one
   bundle (shared mix + mix-minus packets); every process with members of the room receives it
-  once and writes it to its own sockets through :mod:`spaces.fanout`.
+  once and writes it to its own sockets through :mod:`spaces.live.fanout`.
 
 Threads. Three per process, so audio never waits behind anything else:
 
@@ -30,7 +30,7 @@ never an await. Presence and its digests stay on daphne's loop (they use the cha
 digests cross to the fan-out like any other text. The plane's own database calls (a new
 owner's publishers and audio mode, recording segments) run on Channels' database thread and
 are awaited from the media loop, which takes ticks meanwhile. How a socket is written from
-both threads without frames interleaving: :class:`spaces.fanout.SocketSink`.
+both threads without frames interleaving: :class:`spaces.live.fanout.SocketSink`.
 
 Speaking indicators ride the same path: about 5 times a second the owner publishes a ``levels``
 event (docs/protocol.md), and only when it differs from the last one, so a quiet room sends
@@ -81,12 +81,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .audio import wire
-from .audio.codec import opus_settings_for
-from .audio.mixer import RoomMixer, TickResult
-from .audio.recorder import MixRecorder
-from .audio.runner import MixerRunner
-from .audio.uplink import UplinkReports
+from ..audio import wire
+from ..audio.codec import opus_settings_for
+from ..audio.mixer import RoomMixer, TickResult
+from ..audio.recorder import MixRecorder
+from ..audio.runner import MixerRunner
+from ..audio.uplink import UplinkReports
 from .bus import LocalBus, RedisBus
 from .fanout import Fanout, fanout, sink_for
 from .presence import AudiencePresence, Heartbeats
@@ -248,7 +248,8 @@ class MediaPlane:
             runner.on_result = self._on_tick_result
         self.owner_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.publishers_loader = publishers_loader
-        # Listener comings and goings, as digests to this process's sockets (spaces/presence.py).
+        # Listener comings and goings, as digests to this process's sockets
+        # (spaces/live/presence.py).
         self.presence = AudiencePresence(deliver_text=self._deliver_text) if presence else None
         self.heartbeats = Heartbeats(interval=heartbeat_seconds)
         # Recording, called with ``space_id=`` on a database thread: the file for a new segment
@@ -789,8 +790,8 @@ async def get_media_plane() -> MediaPlane:
     if _plane is None:
         from django.conf import settings
 
-        from .selectors import space_audio_mode, space_publisher_ids
-        from .services import replay_segment_closed, replay_segment_start
+        from ..selectors import space_audio_mode, space_publisher_ids
+        from ..services import replay_segment_closed, replay_segment_start
 
         fanout.bundle_from = settings.SALON_AUDIO_BUNDLE_FROM
         _plane = MediaPlane(

@@ -10,7 +10,7 @@ role records a *not-before* time for the member in the cache (Redis in productio
 every process), on commit. A ticket issued before it is refused; the client asks for a new one,
 which is checked against the database again. An entry only needs to outlive the tickets it
 refuses, so it expires after one ticket lifetime. The database stays the authority: the batch
-that writes listeners' presence (spaces/presence.py) checks bans, blocks and suspensions again
+that writes listeners' presence (spaces/live/presence.py) checks bans, blocks and suspensions again
 and closes a socket that slipped through.
 """
 
@@ -23,8 +23,8 @@ from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
 
-from . import errors
-from .models import Participant, Space
+from .. import errors
+from ..models import Participant, Space
 
 # Distinct from every other signed value of the site: a signed cookie or a password-reset
 # token never passes for a ticket (the salt derives a key of its own from SECRET_KEY).
@@ -71,7 +71,7 @@ def ticket_issue(*, space: Space, user, now: float | None = None) -> dict:
     listener's ticket lets the socket join without the database; other roles still join
     through ``services.participant_join``, as there are few of them.
     """
-    from .services import space_check_access
+    from ..services import space_check_access
 
     # Stricter than a join, which lets a participant already in the room back without the
     # access check: a ticket is also what a member blocked by the host since would rejoin with.
@@ -179,7 +179,7 @@ def listener_data(ticket: JoinTicket) -> dict:
     """``selectors.participant_data`` of a plain listener who joins now, from the ticket."""
     from django.utils import timezone
 
-    from .selectors import avatar_url
+    from ..selectors import avatar_url
 
     return {
         "user_id": ticket.user_id,

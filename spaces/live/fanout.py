@@ -7,7 +7,7 @@ same for every listener: this module frames each packet once and writes those by
 to each listener's transport.
 
 Threads. The fan-out runs on the media thread's event loop (``MediaLoop`` in
-``spaces/media.py``), not on daphne's, so a tick never waits behind a handshake, a snapshot, a
+``spaces/live/media.py``), not on daphne's, so a tick never waits behind a handshake, a snapshot, a
 database answer or an upload that daphne's loop is busy with. Sinks are made on the socket's
 own loop (the consumer's ``attach``) and used from the media loop:
 
@@ -72,8 +72,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 
-from .audio.wire import HEADER as WIRE_HEADER
-from .audio.wire import pack_bundle
+from ..audio.wire import HEADER as WIRE_HEADER
+from ..audio.wire import pack_bundle
 
 logger = logging.getLogger(__name__)
 
