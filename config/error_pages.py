@@ -9,21 +9,42 @@ production. Without DEBUG, Django renders them through ``handler404``/``handler5
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template import loader
 from django.urls import Resolver404
 from django.views.debug import ExceptionReporter
 
+logger = logging.getLogger(__name__)
+
+
+# An error page must not fail in its turn: if its template cannot render (a static file
+# missing from collectstatic's manifest, a broken template), the member gets this instead.
+_PLAIN = (
+    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title} · Salon</title>'
+    '</head><body><h1>{title}</h1><p><a href="/">Back to Salon</a></p></body></html>'
+)
+
+
+def _render(template: str, status: int, title: str, request: HttpRequest | None = None):
+    try:
+        body = loader.render_to_string(template, request=request)
+    except Exception:
+        logger.exception("the %s page failed to render; sent a plain one", status)
+        body = _PLAIN.format(title=title)
+    return HttpResponse(body, status=status)
+
 
 def page_not_found(request: HttpRequest, exception=None) -> HttpResponse:
     """``handler404``: what is missing, and the way home."""
-    return HttpResponse(loader.render_to_string("404.html", request=request), status=404)
+    return _render("404.html", 404, "Not found", request)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     """``handler500``: no context, no query (the database may be what failed)."""
-    return HttpResponse(loader.render_to_string("500.html"), status=500)
+    return _render("500.html", 500, "Something went wrong")
 
 
 def _members_see_ours() -> bool:

@@ -23,6 +23,9 @@ urlpatterns = [
     path("test-api-404/", _api_not_found),
     path("", include("config.urls")),
 ]
+# As config.urls has them (Django looks the handlers up on the root URLconf).
+handler404 = "config.error_pages.page_not_found"
+handler500 = "config.error_pages.server_error"
 
 
 @pytest.fixture
@@ -75,3 +78,20 @@ def test_without_debug_the_handlers_serve_the_same_pages(settings):
     assert response.status_code == 404 and "<h1>Not found</h1>" in response.content.decode()
     response = Client(raise_request_exception=False).get("/test-fail/")
     assert response.status_code == 500 and "Something went wrong" in response.content.decode()
+
+
+def test_an_error_page_that_cannot_render_falls_back_to_a_plain_one(settings, caplog):
+    """Production without collectstatic's manifest (or a broken template): the member still
+    gets a 404 or 500 page, not a second failure, and the cause goes to the log."""
+    settings.DEBUG = False
+    settings.ROOT_URLCONF = __name__
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+    }
+    settings.STATIC_ROOT = "/nonexistent-static-root"
+    response = Client().get("/no-such-page/")
+    assert response.status_code == 404 and "<h1>Not found</h1>" in response.content.decode()
+    response = Client(raise_request_exception=False).get("/test-fail/")
+    assert response.status_code == 500 and "Something went wrong" in response.content.decode()
+    assert "failed to render" in caplog.text

@@ -7,9 +7,8 @@ import pytest
 
 from accounts.models import Follow
 from accounts.services import invitation_create
-from spaces import services as space_services
 from tests.e2e.test_screenshots import DESKTOP, PHONE
-from tests.spaces.factories import make_member
+from tests.spaces.factories import make_live_space, make_member
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
@@ -25,7 +24,7 @@ def test_a_newcomer_signs_up_and_follows_a_suggestion(
     fern = make_member("fern")
     Follow.objects.create(follower=alice, followee=fern)
     host = make_member("hana", host=True)
-    space_services.space_create(host=host, title="Open mic", visibility="open")
+    make_live_space(host, title="Open mic")
     invitation = invitation_create(inviter=alice)
 
     page = launch_browser().new_context(base_url=server.url, viewport=viewport).new_page()

@@ -312,8 +312,13 @@ def _check_page(name: str, response) -> list[str]:
 def test_production_settings_send_the_policy(tmp_path):
     """config.settings_production sends the same policy (it inherits it): checked on a page
     that needs no database."""
+    # Our 404 page links the stylesheet; production resolves it through collectstatic's manifest,
+    # which this check does not build, so static files are served unhashed here.
     script = (
-        "import json, django; django.setup(); from django.test import Client; "
+        "import json, django; from django.conf import settings; "
+        "settings.STORAGES = {**settings.STORAGES, 'staticfiles': "
+        "{'BACKEND': 'django.contrib.staticfiles.storage.StaticFilesStorage'}}; "
+        "django.setup(); from django.test import Client; "
         "r = Client().get('/no-such-page/', secure=True, HTTP_HOST='salon.example.org'); "
         "print(json.dumps([r.status_code, r.headers.get('Content-Security-Policy')]))"
     )

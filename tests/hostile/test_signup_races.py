@@ -7,9 +7,11 @@ browsers on one invitation at once, and two invitations racing for one username.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import pytest
+from allauth.account.adapter import DefaultAccountAdapter
 from django.db import connection
 from django.test import Client
 
@@ -76,7 +78,7 @@ def test_six_browsers_on_one_invitation_make_one_account():
     assert invitation.accepted_by == created.get()
 
 
-def test_two_invitations_racing_for_one_username_make_one_account():
+def test_two_invitations_racing_for_one_username_make_one_account(monkeypatch):
     """Two invitees choose the same username at the same moment: one account; the other is
     sent back to the form (it used to be a 500 from the unique constraint) with their
     invitation intact, and signs up under another name."""
@@ -86,8 +88,20 @@ def test_two_invitations_racing_for_one_username_make_one_account():
         (_holding(first), _signup_data("sameuser", "one@example.org")),
         (_holding(second), _signup_data("sameuser", "two@example.org")),
     ]
+    # "The same moment": both forms have checked that the name is free before either insert
+    # (with real password hashing that window is wide; here it is made certain).
+    both_checked = threading.Barrier(2)
+    save_user = DefaultAccountAdapter.save_user
+
+    def save_once_both_checked(self, request, user, form, commit=True):
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_checked.wait(timeout=10)
+        return save_user(self, request, user, form, commit=commit)
+
+    monkeypatch.setattr(DefaultAccountAdapter, "save_user", save_once_both_checked)
 
     statuses = _race(attempts)
+    monkeypatch.undo()
 
     assert 302 in statuses and all(isinstance(s, int) and s < 500 for s in statuses), statuses
     assert User.objects.filter(username__iexact="sameuser").count() == 1
