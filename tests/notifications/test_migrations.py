@@ -31,7 +31,11 @@ def test_a_row_made_before_the_move_is_there_after_it_with_its_space_as_target()
             host_id=user.pk, title="Jazz", state="live", started_at=timezone.now()
         )
         before = old.get_model("spaces", "Notification").objects.create(
-            user_id=user.pk, kind="space.followed_live", text="Alice is live", url="/s/", space=space
+            user_id=user.pk,
+            kind="space.followed_live",
+            text="Alice is live",
+            url="/s/",
+            space=space,
         )
         executor = MigrationExecutor(connection)
         executor.migrate(leaves)
