@@ -64,6 +64,15 @@ class Notification(models.Model):
             # The target's notifications: aggregation, and deleting them with the target.
             models.Index(fields=["target_type", "target_id"], name="notification_target"),
         ]
+        constraints = [
+            # Likes fold into one unread notification per target: two first likes at once
+            # cannot make two (services.notification_aggregate folds the loser into the winner).
+            models.UniqueConstraint(
+                fields=["user", "kind", "target_type", "target_id"],
+                condition=models.Q(read_at__isnull=True, kind="voicetweet.liked"),
+                name="notification_one_unread_like",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} for {self.user_id}"

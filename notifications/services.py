@@ -15,7 +15,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.core.mail import send_mail
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -150,17 +150,23 @@ def notification_aggregate(
         return None
     unread = same.filter(read_at__isnull=True).select_for_update().order_by("-pk").first()
     if unread is None:
-        notification = Notification.objects.create(
-            user=user,
-            kind=kind,
-            text=_aggregate_text(actor, 1, action),
-            url=url,
-            actor=actor,
-            actor_ids=[actor.pk],
-            **fields,
-        )
-        _push(notification)
-        return notification
+        try:
+            with transaction.atomic():
+                notification = Notification.objects.create(
+                    user=user,
+                    kind=kind,
+                    text=_aggregate_text(actor, 1, action),
+                    url=url,
+                    actor=actor,
+                    actor_ids=[actor.pk],
+                    **fields,
+                )
+        except IntegrityError:
+            # A concurrent first like won (the model's one-unread constraint): fold into it.
+            unread = same.filter(read_at__isnull=True).select_for_update().get()
+        else:
+            _push(notification)
+            return notification
     # Only an unread one grows: it starts afresh once read, so its list stays short.
     unread.actor_ids = [*unread.actor_ids, actor.pk]
     count = len(unread.actor_ids)

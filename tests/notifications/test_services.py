@@ -243,3 +243,25 @@ def test_the_api_lists_every_kind_with_its_link():
         ("follow.created", "/u/bob/"),
         ("voicetweet.liked", f"/voicetweets/{tweet.pk}/"),
     }
+
+
+def test_the_database_holds_one_unread_like_notification_per_voice_tweet():
+    """What keeps two first likes at once from making two: the folding service relies on it."""
+    from django.contrib.contenttypes.models import ContentType
+    from django.db import IntegrityError, transaction
+
+    alice, bob, carl = make_member("alice"), make_member("bob"), make_member("carl")
+    tweet = ready_tweet(alice)
+    voicetweets_services.voicetweet_like(user=bob, voicetweet=tweet)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Notification.objects.create(
+            user=alice,
+            kind=Notification.Kind.LIKED,
+            text="x",
+            actor=carl,
+            target_type=ContentType.objects.get_for_model(tweet),
+            target_id=tweet.pk,
+        )
+    services.notifications_mark_all_read(user=alice)
+    voicetweets_services.voicetweet_like(user=carl, voicetweet=tweet)  # a read one is no bar
+    assert Notification.objects.filter(user=alice, kind=Notification.Kind.LIKED).count() == 2
