@@ -24,6 +24,9 @@ from django.utils import timezone
 from PIL import Image, ImageOps, UnidentifiedImageError
 from rest_framework.authtoken.models import Token
 
+from notifications.models import Notification
+from notifications.services import notification_send
+
 from . import errors
 from .models import AuditEntry, Block, Follow, Invitation, Report, User, WaitlistEntry
 from .realtime import CLOSE_FORBIDDEN, disconnect_user, notify_user
@@ -356,8 +359,14 @@ def follow_create(*, follower: User, followee: User) -> Follow:
     except IntegrityError:  # a concurrent identical follow won
         return Follow.objects.get(follower=follower, followee=followee)
     if created:
-        notify_user(
-            user_id=followee.pk, payload={"kind": "follow.created", "username": follower.username}
+        # Following again after an unfollow tells nobody twice while the first is unread.
+        notification_send(
+            user=followee,
+            kind=Notification.Kind.FOLLOWED,
+            text=f"{follower.name} (@{follower.username}) followed you.",
+            url=reverse("accounts:profile", args=[follower.username]),
+            actor=follower,
+            unless_unread=True,
         )
     return follow
 

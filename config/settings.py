@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "accounts",
     "voicetweets",
     "spaces",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -112,7 +113,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "spaces.context_processors.notifications",
+                "notifications.context_processors.notifications",
             ],
         },
     },

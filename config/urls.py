@@ -16,9 +16,11 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("voicetweets.urls")),
     path("", include("spaces.urls")),
+    path("", include("notifications.urls")),
     path("api/v1/", include("accounts.api_urls")),
     path("api/v1/", include("voicetweets.api_urls")),
     path("api/v1/", include("spaces.api_urls")),
+    path("api/v1/", include("notifications.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's init script as a file of its own (?script), not inline.
     path(

@@ -10,7 +10,6 @@ from django.utils.html import format_html
 
 from . import errors, services
 from .models import (
-    Notification,
     Participant,
     Replay,
     Space,
@@ -197,4 +196,3 @@ class ReplayAdmin(admin.ModelAdmin):
 
 admin.site.register(SpaceInvite)
 admin.site.register(SpaceSubscription)
-admin.site.register(Notification)

@@ -12,7 +12,6 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from config.private_media import media_link
 
@@ -438,57 +437,3 @@ class SpaceViewSet(viewsets.ViewSet):
                 request, url_name="spaces:replay_audio", pk=replay.space_id, member=request.user
             )
         return Response(ReplaySerializer(data).data)
-
-
-class NotificationSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    kind = serializers.CharField()
-    text = serializers.CharField()
-    url = serializers.CharField(help_text="where it leads, or empty")
-    created_at = serializers.DateTimeField()
-    read = serializers.BooleanField()
-
-
-class NotificationListSerializer(serializers.Serializer):
-    unread_count = serializers.IntegerField()
-    results = NotificationSerializer(many=True)
-
-
-class NotificationsReadSerializer(serializers.Serializer):
-    marked = serializers.IntegerField(help_text="notifications that were unread")
-    unread_count = serializers.IntegerField()
-
-
-def notification_data(notification) -> dict:
-    return {
-        "id": notification.pk,
-        "kind": notification.kind,
-        "text": notification.text,
-        "url": notification.url,
-        "created_at": notification.created_at,
-        "read": notification.read_at is not None,
-    }
-
-
-class NotificationListView(APIView):
-    """The member's notifications (the bell): the newest 50 and the unread count. New ones
-    arrive live on /ws/notifications/ (docs/protocol.md)."""
-
-    @extend_schema(responses=NotificationListSerializer)
-    def get(self, request):
-        data = {
-            "unread_count": selectors.notifications_unread_count(user=request.user),
-            "results": [
-                notification_data(n) for n in selectors.notifications_for(user=request.user)
-            ],
-        }
-        return Response(NotificationListSerializer(data).data)
-
-
-class NotificationsReadAllView(APIView):
-    """Mark every notification read; the member's other pages' bells go to 0 as well."""
-
-    @extend_schema(request=None, responses=NotificationsReadSerializer)
-    def post(self, request):
-        marked = services.notifications_mark_all_read(user=request.user)
-        return Response({"marked": marked, "unread_count": 0})

@@ -8,6 +8,7 @@ audio engine reads the same rows to decide who may publish.
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericRelation
 from django.db import models
 from django.db.models import Q
 
@@ -72,6 +73,13 @@ class Space(models.Model):
     # host never connected); the sweep ends the space or hands it to a co-host once
     # SALON_SPACE_HOST_GRACE_SECONDS have passed. Null while the host is in the room.
     host_absent_since = models.DateTimeField(null=True, blank=True)
+    # The bell's notifications about this space: they go when it goes (no column of its own).
+    notifications = GenericRelation(
+        "notifications.Notification",
+        content_type_field="target_type",
+        object_id_field="target_id",
+        related_query_name="space",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -252,46 +260,6 @@ class SpaceSubscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} subscribed to {self.space_id}"
-
-
-class Notification(models.Model):
-    """An in-app notification (space reminders, invitations to closed spaces, a followed host
-    going live). The bell in the nav counts the unread ones (``read_at`` null)."""
-
-    class Kind(models.TextChoices):
-        SPACE_SOON = "space.soon"
-        SPACE_STARTED = "space.started"
-        # Someone the member follows started a space (services._went_live).
-        FOLLOWED_LIVE = "space.followed_live"
-        SPACE_INVITED = "space.invited"
-        SPACE_CANCELLED = "space.cancelled"
-
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
-    )
-    kind = models.CharField(max_length=32, choices=Kind.choices)
-    text = models.CharField(max_length=300)
-    url = models.CharField(max_length=300, blank=True)
-    space = models.ForeignKey(
-        Space, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    read_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        indexes = [
-            models.Index(fields=["user", "-created_at"]),
-            # The bell's count, on every page.
-            models.Index(
-                fields=["user"],
-                condition=models.Q(read_at__isnull=True),
-                name="notification_unread",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.kind} for {self.user_id}"
 
 
 class Replay(Leased):

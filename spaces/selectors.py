@@ -13,7 +13,6 @@ from accounts.models import Block, Follow
 from accounts.selectors import following_ids
 
 from .models import (
-    Notification,
     Participant,
     Replay,
     Space,
@@ -444,16 +443,3 @@ def replays_visible(*, user, host=None, limit: int = 20) -> list[Replay]:
         queryset = queryset.filter(space__host=host)
     queryset = _visible(queryset, user=user, prefix="space__").order_by("-space__ended_at", "-pk")
     return list(queryset[:limit])
-
-
-# --- Notifications ------------------------------------------------------------------------------
-
-
-def notifications_unread_count(*, user) -> int:
-    """The number on the bell: one query, whatever the member has."""
-    return Notification.objects.filter(user=user, read_at__isnull=True).count()
-
-
-def notifications_for(*, user, limit: int = 50) -> list[Notification]:
-    """The member's newest notifications, unread and read."""
-    return list(Notification.objects.filter(user=user).order_by("-created_at", "-pk")[:limit])

@@ -54,24 +54,6 @@ def hallway_fragment(request: HttpRequest):
 
 
 @login_required
-@require_GET
-def notifications(request: HttpRequest):
-    """The bell's page: the newest notifications with their links, and "mark all read"."""
-    return render(
-        request,
-        "spaces/notifications.html",
-        {"notifications": selectors.notifications_for(user=request.user)},
-    )
-
-
-@login_required
-@require_POST
-def notifications_read_all(request: HttpRequest):
-    services.notifications_mark_all_read(user=request.user)
-    return redirect("spaces:notifications")
-
-
-@login_required
 def space_create(request: HttpRequest):
     if not selectors.user_can_host(user=request.user):
         messages.error(request, "Hosting spaces is not open to you yet.")

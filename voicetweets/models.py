@@ -1,6 +1,7 @@
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericRelation
 from django.db import models
 from django.db.models import F, Q
 
@@ -98,6 +99,10 @@ class VoiceTweet(Recording):
     # the reason goes into the audit log.
     is_hidden = models.BooleanField(default=False)
     hidden_reason = models.CharField(max_length=300, blank=True)
+    # The bell's notifications about it (replies, likes): they go when it goes.
+    notifications = GenericRelation(
+        "notifications.Notification", content_type_field="target_type", object_id_field="target_id"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -161,6 +166,10 @@ class VoiceMessage(Recording):
     created_at = models.DateTimeField(auto_now_add=True)
     # When the recipient opened the conversation after the message was ready; null while unread.
     read_at = models.DateTimeField(null=True, blank=True)
+    # The bell's notifications about it (the recipient's): they go when it goes.
+    notifications = GenericRelation(
+        "notifications.Notification", content_type_field="target_type", object_id_field="target_id"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

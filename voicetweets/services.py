@@ -18,12 +18,15 @@ from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import F, Q
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.realtime import notify_user
 from accounts.selectors import is_blocked_between, is_following
 from config.background import enqueue
 from config.leases import LEASE_FIELDS, lease_expired, lease_heartbeat
+from notifications.models import Notification
+from notifications.services import notification_aggregate, notification_send
 
 from . import children, processing, transcription
 from .models import Like, Recording, VoiceMessage, VoiceTweet
@@ -278,6 +281,22 @@ def _finish_ready(tweet: VoiceTweet, parts: list[processing.Part]) -> None:
         user_id=tweet.author_id,
         payload={"event": "voicetweet.ready", "id": tweet.pk, "thread_ids": thread_ids},
     )
+    if tweet.parent_id is not None:
+        _notify_reply(tweet)
+
+
+def _notify_reply(reply: VoiceTweet) -> None:
+    """A reply is ready (never before: a rejected one tells nobody): its parent's author hears
+    of it. A thread's own parts reply to their author, who is not told of their own action."""
+    parent = reply.parent
+    notification_send(
+        user=parent.author,
+        kind=Notification.Kind.REPLIED,
+        text=f"{reply.author.name} replied to your voice tweet.",
+        url=reverse("voicetweets:detail", args=[reply.pk]),
+        target=reply,
+        actor=reply.author,
+    )
 
 
 def _finish_rejected(tweet: VoiceTweet, reason: str) -> None:
@@ -396,6 +415,15 @@ def voicetweet_like(*, user, voicetweet: VoiceTweet) -> bool:
         _, created = Like.objects.get_or_create(user=user, voice_tweet=voicetweet)
         if created:
             VoiceTweet.objects.filter(pk=voicetweet.pk).update(like_count=F("like_count") + 1)
+            # One unread "N people liked" per voice tweet; each liker counts once, ever.
+            notification_aggregate(
+                user=voicetweet.author,
+                kind=Notification.Kind.LIKED,
+                actor=user,
+                target=voicetweet,
+                url=reverse("voicetweets:detail", args=[voicetweet.pk]),
+                action="liked your voice tweet",
+            )
     return created
 
 
@@ -522,6 +550,14 @@ def _finish_message_ready(message: VoiceMessage, parts: list[processing.Part]) -
     notify_user(user_id=message.sender_id, payload=_message_event(message, "voicemessage.ready"))
     notify_user(
         user_id=message.recipient_id, payload=_message_event(message, "voicemessage.received")
+    )
+    notification_send(
+        user=message.recipient,
+        kind=Notification.Kind.VOICE_MESSAGE,
+        text=f"{message.sender.name} sent you a voice message.",
+        url=reverse("voicetweets:conversation", args=[message.sender.username]),
+        target=message,
+        actor=message.sender,
     )
 
 

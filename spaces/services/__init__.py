@@ -20,9 +20,6 @@ from ._shared import (
 )
 from .lifecycle import (
     hallway_changed,
-    notification_send,
-    notifications_mark_all_read,
-    notifications_send_many,
     space_cancel,
     space_create,
     space_end,
@@ -86,9 +83,6 @@ __all__ = [
     "hand_raise",
     "listeners_apply",
     "logger",
-    "notification_send",
-    "notifications_mark_all_read",
-    "notifications_send_many",
     "participant_disconnect",
     "participant_join",
     "participant_leave",

@@ -9,17 +9,17 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.realtime import HALLWAY_GROUP, notify_user
+from accounts.realtime import HALLWAY_GROUP
 from accounts.services import audit_record
+from notifications.models import Notification
+from notifications.services import notification_send, notifications_send_many
 
 from .. import errors
 from ..models import (
-    Notification,
     Participant,
     Space,
     SpaceInvite,
@@ -122,6 +122,10 @@ def space_start(*, space: Space, by) -> Space:
     return space
 
 
+def _space_url(space: Space) -> str:
+    return reverse("spaces:detail", args=[space.pk])
+
+
 def _went_live(space: Space) -> None:
     """The space just became live: the host's followers hear of it (a closed space only tells
     the members it invites), and every open hallway shows it."""
@@ -138,7 +142,9 @@ def _went_live(space: Space) -> None:
             user_ids=list(follower_ids),
             kind=Notification.Kind.FOLLOWED_LIVE,
             text=f"{space.host.name} is live: “{space.title}”.",
-            space=space,
+            url=_space_url(space),
+            target=space,
+            actor=space.host,
         )
     hallway_changed(space_id=space.pk)
 
@@ -155,7 +161,10 @@ def space_cancel(*, space: Space, by) -> Space:
             user=subscription.user,
             kind=Notification.Kind.SPACE_CANCELLED,
             text=f"“{space.title}” was cancelled.",
-            space=space,
+            url=_space_url(space),
+            target=space,
+            actor=space.host,
+            email=True,
         )
     return space
 
@@ -198,56 +207,6 @@ def hallway_changed(*, space_id: int) -> None:
     )
 
 
-def notification_send(*, user, kind: str, text: str, space: Space | None = None) -> Notification:
-    """In-app notification, pushed live to the member's sockets; emailed when email is set up."""
-    url = reverse("spaces:detail", args=[space.pk]) if space else ""
-    notification = Notification.objects.create(
-        user=user, kind=kind, text=text, url=url, space=space
-    )
-    notify_user(
-        user_id=user.pk,
-        payload={"id": notification.pk, "kind": kind, "text": text, "url": url},
-    )
-    if settings.EMAIL_CONFIGURED and user.email:
-        email = user.email
-        transaction.on_commit(
-            lambda: send_mail("Salon: " + text, text, None, [email], fail_silently=True)
-        )
-    return notification
-
-
-def notifications_send_many(
-    *, user_ids: list[int], kind: str, text: str, space: Space | None = None
-) -> int:
-    """One notification to each of ``user_ids``, in one insert (a host with many followers
-    costs no query per follower); pushed live like ``notification_send``, not emailed."""
-    if not user_ids:
-        return 0
-    url = reverse("spaces:detail", args=[space.pk]) if space else ""
-    created = Notification.objects.bulk_create(
-        [
-            Notification(user_id=user_id, kind=kind, text=text, url=url, space=space)
-            for user_id in user_ids
-        ]
-    )
-    for notification in created:
-        notify_user(
-            user_id=notification.user_id,
-            payload={"id": notification.pk, "kind": kind, "text": text, "url": url},
-        )
-    return len(created)
-
-
-@transaction.atomic
-def notifications_mark_all_read(*, user) -> int:
-    """Mark every unread notification of the member read; their other pages' bells go to 0."""
-    marked = Notification.objects.filter(user=user, read_at__isnull=True).update(
-        read_at=timezone.now()
-    )
-    notify_user(user_id=user.pk, payload={"event": "notifications.read", "unread_count": 0})
-    return marked
-
-
 @transaction.atomic
 def space_subscribe(*, space: Space, user) -> SpaceSubscription:
     _check_visible(space, user)
@@ -283,7 +242,10 @@ def space_invite(*, space: Space, by, username: str) -> SpaceInvite:
             user=user,
             kind=Notification.Kind.SPACE_INVITED,
             text=f"{by.name} invited you to “{space.title}”.",
-            space=space,
+            url=_space_url(space),
+            target=space,
+            actor=by,
+            email=True,
         )
     return invite
 
@@ -312,7 +274,9 @@ def space_send_reminders(*, now: datetime | None = None) -> int:
             user=subscription.user,
             kind=Notification.Kind.SPACE_SOON,
             text=f"“{subscription.space.title}” starts soon.",
-            space=subscription.space,
+            url=_space_url(subscription.space),
+            target=subscription.space,
+            email=True,
         )
         subscription.soon_reminder_sent_at = now
         subscription.save(update_fields=["soon_reminder_sent_at"])
@@ -326,7 +290,9 @@ def space_send_reminders(*, now: datetime | None = None) -> int:
             user=subscription.user,
             kind=Notification.Kind.SPACE_STARTED,
             text=f"“{subscription.space.title}” is live now.",
-            space=subscription.space,
+            url=_space_url(subscription.space),
+            target=subscription.space,
+            email=True,
         )
         subscription.started_notice_sent_at = now
         subscription.save(update_fields=["started_notice_sent_at"])

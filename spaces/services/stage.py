@@ -7,9 +7,12 @@ from django.apps import apps
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.services import audit_record
+from notifications.models import Notification
+from notifications.services import notification_send
 
 from .. import errors
 from ..live.tickets import tickets_revoke_on_commit
@@ -135,6 +138,15 @@ def speak_invite(*, space: Space, by, user_id: int) -> None:
         target.invited_to_speak = True
         target.save(update_fields=["invited_to_speak"])
         _broadcast(space.pk, "speak.invited", user_id=target.user_id, by=by.pk)
+        # In the bell too: the invitation waits there if the listener's page is in the background.
+        notification_send(
+            user=target.user,
+            kind=Notification.Kind.SPEAK_INVITED,
+            text=f"{by.name} invited you to speak in “{space.title}”.",
+            url=reverse("spaces:detail", args=[space.pk]),
+            target=space,
+            actor=by,
+        )
 
 
 @transaction.atomic

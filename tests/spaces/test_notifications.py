@@ -7,8 +7,10 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from accounts.models import Follow
-from spaces import selectors, services
-from spaces.models import Notification
+from notifications import selectors as notification_selectors
+from notifications import services as notification_services
+from notifications.models import Notification
+from spaces import services
 
 from .factories import make_live_space, make_member
 
@@ -62,11 +64,11 @@ def test_the_unread_count_and_mark_all_read():
     space = make_live_space(alice)
     services.space_end(space=space, by=alice)
     make_live_space(alice)
-    assert selectors.notifications_unread_count(user=bob) == 2
-    assert services.notifications_mark_all_read(user=bob) == 2
-    assert selectors.notifications_unread_count(user=bob) == 0
-    assert services.notifications_mark_all_read(user=bob) == 0
-    assert selectors.notifications_unread_count(user=carl) == 2
+    assert notification_selectors.notifications_unread_count(user=bob) == 2
+    assert notification_services.notifications_mark_all_read(user=bob) == 2
+    assert notification_selectors.notifications_unread_count(user=bob) == 0
+    assert notification_services.notifications_mark_all_read(user=bob) == 0
+    assert notification_selectors.notifications_unread_count(user=carl) == 2
 
 
 def test_the_api_lists_notifications_with_the_unread_count_and_marks_them_read():

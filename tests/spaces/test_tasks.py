@@ -7,8 +7,8 @@ from django.conf import settings
 from django.core import mail
 from django.utils import timezone
 
+from notifications.models import Notification
 from spaces import services, tasks
-from spaces.models import Notification
 
 from .factories import make_member
 

@@ -1,4 +1,4 @@
-"""Template context every page needs from spaces: the bell's unread count in the nav."""
+"""Template context every page needs: the bell's unread count in the nav."""
 
 from __future__ import annotations
 
