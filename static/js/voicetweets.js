@@ -121,7 +121,7 @@ function setupCaptions(player) {
     const text = segment?.text ?? "";
     if (line.textContent !== text) line.textContent = text;
     line.hidden = !on || !started || !text;
-    segments.forEach((s) => s.button.classList.toggle("current", s === segment));
+    segments.forEach((s) => s.button.classList.toggle("current", started && s === segment));
   };
   const paint = () => {
     toggle.setAttribute("aria-pressed", on ? "true" : "false");

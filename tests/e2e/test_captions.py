@@ -87,3 +87,40 @@ def test_captions_follow_playback_and_cc_hides_them(
         assert segments.count() == 2
         assert "Good morning, salon." in segments.nth(0).inner_text()
         context.close()
+
+
+def test_a_search_result_opens_the_player_at_the_second_it_is_said(
+    live_server_process, launch_browser, signed_in_context, artifact_path
+):
+    """Search a word said only in the audio: the result links to its segment's second, and the
+    voice tweet's player starts playing from there with that caption showing."""
+    server = live_server_process()
+    author = get_user_model().objects.create_user(username="caro", display_name="Caro")
+    seeker = get_user_model().objects.create_user(username="sam", display_name="Sam")
+    tweet = tweet_with_transcript(author)
+    page = signed_in_context(launch_browser(), server=server, user=seeker).new_page()
+    # Whether the first segment was ever the one playing: it would be, had playback begun at 0.
+    page.add_init_script(
+        """new MutationObserver(() => {
+            const first = document.querySelector('.segment.current[data-start="0.00"]');
+            if (first) window.playedFromStart = true;
+        }).observe(document, {subtree: true, attributes: true, attributeFilter: ['class']});"""
+    )
+    page.goto("/search/")
+    page.get_by_label("Words said or written, space titles, members").fill("sentence")
+    page.get_by_role("button", name="Search", exact=True).click()
+    hit = page.locator(".search-hit", has_text="second sentence")
+    assert hit.locator("mark").inner_text() == "sentence"
+    page.screenshot(path=artifact_path("search-desktop.png"), full_page=True)
+    hit.get_by_role("link", name="Listen from 0:02").click()
+    page.wait_for_url(f"**/voicetweets/{tweet.pk}/?t=2")
+    card = page.locator(f"#voicetweet-{tweet.pk}")
+    page.wait_for_function(
+        "el => Number(el.getAttribute('aria-valuenow')) >= 2",
+        arg=card.get_by_role("slider", name="Seek").element_handle(),
+    )
+    card.get_by_role("button", name="Pause voice tweet by Caro").wait_for()
+    line = card.locator(".caption-line")
+    line.wait_for(state="visible")
+    assert line.inner_text() == "The second sentence starts here."
+    assert page.evaluate("window.playedFromStart") is None
