@@ -60,7 +60,10 @@ def _uses_full_text() -> bool:
 
 
 def _snippet(marked: str) -> SafeString:
-    html = escape(marked).replace(_START, "<mark>").replace(_STOP, "</mark>")
+    """Escaped ``marked`` with each pair of marks as <mark>…</mark>; a stray mark character a
+    member typed is dropped, so the markup stays balanced."""
+    html = re.sub(f"{_START}([^{_START}{_STOP}]*){_STOP}", r"<mark>\1</mark>", escape(marked))
+    html = html.replace(_START, "").replace(_STOP, "")
     return mark_safe(html)  # noqa: S308 -- escaped above; only our own <mark> is added
 
 

@@ -78,9 +78,9 @@ def test_written_text_matches_without_a_second():
 
 def test_snippets_escape_what_members_wrote():
     alice, bob = member("alice"), member("bob")
-    ready_tweet(alice, text="porcupine 1 < 2 & 3 > 4")
+    ready_tweet(alice, text="porcupine 1 < 2 & 3 > 4 \x02<mark>")
     [hit] = selectors.search(viewer=bob, query="porcupine").voicetweets
-    assert "&lt; 2 &amp; 3 &gt;" in hit.snippet
+    assert hit.snippet == "<mark>porcupine</mark> 1 &lt; 2 &amp; 3 &gt; 4 &lt;mark&gt;"
 
 
 def test_a_blocked_member_does_not_find_it_either_way():
@@ -168,6 +168,7 @@ def test_query_count_does_not_grow_with_rows():
         ({}, "Type something to search for"),
         ({"q": "   "}, "Type something to search for"),
         ({"q": "x" * 101}, "at most 100 characters"),
+        ({"q": "a\x00b"}, "Null characters are not allowed"),
     ],
 )
 def test_api_refuses_an_empty_or_long_query(params, message):
