@@ -54,6 +54,8 @@ def test_captions_follow_playback_and_cc_hides_them(
         viewport = {"width": width, "height": height}
         context = signed_in_context(browser, server=server, user=member, viewport=viewport)
         page = context.new_page()
+        errors = []  # a CSP refusal or a script error shows in the console
+        page.on("console", lambda m, errors=errors: m.type == "error" and errors.append(m.text))
         page.goto(f"/voicetweets/{tweet.pk}/")
         card = page.locator(f"#voicetweet-{tweet.pk}")
         line = card.locator(".caption-line")
@@ -86,6 +88,13 @@ def test_captions_follow_playback_and_cc_hides_them(
         segments = card.locator(".transcript-segments .segment")
         assert segments.count() == 2
         assert "Good morning, salon." in segments.nth(0).inner_text()
+        # A transcript line plays from its start.
+        segments.nth(0).click()
+        page.wait_for_function(
+            "el => el.textContent === 'Good morning, salon.' && !el.hidden",
+            arg=line.element_handle(),
+        )
+        assert errors == []
         context.close()
 
 
@@ -106,6 +115,8 @@ def test_a_search_result_opens_the_player_at_the_second_it_is_said(
             if (first) window.playedFromStart = true;
         }).observe(document, {subtree: true, attributes: true, attributeFilter: ['class']});"""
     )
+    errors = []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
     page.goto("/search/")
     page.get_by_label("Words said or written, space titles, members").fill("sentence")
     page.get_by_role("button", name="Search", exact=True).click()
@@ -124,3 +135,4 @@ def test_a_search_result_opens_the_player_at_the_second_it_is_said(
     line.wait_for(state="visible")
     assert line.inner_text() == "The second sentence starts here."
     assert page.evaluate("window.playedFromStart") is None
+    assert errors == []
