@@ -77,11 +77,16 @@ def _mark_substring(text: str, needle: str) -> str:
 
 
 def _second_said(segments: list[dict], words: list[str]) -> float | None:
+    """The start of the segment saying most of the matched words (the earliest of equals), so
+    a phrase links to where it is said rather than to the first of its words alone."""
+    best, best_count = None, 0
+    unique = set(words)
     for segment in segments:
         said = segment.get("text", "").lower()
-        if any(word in said for word in words):
-            return float(segment.get("start", 0.0))
-    return None
+        count = sum(1 for word in unique if word in said)
+        if count > best_count:
+            best, best_count = float(segment.get("start", 0.0)), count
+    return best
 
 
 def _voicetweet_hits(*, viewer, query: str) -> list[VoiceTweetHit]:

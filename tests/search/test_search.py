@@ -68,6 +68,18 @@ def test_stemming_and_ranking_put_the_better_match_first():
     assert ids == [twice.pk, once.pk]
 
 
+def test_a_phrase_links_to_the_segment_that_says_it():
+    """Every word of the query is in the second segment; only one is in the first."""
+    alice, bob = member("alice"), member("bob")
+    segments = [
+        {"text": "Meet me at noon.", "start": 0.0, "end": 1.5},
+        {"text": "Bring the cake at noon.", "start": 1.5, "end": 3.0},
+    ]
+    with_transcript(ready_tweet(alice), segments)
+    [hit] = selectors.search(viewer=bob, query="cake noon").voicetweets
+    assert hit.seconds == 1.5
+
+
 def test_written_text_matches_without_a_second():
     alice, bob = member("alice"), member("bob")
     tweet = ready_tweet(alice, text="Jazz tonight")
