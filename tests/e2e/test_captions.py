@@ -135,4 +135,15 @@ def test_a_search_result_opens_the_player_at_the_second_it_is_said(
     line.wait_for(state="visible")
     assert line.inner_text() == "The second sentence starts here."
     assert page.evaluate("window.playedFromStart") is None
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=artifact_path("search-moment-mobile.png"), full_page=True)
+
+    # The fragment form of the same link (#t=), as a media fragment would be written.
+    page.goto("about:blank")
+    page.goto(f"/voicetweets/{tweet.pk}/#t=2")
+    page.wait_for_function(
+        "el => Number(el.getAttribute('aria-valuenow')) >= 2",
+        arg=card.get_by_role("slider", name="Seek").element_handle(),
+    )
+    assert page.evaluate("window.playedFromStart") is None
     assert errors == []
