@@ -3,6 +3,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from search.urls import api_urlpatterns as search_api_urls
+
 from . import views
 
 handler404 = "config.error_pages.page_not_found"
@@ -17,10 +19,12 @@ urlpatterns = [
     path("", include("voicetweets.urls")),
     path("", include("spaces.urls")),
     path("", include("notifications.urls")),
+    path("", include("search.urls")),
     path("api/v1/", include("accounts.api_urls")),
     path("api/v1/", include("voicetweets.api_urls")),
     path("api/v1/", include("spaces.api_urls")),
     path("api/v1/", include("notifications.api_urls")),
+    path("api/v1/", include(search_api_urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's init script as a file of its own (?script), not inline.
     path(

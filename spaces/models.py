@@ -9,10 +9,15 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericRelation
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector
 from django.db import models
 from django.db.models import Q
 
 from config.leases import Leased
+
+# What search matches a space on: its title, in English stemming.
+SEARCH_VECTOR = SearchVector("title", config="english")
 
 
 class Space(models.Model):
@@ -109,7 +114,12 @@ class Space(models.Model):
                 name="space_started_has_started_at",
             ),
         ]
-        indexes = [models.Index(fields=["state", "scheduled_start"])]
+        indexes = [
+            models.Index(fields=["state", "scheduled_start"]),
+            # Full-text search over titles (search.selectors); PostgreSQL only
+            # (config.pg_operations).
+            GinIndex(SEARCH_VECTOR, name="space_title_search"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.title} ({self.state})"

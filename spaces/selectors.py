@@ -7,7 +7,7 @@ import time
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from accounts.models import Block, Follow
 from accounts.selectors import following_ids
@@ -69,6 +69,11 @@ def _visible(queryset, *, user, prefix: str = ""):
     if user_moderates_all_spaces(user=user):
         return queryset
     return queryset.filter(_seen_by_members(user, prefix=prefix))
+
+
+def spaces_seen_by(*, user) -> QuerySet[Space]:
+    """Every space ``user`` may see, not cancelled, for lists that filter further (search)."""
+    return _visible(Space.objects.exclude(state=Space.State.CANCELLED), user=user)
 
 
 def space_is_visible_to(*, space: Space, user) -> bool:

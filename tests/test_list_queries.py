@@ -100,6 +100,11 @@ PAGES = {
     "api_conversation": ("/api/v1/conversations/host0/", 3),
     "invitations": ("/invitations/", 5),
     "api_invitations": ("/api/v1/invitations/", 2),
+    # Every voice tweet says "tweet", every live space's title "Live", every host is "host…".
+    "search_tweets": ("/search/?q=tweet", 10),
+    "api_search_tweets": ("/api/v1/search/?q=tweet", 8),
+    "search_spaces": ("/search/?q=live", 10),
+    "api_search_members": ("/api/v1/search/?q=host", 8),
 }
 
 

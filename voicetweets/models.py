@@ -2,6 +2,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericRelation
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector
 from django.db import models
 from django.db.models import F, Q
 
@@ -77,6 +79,10 @@ class Recording(Leased):
         return False
 
 
+# What search matches a voice tweet on: its text and its transcript, in English stemming.
+SEARCH_VECTOR = SearchVector("text", "transcript", config="english")
+
+
 class VoiceTweet(Recording):
     """A short audio post: at most 140 s, optionally a reply to another voice tweet."""
 
@@ -114,6 +120,9 @@ class VoiceTweet(Recording):
                 condition=Q(state="processing"),
                 name="voicetweet_processing",
             ),
+            # Full-text search over what it says, written and spoken (search.selectors builds
+            # the same expression, so PostgreSQL uses this); PostgreSQL only (config.pg_operations).
+            GinIndex(SEARCH_VECTOR, name="voicetweet_search"),
         ]
         constraints = [
             models.CheckConstraint(

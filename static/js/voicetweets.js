@@ -46,6 +46,7 @@ function setupPlayer(player) {
     return audio;
   };
   player.addEventListener("salon:pause", () => audio?.pause());
+  const captions = setupCaptions(player);
 
   function render() {
     const current = audio ? audio.currentTime : 0;
@@ -54,6 +55,7 @@ function setupPlayer(player) {
     wave.setAttribute("aria-valuenow", String(Math.round(current)));
     wave.setAttribute("aria-valuetext", `${mmss(current)} of ${mmss(duration)}`);
     time.textContent = audio && !audio.paused ? mmss(current) : mmss(current || duration);
+    captions?.show(current);
   }
 
   const seek = (seconds) => {
@@ -66,6 +68,17 @@ function setupPlayer(player) {
     const a = ensureAudio();
     if (a.paused) a.play().catch(() => {}); else a.pause();
   });
+  // A link to a moment (search results: ?t=SECONDS or #t=SECONDS) and the transcript's lines
+  // seek here; `play` starts from there.
+  player.addEventListener("salon:seek", ({ detail }) => {
+    const a = ensureAudio();
+    const go = () => {
+      seek(detail.seconds);
+      if (detail.play) a.play().catch(() => {});
+    };
+    if (a.readyState >= HTMLMediaElement.HAVE_METADATA) go();
+    else a.addEventListener("loadedmetadata", go, { once: true });
+  });
   wave.addEventListener("click", (event) => {
     const box = wave.getBoundingClientRect();
     seek(((event.clientX - box.left) / box.width) * duration);
@@ -76,6 +89,65 @@ function setupPlayer(player) {
     if (event.key === "Home") { event.preventDefault(); seek(0); }
     if (event.key === "End") { event.preventDefault(); seek(duration); }
   });
+}
+
+// --- Captions --------------------------------------------------------------------------------
+
+// Whether a member wants captions, remembered in this browser per member (on by default).
+const captionsKey = (player) => `salon.captions.${player.dataset.member ?? "anonymous"}`;
+const captionsWanted = (player) => localStorage.getItem(captionsKey(player)) !== "off";
+
+// Our players are script-driven Audio objects (no <video>/<audio controls> to render a <track>),
+// so the caption line is ours: the segment whose span holds the playing time, read from the
+// transcript the server rendered under the player. Null for a player without a transcript.
+function setupCaptions(player) {
+  const box = player.closest(".recording-player");
+  const line = box?.querySelector(".caption-line");
+  const toggle = player.querySelector(".cc");
+  if (!line || !toggle) return null;
+  const segments = [...box.querySelectorAll(".transcript .segment")].map((button) => ({
+    button,
+    start: parseFloat(button.dataset.start),
+    end: parseFloat(button.dataset.end),
+    text: button.textContent.replace(/^\s*\d+:\d\d\s*/, ""),
+  }));
+  let on = captionsWanted(player);
+  let current = 0;
+  let started = false;
+  const show = (seconds) => {
+    current = seconds;
+    started = started || seconds > 0;
+    const segment = segments.find((s) => seconds >= s.start && seconds < s.end);
+    const text = segment?.text ?? "";
+    if (line.textContent !== text) line.textContent = text;
+    line.hidden = !on || !started || !text;
+    segments.forEach((s) => s.button.classList.toggle("current", started && s === segment));
+  };
+  const paint = () => {
+    toggle.setAttribute("aria-pressed", on ? "true" : "false");
+    show(current);
+  };
+  toggle.addEventListener("click", () => {
+    on = !on;
+    localStorage.setItem(captionsKey(player), on ? "on" : "off");
+    // Every player of this member on the page follows the choice.
+    document.querySelectorAll(".player").forEach((other) => other.dispatchEvent(new Event("salon:captions")));
+  });
+  player.addEventListener("salon:captions", () => { on = captionsWanted(player); paint(); });
+  segments.forEach((s) => s.button.addEventListener("click", () =>
+    player.dispatchEvent(new CustomEvent("salon:seek", { detail: { seconds: s.start, play: true } }))));
+  paint();
+  return { show };
+}
+
+// ?t=SECONDS or #t=SECONDS on a voice tweet's page: its player starts there.
+function seekToLinkedMoment() {
+  const id = location.pathname.match(/^\/voicetweets\/(\d+)\//)?.[1];
+  const t = new URLSearchParams(location.search).get("t") ?? location.hash.match(/^#t=([\d.]+)$/)?.[1];
+  const seconds = parseFloat(t);
+  const player = id && document.querySelector(`#voicetweet-${id} .player`);
+  if (!player || !Number.isFinite(seconds) || seconds < 0) return;
+  player.dispatchEvent(new CustomEvent("salon:seek", { detail: { seconds, play: true } }));
 }
 
 // --- Cards that change state ---------------------------------------------------------------------
@@ -269,5 +341,6 @@ function setupComposer(form) {
 }
 
 document.querySelectorAll(".player").forEach(setupPlayer);
+seekToLinkedMoment();
 document.querySelectorAll("[data-composer]").forEach(setupComposer);
 if (document.querySelector("[data-composer], [data-voicetweet], .conversation-items")) listenForProcessing();
