@@ -68,6 +68,7 @@ class RoomRelay:
         # Rooms whose group the relay's channel joined (or is joining).
         self._watching: dict[int, asyncio.Future] = {}
         self.events_relayed = 0
+        self._tasks: set[asyncio.Task] = set()
 
     async def start(self) -> None:
         if self._started is None:
@@ -107,6 +108,8 @@ class RoomRelay:
         let the fan-out write the rest. Nothing is awaited between the last pending send and
         the switch, so no event falls between the two."""
         while consumer.relay_pending:
+            if not consumer.joined or consumer.refusing:
+                break  # closing (e.g. a pending space.ended): nothing more to send
             message = consumer.relay_pending.pop(0)
             if "event" in message:
                 await consumer.send(text_data=json.dumps(message["event"]))
@@ -150,11 +153,13 @@ class RoomRelay:
                 await asyncio.sleep(1)
                 continue
             try:
-                await self.handle(message)
+                self.handle(message)
             except Exception:
                 logger.exception("relay: handling %s failed", message.get("type"))
 
-    async def handle(self, message: dict) -> None:
+    def handle(self, message: dict) -> None:
+        """Never waits: the reader takes the next message at once (with the in-memory layer a
+        channel holds at most 100, and every room of the process shares this one)."""
         kind = message.get("type", "")
         if kind.startswith("user."):
             for consumer in list(self.members.get(message.get("user_id"), ())):
@@ -183,9 +188,10 @@ class RoomRelay:
         if plane is not None:
             plane.deliver_relayed_text(space_id, json.dumps(event))
         if kind == "space.recording_changed" and plane is not None:
-            await plane.set_recording(space_id, event["is_recording"])
+            # The room's owner pauses or resumes its recorder (spaces/live/media.py).
+            self._spawn(plane.set_recording(space_id, event["is_recording"]))
         elif kind == "space.audio_mode_changed" and plane is not None:
-            await plane.set_audio_mode(space_id, event["audio_mode"])
+            self._spawn(plane.set_audio_mode(space_id, event["audio_mode"]))
         elif kind == "space.space_ended":
             for consumer in live:
                 self._run(consumer, message)
@@ -193,6 +199,16 @@ class RoomRelay:
             for consumer in live:
                 if consumer.user.pk == event.get("user_id"):
                     self._run(consumer, message)
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("relay: telling the media plane failed", exc_info=task.exception())
 
     @staticmethod
     def _run(consumer, message: dict) -> None:
