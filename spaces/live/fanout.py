@@ -56,8 +56,14 @@ buffer had to keep that much more delay. A room has at most one tick in flight: 
 text event) that comes before the last one is out first sends the rest of it at once, so each
 socket still gets everything in order.
 
+Room events for lite sockets (listeners without a channel of their own, spaces/live/relay.py)
+come through here too, framed once for the room (``deliver_relayed_text``). Unlike audio and
+digests they are never dropped for a congested socket (``Outgoing.control``): a lost role
+change or removal would leave a client wrong for good, and they are rare.
+
 Everything in :class:`Fanout` runs on one loop (the media loop); the mixer thread hands ticks
-over with ``loop.call_soon_threadsafe``, presence's digests cross the same way.
+over with ``loop.call_soon_threadsafe``, presence's digests and the relay's events cross the
+same way.
 """
 
 from __future__ import annotations
