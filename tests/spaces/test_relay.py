@@ -1,6 +1,8 @@
 """Lite sockets (spaces/live/relay.py): ticket listeners without a channel of their own get the
 room's events through the process's relay and still obey what concerns them."""
 
+import json
+
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -181,3 +183,48 @@ async def test_the_newer_lite_tab_speaks_for_a_promoted_member(sockets, lite):
     await newer.send({"type": "mute.set", "muted": False})
     await older.receive_type("stream.superseded")
     assert not any(e["type"] == "stream.superseded" for e in await newer.drain())
+
+
+class _Consumer:
+    """What the relay needs of a SpaceConsumer: what it was sent and what it handled."""
+
+    def __init__(self, space_id: int, user_id: int, key: str) -> None:
+        from types import SimpleNamespace
+
+        self.space_id, self.user, self.socket_key = space_id, SimpleNamespace(pk=user_id), key
+        self.joined, self.refusing = True, False
+        self.relay_pending = self.relay_task = None
+        self.sent: list[str] = []
+        self.handled: list[str] = []
+
+    async def send(self, text_data: str) -> None:
+        self.sent.append(text_data)
+
+    async def dispatch(self, message: dict) -> None:
+        self.handled.append(message["type"])
+
+
+def _event(kind: str, **fields) -> dict:
+    return {"type": "space." + kind.replace(".", "_"), "space_id": 1, "event": fields}
+
+
+async def test_events_before_a_socket_is_live_are_sent_after_its_snapshot_in_order():
+    """Registered before its snapshot, a socket keeps the room's events until it is live,
+    then sends them in order and runs their handlers; nothing falls between."""
+    relay = room_relay()
+    consumer = _Consumer(1, 7, "k")
+    await relay.add(consumer)
+    relay.handle(_event("reaction", type="reaction", user_id=3, emoji="👏"))
+    relay.handle(_event("role.changed", type="role.changed", user_id=7))
+    relay.handle({"type": "user.disconnect", "user_id": 7, "code": 4403, "reason": "r"})
+    relay.handle({"type": "user.disconnect", "user_id": 8, "code": 4403, "reason": "r"})
+    relay.handle(
+        _event("reaction", type="reaction", user_id=3, emoji="🙌", space_id=2) | {"space_id": 2}
+    )
+    await relay.go_live(consumer)
+
+    assert [json.loads(text)["type"] for text in consumer.sent] == ["reaction", "role.changed"]
+    assert consumer.handled == ["space.reaction", "space.role_changed", "user.disconnect"]
+    assert consumer.relay_pending is None
+    relay.remove(consumer)
+    assert relay.rooms == {} and 7 not in relay.members
