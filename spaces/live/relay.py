@@ -73,7 +73,13 @@ class RoomRelay:
     async def start(self) -> None:
         if self._started is None:
             self._started = asyncio.ensure_future(self._start())
-        await asyncio.shield(self._started)
+        started = self._started
+        try:
+            await asyncio.shield(started)
+        except Exception:
+            if self._started is started:  # e.g. Redis was out of reach: the next join retries
+                self._started = None
+            raise
 
     async def _start(self) -> None:
         from channels.layers import get_channel_layer
@@ -101,7 +107,13 @@ class RoomRelay:
             group = _space_group(consumer.space_id)
             watching = asyncio.ensure_future(self.layer.group_add(group, self.channel))
             self._watching[consumer.space_id] = watching
-        await asyncio.shield(watching)
+        try:
+            await asyncio.shield(watching)
+        except Exception:
+            # The consumer closes 1011 and its client reconnects; the next join tries again.
+            if self._watching.get(consumer.space_id) is watching:
+                del self._watching[consumer.space_id]
+            raise
 
     async def go_live(self, consumer) -> None:
         """The socket sent its snapshot and is in the fan-out: send what came meanwhile, then
@@ -134,7 +146,7 @@ class RoomRelay:
 
     async def _unwatch(self, space_id: int, watching: asyncio.Future) -> None:
         try:
-            await watching
+            await watching  # (a failed join of the group has nothing to undo: it raises here)
             if space_id not in self._watching:  # nobody came back meanwhile
                 await self.layer.group_discard(_space_group(space_id), self.channel)
         except Exception:  # the group expires on its own
