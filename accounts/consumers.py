@@ -4,7 +4,10 @@ from .realtime import CLOSE_UNAUTHENTICATED, HALLWAY_GROUP, user_group
 
 
 class MemberSocketMixin:
-    """Joins the member's personal group and obeys its events; every member socket uses it."""
+    """Joins the member's personal group and obeys its events; every member socket uses it.
+
+    A lite space socket (spaces/consumers.py) joins no group: the process's room relay hands it
+    the same events (``accounts.realtime.LIVE_MEMBERS_GROUP``), and these handlers run them."""
 
     async def join_member_group(self) -> None:
         self.member_group = user_group(self.scope["user"].pk)

@@ -7,7 +7,9 @@ What it does, for each number of daphne processes and each room size:
 
 1. Seeds a throwaway PostgreSQL (tests/services.py, with Redis) through the services: a host,
    N listener members with API tokens (``accounts.services.auth_token_issue``) and a live open
-   space (``spaces.services.space_create``).
+   space (``spaces.services.space_create``). With ``--join ticket`` (the default, as the page
+   and ``SpaceClient`` join) each listener joins with a join ticket issued just before the run
+   (a lite socket, spaces/live/relay.py); ``--join token`` with its token, as before.
 2. Runs ``manage.py serve`` (real mode: PostgreSQL, Redis bus, ``DJANGO_DEBUG=0``) once per
    process; the host speaks on the first process, the listeners are split evenly over all.
 3. The speaker (in this process) unmutes and streams room tone with a loud 40 ms burst every
@@ -783,6 +785,24 @@ def seed_members(count: int) -> Members:
     return Members(host.pk, auth_token_issue(user=host).key, tokens)
 
 
+def ticket_files(space_id: int, token_file: Path) -> Path:
+    """The members of ``token_file`` as join tickets for ``space_id`` (``ticket:<ticket>``
+    lines, which bench/listeners.py opens with ``?ticket=``). Tickets live 60 s: a listener
+    that must reconnect later is refused (4411), as listeners.py asks for no new one."""
+    from rest_framework.authtoken.models import Token
+
+    from spaces.live.tickets import ticket_issue
+    from spaces.models import Space
+
+    space = Space.objects.get(pk=space_id)
+    keys = token_file.read_text().split()
+    users = {t.key: t.user for t in Token.objects.filter(key__in=keys).select_related("user")}
+    path = token_file.with_suffix(".tickets")
+    lines = [f"ticket:{ticket_issue(space=space, user=users[key])['ticket']}" for key in keys]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def space_open(host_id: int, title: str) -> int:
     from django.contrib.auth import get_user_model
 
@@ -836,6 +856,12 @@ def run_all(args, workdir: Path, results: list[Result]) -> None:
                 for _ in range(processes)
             ]
             space_id = space_open(members.host_id, f"fan-out bench {size} x{processes}")
+            if args.join == "ticket":
+                # As the page and SpaceClient join: a listener's ticket (a lite socket).
+                salon_tokens = [ticket_files(space_id, path) for path in tokens]
+                salon_probes = [ticket_files(space_id, path) for path in probe_tokens]
+            else:
+                salon_tokens, salon_probes = tokens, probe_tokens
             try:
                 print(
                     f"  salon: {size} listeners on {processes} process(es), {seconds:g} s ...",
@@ -847,8 +873,8 @@ def run_all(args, workdir: Path, results: list[Result]) -> None:
                             "salon",
                             servers,
                             space_id=space_id,
-                            token_files=tokens,
-                            probe_files=probe_tokens,
+                            token_files=salon_tokens,
+                            probe_files=salon_probes,
                             host_token=members.host_token,
                             host_id=members.host_id,
                             seconds=seconds,
@@ -1047,6 +1073,12 @@ def parse_args(argv=None):
         help="SALON_AUDIO_BUNDLE_FROM for Salon: listeners get 2 frames per message from this "
         "many sockets per process (0, the default here: never, one frame per message as the "
         "bare server sends)",
+    )
+    parser.add_argument(
+        "--join",
+        default="ticket",
+        choices=("ticket", "token"),
+        help="how Salon's listeners join: a listener's ticket (lite socket) or an API token",
     )
     parser.add_argument("--role", default="driver", choices=("driver", "bare-server"))
     parser.add_argument("--port", type=int)

@@ -7,7 +7,8 @@ Who does what. The benchmark driver seeds the database (a live space, N members,
 each: ``accounts.services.auth_token_issue``), writes the tokens to a file (one per line, or a
 JSON list) and starts this program next to a speaker (e.g. ``salon_client.client.SpaceClient``).
 This program only listens: ``--connections`` sockets (default: one per token) authenticated with
-``Authorization: Token <key>``, opened at ``--ramp`` per second, spread over ``--processes``
+``Authorization: Token <key>`` (a line ``ticket:<ticket>`` joins with that join ticket
+instead), opened at ``--ramp`` per second, spread over ``--processes``
 worker processes (each its own asyncio loop: at 2,000 sockets x 50 frames/s one Python process
 would be the bottleneck, not the server). They stay ``--seconds`` after the last one opened.
 Progress goes to stderr; the summary (below) is the only thing on stdout.
@@ -259,9 +260,13 @@ async def _open(settings: Settings, token: str):
     socket = None
     try:
         async with asyncio.timeout(settings.connect_timeout):
+            url = space_socket_url(settings.url, settings.space)
+            headers = {"Authorization": f"Token {token}"}
+            if token.startswith("ticket:"):  # a join ticket (bench_fanout.ticket_files)
+                url, headers = f"{url}?ticket={token.removeprefix('ticket:')}", {}
             socket = await connect(
-                space_socket_url(settings.url, settings.space),
-                additional_headers={"Authorization": f"Token {token}"},
+                url,
+                additional_headers=headers,
                 compression=None,
                 ping_interval=None,  # the server pings; answering is all a listener needs
                 open_timeout=None,

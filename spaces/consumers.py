@@ -3,22 +3,48 @@
 The consumer is an adapter: it authorizes through ``services.participant_join``, turns client
 messages into service calls and channel-layer events into JSON frames. It keeps no rule of its
 own and caches no role: every command reloads the participant inside its service.
+
+Lite sockets. A socket that opens with a listener's join ticket (most sockets of a big room)
+runs without a channel-layer channel of its own and joins no group: the process's room relay
+(spaces/live/relay.py) reads the room's events once per process, the fan-out writes them to
+every lite socket (framed once), and the relay hands the events that concern this socket
+(its member's role, mute, removal, leave, suspension, another tab speaking, the space's end)
+to this consumer's usual handlers, where ``forward`` then writes nothing (it is written).
+
+How it runs without a channel: Channels' ``AsyncConsumer.__call__`` creates a channel
+(``new_channel()``, a SUBSCRIBE with the Redis pub/sub layer) before the consumer sees the
+socket, and reads it with ``await_many_dispatch``. Whether the socket is lite is known before
+that, without a query: ``spaces.auth`` puts the ticket in the scope, and reading it (signature,
+expiry, space, role) is pure. So ``__call__`` is overridden: for a listener's ticket (or one
+that does not read, which ``connect`` refuses) it keeps the channel layer for what the socket
+sends (its announcement when it starts speaking), names the socket with a local key instead of
+a channel, and dispatches only what the client sends. Every other socket runs as before.
+
+A lite listener promoted to the stage stays lite: its events already reach it (the relay hands
+its role change to it like any other), its publishing is the media plane's, which needs no
+channel, and upgrading would mean a new channel and group joins mid-life, with a window in
+which events could be missed or come twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import logging
 import time
+import uuid
 
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.conf import settings
 
 from accounts.consumers import MemberSocketMixin
+from accounts.realtime import send_to_member
 from config.db import db_call
 
 from . import errors, services
@@ -29,6 +55,7 @@ from .live import tickets
 from .live.joins import JoinsBusy, join_gate, snapshot_cache
 from .live.media import get_media_plane
 from .live.presence import listener_batch
+from .live.relay import room_relay
 from .models import Participant, Space
 from .protocol import COMMANDS
 from .selectors import participant_data, room_version, space_snapshot_shared
@@ -100,6 +127,43 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     last_audio_error = 0.0
     # Set once the socket is being closed for abuse: nothing it still sends is acted on.
     refusing = False
+    # A lite socket (module docstring): no channel, room events through the relay. The ticket
+    # as read before the consumer started (or why it does not read).
+    lite = False
+    read_ticket: tickets.JoinTicket | None = None
+    # The relay's events for this socket before it is live (spaces/live/relay.py), and the
+    # last relayed event handed to it (they run one at a time).
+    relay_pending: list | None = None
+    relay_task: asyncio.Task | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if not self._lite_scope(scope):
+            await super().__call__(scope, receive, send)
+            return
+        # AsyncConsumer.__call__ without new_channel() (module docstring, "Lite sockets").
+        self.scope = scope
+        self.lite = True
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        # The socket's key in this process (fan-out, presence, two-tab ties); not a channel.
+        self.channel_name = f"lite!{uuid.uuid4().hex}"
+        self.base_send = send
+        with contextlib.suppress(StopConsumer):
+            await await_many_dispatch([receive], self.dispatch)
+
+    def _lite_scope(self, scope) -> bool:
+        value = scope.get("join_ticket")
+        if value is None:
+            return False
+        try:
+            space_id = int(scope["url_route"]["kwargs"]["space_id"])
+            self.read_ticket = tickets.ticket_read(value, space_id=space_id)
+        except errors.SpaceError:
+            return True  # connect() refuses it: no channel for a socket about to close
+        return self.read_ticket.role == Participant.Role.LISTENER
+
+    @property
+    def socket_key(self) -> str:
+        return self.channel_name
 
     async def dispatch(self, message: dict) -> None:
         # Channels' dispatch first closes stale database connections, on the single thread
@@ -161,7 +225,11 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
             self.base_send,
             user_id=self.user.pk,
             publishing=self.publishing,
+            relayed=self.lite,
         )
+        if self.lite:
+            # In the fan-out now: what came since the snapshot, then the fan-out writes.
+            await room_relay().go_live(self)
         if not self.batched:
             # This process refreshes its participants in one query per room
             # (spaces/live/presence.py); a batched listener from when its batch is written
@@ -176,7 +244,7 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
         if self.scope.get("join_ticket") is not None:
             try:
                 ticket = await tickets.ticket_check(
-                    self.scope["join_ticket"], space_id=self.space_id
+                    self.scope["join_ticket"], space_id=self.space_id, read=self.read_ticket
                 )
             except errors.SpaceError as error:
                 await self.close(code=error.close_code, reason=error.message)
@@ -193,11 +261,15 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
                     code=errors.CLOSE_UNAUTHENTICATED, reason="authentication required"
                 )
             return False
-        self.group = services.space_group(self.space_id)
-        # Join the groups before joining the space, so no event after the snapshot is missed;
-        # channel-layer events are only handled once connect() returns, i.e. after the snapshot.
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.join_member_group()
+        # Join the groups (or the relay) before joining the space, so no event after the
+        # snapshot is missed; channel-layer events are only handled once connect() returns,
+        # i.e. after the snapshot, and the relay keeps a lite socket's until it is live.
+        if self.lite:
+            await room_relay().add(self)
+        else:
+            self.group = services.space_group(self.space_id)
+            await self.channel_layer.group_add(self.group, self.channel_name)
+            await self.join_member_group()
         try:
             if ticket is not None and ticket.role == Participant.Role.LISTENER:
                 frame = await self._join_listener(ticket)
@@ -281,14 +353,16 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
         speak, so a join wave costs no message more. Two tabs promoted or unmuted together both
         announce, and the older one gives way.
         """
-        await self.channel_layer.group_send(
-            self.member_group,
+        # To the member's sockets with a channel and, through the relays, to their lite ones.
+        await send_to_member(
+            self.user.pk,
             {
                 "type": "user.space_connected",
                 "space_id": self.space_id,
                 "channel": self.channel_name,
                 "connected_at": self.connected_at,
             },
+            to_space_sockets=True,
         )
 
     async def _gone(self) -> None:
@@ -298,6 +372,9 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
             await self._close_now(errors.CLOSE_PRESENCE_LOST, "no longer in the space; reconnect")
 
     async def _leave_groups(self) -> None:
+        if self.lite:
+            room_relay().remove(self)
+            return
         if getattr(self, "group", None):
             await self.channel_layer.group_discard(self.group, self.channel_name)
         await self.leave_member_group()
@@ -476,7 +553,15 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
     # --- server → client: channel-layer events ("space.hand_raised" → space_hand_raised) -------
 
     async def forward(self, message: dict) -> None:
+        if self.lite:
+            return  # the relay had the fan-out write it (module docstring)
         await self.send_json(message["event"])
+
+    async def _after_relayed(self) -> None:
+        """A lite socket: wait until the fan-out wrote the events handed to it so far, so what
+        this consumer writes or closes next comes after them."""
+        if self.lite and self.media is not None:
+            await self.media.flush_socket(self.space_id, self.channel_name)
 
     space_participant_joined = forward
     space_hand_raised = forward
@@ -545,6 +630,7 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
         if self.publishing and self.media is not None:
             self.publishing = False
             await self.media.end_stream(self.space_id, self.channel_name)
+        await self._after_relayed()
         await self.send_json({"type": "stream.superseded"})
 
     async def space_participant_removed(self, message: dict) -> None:
@@ -572,6 +658,7 @@ class SpaceConsumer(MemberSocketMixin, AsyncJsonWebsocketConsumer):
                 space_id=self.space_id, user_id=self.user.pk, key=self.channel_name
             )
         self.joined = False
+        await self._after_relayed()  # e.g. participant.removed before the close
         # Stop this socket's audio at once, before the close handshake completes.
         await self._leave_audio()
         await self.close(code=code, reason=reason)

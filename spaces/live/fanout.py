@@ -56,8 +56,14 @@ buffer had to keep that much more delay. A room has at most one tick in flight: 
 text event) that comes before the last one is out first sends the rest of it at once, so each
 socket still gets everything in order.
 
+Room events for lite sockets (listeners without a channel of their own, spaces/live/relay.py)
+come through here too, framed once for the room (``deliver_relayed_text``). Unlike audio and
+digests they are never dropped for a congested socket (``Outgoing.control``): a lost role
+change or removal would leave a client wrong for good, and they are rare.
+
 Everything in :class:`Fanout` runs on one loop (the media loop); the mixer thread hands ticks
-over with ``loop.call_soon_threadsafe``, presence's digests cross the same way.
+over with ``loop.call_soon_threadsafe``, presence's digests and the relay's events cross the
+same way.
 """
 
 from __future__ import annotations
@@ -107,15 +113,18 @@ class Outgoing:
 
     frame: bytes
     message: dict
+    # A room event relayed to lite sockets (spaces/live/relay.py): never dropped for
+    # congestion, as a lost role change or removal would leave the client wrong for good.
+    control: bool = False
 
     @classmethod
     def binary(cls, payload: bytes) -> Outgoing:
         return cls(websocket_frame(payload), {"type": "websocket.send", "bytes": payload})
 
     @classmethod
-    def text(cls, text: str) -> Outgoing:
+    def text(cls, text: str, *, control: bool = False) -> Outgoing:
         frame = websocket_frame(text.encode(), opcode=_TEXT)
-        return cls(frame, {"type": "websocket.send", "text": text})
+        return cls(frame, {"type": "websocket.send", "text": text}, control)
 
 
 @dataclass
@@ -173,7 +182,7 @@ class DirectSink:
     def send(self, outgoing: Outgoing) -> None:
         if self.protocol.state != self.protocol.STATE_OPEN or self.transport.disconnecting:
             return
-        if self._congested():
+        if self._congested() and not outgoing.control:
             self.stats.dropped += 1
             return
         self._write(outgoing.frame)
@@ -295,7 +304,7 @@ class SocketSink:
     def send(self, outgoing: Outgoing) -> None:
         if self.detached or self.protocol.state != self.protocol.STATE_OPEN:
             return
-        if self._write(outgoing.frame, audio=True):
+        if self._write(outgoing.frame, audio=not outgoing.control):
             self.stats.sent += 1
         else:
             self.stats.dropped += 1
@@ -428,24 +437,38 @@ class AsyncSink:
         self._asgi_send = send
         self.stats = SinkStats()
         # ASGI messages waiting to go out, oldest first.
-        self.queue: deque[dict] = deque()
+        # (control, message), so relayed events are never the ones dropped.
+        self.queue: deque[tuple[bool, dict]] = deque()
         self._wakeup = asyncio.Event()
+        # Set while nothing waits or is being sent (``drained``).
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._task = asyncio.get_running_loop().create_task(self._drain())
 
     def send(self, outgoing: Outgoing) -> None:
         if len(self.queue) >= ASYNC_QUEUE_FRAMES:
-            self.queue.popleft()
-            self.stats.dropped += 1
-        self.queue.append(outgoing.message)
+            for index, (control, _message) in enumerate(self.queue):
+                if not control:
+                    del self.queue[index]
+                    self.stats.dropped += 1
+                    break
+        self.queue.append((outgoing.control, outgoing.message))
+        self._idle.clear()
         self._wakeup.set()
+
+    async def drained(self) -> None:
+        """Return once everything sent so far has gone through the ASGI ``send``."""
+        if not self._task.done():
+            await self._idle.wait()
 
     async def _drain(self) -> None:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self.queue:
-                await self._asgi_send(self.queue.popleft())
+                await self._asgi_send(self.queue.popleft()[1])
                 self.stats.sent += 1
+            self._idle.set()
 
     def close(self) -> None:
         self._task.cancel()
@@ -495,6 +518,8 @@ class _Member:
     sink: Sink
     # The member's user id when they are on stage: they hear the mix without their own voice.
     speaker_id: int | None = None
+    # A lite socket (spaces/live/relay.py): room events reach it through here.
+    relayed: bool = False
 
 
 @dataclass
@@ -538,13 +563,22 @@ class Fanout:
     def add(self, room_id: int, key: str, send, *, speaker_id: int | None = None) -> None:
         self.add_sink(room_id, key, sink_for(send), speaker_id=speaker_id)
 
-    def add_sink(self, room_id: int, key: str, sink: Sink, *, speaker_id: int | None = None):
-        """Add a socket whose sink was made on its own loop (``sink_for``)."""
+    def add_sink(
+        self,
+        room_id: int,
+        key: str,
+        sink: Sink,
+        *,
+        speaker_id: int | None = None,
+        relayed: bool = False,
+    ):
+        """Add a socket whose sink was made on its own loop (``sink_for``); ``relayed``: a
+        lite socket, which gets the room's events from ``deliver_relayed_text``."""
         room = self.rooms.setdefault(room_id, RoomFanout())
         previous = room.members.get(key)
         if previous is not None and previous.sink is not sink:
             previous.sink.close()
-        room.members[key] = _Member(sink=sink, speaker_id=speaker_id)
+        room.members[key] = _Member(sink=sink, speaker_id=speaker_id, relayed=relayed)
 
     def set_speaker(self, room_id: int, key: str, speaker_id: int | None) -> None:
         member = self.rooms.get(room_id, RoomFanout()).members.get(key)
@@ -629,6 +663,24 @@ class Fanout:
             return
         outgoing = Outgoing.text(text)
         self._broadcast(room, lambda member: outgoing)
+
+    def deliver_relayed_text(self, room_id: int, text: str) -> None:
+        """Send a room event to the room's lite sockets (the others have channels of their own
+        and got it there); never dropped for congestion (``Outgoing.control``)."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            return
+        outgoing = Outgoing.text(text, control=True)
+        self._broadcast(room, lambda member: outgoing if member.relayed else None)
+
+    def flush_room(self, room_id: int, key: str) -> Sink | None:
+        """Send what the room still has in flight now; the sink of socket ``key``, if any."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            return None
+        self._finish(room)
+        member = room.members.get(key)
+        return member.sink if member is not None else None
 
     def deliver_text_to_speaker(self, room_id: int, speaker_id: int, text: str) -> None:
         """Send one text message to the local sockets publishing as ``speaker_id``."""

@@ -88,7 +88,7 @@ from ..audio.recorder import MixRecorder
 from ..audio.runner import MixerRunner
 from ..audio.uplink import UplinkReports
 from .bus import LocalBus, RedisBus
-from .fanout import Fanout, fanout, sink_for
+from .fanout import AsyncSink, Fanout, fanout, sink_for
 from .presence import AudiencePresence, Heartbeats
 
 logger = logging.getLogger(__name__)
@@ -351,15 +351,39 @@ class MediaPlane:
     # --- consumers (the sockets' loop) --------------------------------------------------------
 
     async def attach(
-        self, space_id: int, key: str, send, *, user_id: int, publishing: bool
+        self,
+        space_id: int,
+        key: str,
+        send,
+        *,
+        user_id: int,
+        publishing: bool,
+        relayed: bool = False,
     ) -> int | None:
-        """A socket joins the room's audio: it hears the mix from now on. Returns the epoch
-        of its stream if it publishes."""
+        """A socket joins the room's audio: it hears the mix from now on (and, ``relayed``,
+        the room's events: spaces/live/relay.py). Returns the epoch of its stream if it
+        publishes."""
         # The sink is made here, on the socket's loop: it takes the transport over there.
         sink = sink_for(send, media_loop=self.loop)
         return await self._on_media(
-            self._attach(space_id, key, sink, user_id=user_id, publishing=publishing)
+            self._attach(
+                space_id, key, sink, user_id=user_id, publishing=publishing, relayed=relayed
+            )
         )
+
+    def deliver_relayed_text(self, space_id: int, text: str) -> None:
+        """A room event (the relay, on the sockets' loop) to the room's lite sockets (media
+        loop). Calls made this way are written in the order they were made."""
+        self._call_media(self.fanout.deliver_relayed_text, space_id, text)
+
+    async def flush_socket(self, space_id: int, key: str) -> None:
+        """Return once every relayed event handed over so far is written to socket ``key``
+        (or queued in its one writer): what the consumer writes or closes next comes after."""
+        sink = await self._on_media(self._flush_room(space_id, key))
+        inner = getattr(sink, "inner", sink)
+        if isinstance(inner, AsyncSink):
+            # Its sends crossed to this loop before this call returned: wait for them to go.
+            await inner.drained()
 
     async def detach(self, space_id: int, key: str) -> None:
         await self._on_media(self._detach(space_id, key))
@@ -401,7 +425,12 @@ class MediaPlane:
 
     # --- the same, on the media loop ----------------------------------------------------------
 
-    async def _attach(self, space_id: int, key: str, sink, *, user_id: int, publishing: bool):
+    async def _flush_room(self, space_id: int, key: str):
+        return self.fanout.flush_room(space_id, key)
+
+    async def _attach(
+        self, space_id: int, key: str, sink, *, user_id: int, publishing: bool, relayed: bool
+    ):
         room = self.rooms.get(space_id)
         if room is None:
             room = self.rooms[space_id] = _Room(space_id)
@@ -411,7 +440,9 @@ class MediaPlane:
                 await self._on_main(self.presence.watch(space_id))
         room.local_members += 1
         room.idle_since = None
-        self.fanout.add_sink(space_id, key, sink, speaker_id=user_id if publishing else None)
+        self.fanout.add_sink(
+            space_id, key, sink, speaker_id=user_id if publishing else None, relayed=relayed
+        )
         if publishing:
             return await self._set_publishing(space_id, key, user_id=user_id, publishing=True)
         return None

@@ -140,9 +140,10 @@ def ticket_check_sync(value: str, *, space_id: int) -> JoinTicket:
     return ticket
 
 
-async def ticket_check(value: str, *, space_id: int) -> JoinTicket:
-    """``ticket_read`` and the revocation check: one cache read, no database query."""
-    ticket = ticket_read(value, space_id=space_id)
+async def ticket_check(value: str, *, space_id: int, read: JoinTicket | None = None) -> JoinTicket:
+    """``ticket_read`` and the revocation check: one cache read, no database query. ``read``:
+    the ticket already read from ``value`` (the consumer reads it before it starts)."""
+    ticket = read if read is not None else ticket_read(value, space_id=space_id)
     _check_not_revoked(ticket, await cache.aget(_revoked_key(ticket.user_id)))
     return ticket
 

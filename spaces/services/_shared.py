@@ -46,7 +46,9 @@ def _send_now(space_id: int, event: dict) -> None:
     if event["type"] not in _SNAPSHOT_UNCHANGED:
         # Before the event: a member who joins after it must not get the room from before.
         room_version_bump(space_id=space_id)
-    message = {"type": channel_message_type(event["type"]), "event": event}
+    # The space id: a process's relay reads every room's group on one channel
+    # (spaces/live/relay.py).
+    message = {"type": channel_message_type(event["type"]), "space_id": space_id, "event": event}
     async_to_sync(get_channel_layer().group_send)(space_group(space_id), message)
 
 

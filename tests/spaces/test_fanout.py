@@ -14,7 +14,7 @@ from twisted.internet import tcp
 from twisted.internet.testing import MemoryReactor
 
 from spaces.audio.wire import FrameKind, pack, pack_bundle, unpack_bundle
-from spaces.live.fanout import DirectSink, Fanout, Outgoing, SinkStats
+from spaces.live.fanout import AsyncSink, DirectSink, Fanout, Outgoing, SinkStats
 
 FRAME_PAYLOAD = 1000
 
@@ -246,3 +246,47 @@ async def test_the_stage_and_the_listeners_of_a_big_room_both_get_every_chunk():
             _binary(pack_bundle([_tick(1), _tick(2)])),
             _binary(pack_bundle([_tick(3), _tick(4)])),
         ]
+
+
+# --- room events for lite sockets (spaces/live/relay.py) -------------------------------------
+
+
+class _TextInbox:
+    """An ASGI ``send`` that keeps text and binary messages apart, reading slowly: each send
+    waits for the test to let it go (``release``), so the sink's queue fills."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.binaries = 0
+        self.gate = asyncio.Event()
+
+    async def __call__(self, message: dict) -> None:
+        await self.gate.wait()
+        if message.get("text") is not None:
+            self.texts.append(message["text"])
+        else:
+            self.binaries += 1
+
+    async def release(self) -> None:
+        self.gate.set()
+        for _ in range(50):  # let the sink's drain task run
+            await asyncio.sleep(0)
+
+
+async def test_relayed_events_reach_only_lite_sockets_and_are_never_dropped():
+    """deliver_relayed_text writes to the relayed (lite) members only, and a congested socket
+    that sheds audio still gets every relayed event, in order."""
+    fanout = Fanout()
+    lite, channelled = _TextInbox(), _TextInbox()
+    fanout.add_sink(1, "lite", AsyncSink(lite), relayed=True)
+    fanout.add_sink(1, "own-channel", AsyncSink(channelled))
+    fanout.deliver_relayed_text(1, '{"type": "first"}')
+    for sequence in range(1, 40):  # far more than the sink keeps
+        fanout.deliver(1, _tick(sequence), {})
+    fanout.deliver_relayed_text(1, '{"type": "second"}')
+    await lite.release()
+    await channelled.release()
+
+    assert lite.texts == ['{"type": "first"}', '{"type": "second"}']
+    assert channelled.texts == []
+    assert lite.binaries < 39  # audio was shed, the events were not

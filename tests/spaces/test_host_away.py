@@ -15,7 +15,10 @@ pytestmark = pytest.mark.django_db
 def sent(monkeypatch):
     """The space events services hand to the channel layer (run on commit here)."""
     events = []
-    monkeypatch.setattr(services, "_send_now", lambda space_id, event: events.append(event))
+    # _broadcast (spaces/services/_shared.py) looks _send_now up in its own module.
+    monkeypatch.setattr(
+        "spaces.services._shared._send_now", lambda space_id, event: events.append(event)
+    )
     return events
 
 
