@@ -106,10 +106,12 @@ def legs_between(starts: list[float], ends: list[float]) -> list[float]:
 def browser_run(playwright, *, server_url, listen_url, host, listener, mode, bursts, wav):
     from django.test import Client
 
-    from spaces.services import space_create
     from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+    from tests.spaces.factories import make_live_space
 
-    space = space_create(host=host, title=f"mouth-to-ear {mode}")
+    # Beside Playwright's running loop: the factory runs the service (whose events go out on
+    # commit through async_to_sync) on a thread of its own.
+    space = make_live_space(host, title=f"mouth-to-ear {mode}")
     args = [
         *CHROMIUM_ARGS,
         "--use-fake-ui-for-media-stream",
@@ -247,9 +249,8 @@ def main(argv=None) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-m2e-"))
     fanout.setup_django(workdir)
     from accounts.services import auth_token_issue
-    from spaces.services import space_create
     from tests.live import ImpairingProxy, ServerProcess
-    from tests.spaces.factories import make_member
+    from tests.spaces.factories import make_live_space, make_member
 
     host = make_member("m2e-host", host=True)
     listener = make_member("m2e-listener")
@@ -281,7 +282,7 @@ def main(argv=None) -> None:
                         wav=wav,
                     )
                 )
-        probe_space = space_create(host=host, title="server latency probe")
+        probe_space = make_live_space(host, title="server latency probe")
         server_ms = asyncio.run(
             server_latency(
                 server.url,
