@@ -7,7 +7,6 @@ from django.apps import apps
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.urls import reverse
 from django.utils import timezone
 
 from accounts.services import audit_record
@@ -36,6 +35,7 @@ from ._shared import (
     _participant,
     _set_role,
 )
+from .lifecycle import _space_url
 from .presence import _host_away
 
 
@@ -143,7 +143,7 @@ def speak_invite(*, space: Space, by, user_id: int) -> None:
             user=target.user,
             kind=Notification.Kind.SPEAK_INVITED,
             text=f"{by.name} invited you to speak in “{space.title}”.",
-            url=reverse("spaces:detail", args=[space.pk]),
+            url=_space_url(space),
             target=space,
             actor=by,
         )
